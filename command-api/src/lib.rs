@@ -1,0 +1,1 @@
+//! Command API: REST commands -> domain decisions -> appended events.

@@ -1,0 +1,121 @@
+//! Extractors whose rejections are problem documents: [`AppJson`] for bodies and
+//! [`AuthUser`] for bearer tokens.
+use std::sync::Arc;
+
+use axum::{
+    extract::{FromRef, FromRequest, FromRequestParts, Request, rejection::JsonRejection},
+    http::{header, request::Parts},
+    response::{IntoResponse, Response},
+};
+use domain::{account::Role, ids::AccountId};
+use serde::{Serialize, de::DeserializeOwned};
+
+use crate::{ApiError, JwtVerifier};
+
+/// JSON body extractor and responder. Bodies that do not parse, carry unknown fields or
+/// have the wrong content type become 4xx problems instead of axum's plain-text answers.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AppJson<T>(pub T);
+
+impl<S, T> FromRequest<S> for AppJson<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(value)) => Ok(Self(value)),
+            Err(rejection) => Err(json_rejection(&rejection)),
+        }
+    }
+}
+
+fn json_rejection(rejection: &JsonRejection) -> ApiError {
+    match rejection {
+        JsonRejection::JsonDataError(err) => {
+            // serde's message names the field and what it expected; internals it does not leak.
+            let detail =
+                std::error::Error::source(err).map_or_else(|| err.body_text(), ToString::to_string);
+            ApiError::BadRequest {
+                code: "invalid_body",
+                detail,
+            }
+        }
+        JsonRejection::JsonSyntaxError(_) => ApiError::BadRequest {
+            code: "malformed_json",
+            detail: "the body is not valid JSON".into(),
+        },
+        JsonRejection::MissingJsonContentType(_) => {
+            ApiError::UnsupportedMediaType("send the body as application/json".into())
+        }
+        JsonRejection::BytesRejection(_) => ApiError::PayloadTooLarge,
+        _ => ApiError::BadRequest {
+            code: "invalid_body",
+            detail: rejection.body_text(),
+        },
+    }
+}
+
+impl<T: Serialize> IntoResponse for AppJson<T> {
+    fn into_response(self) -> Response {
+        axum::Json(self.0).into_response()
+    }
+}
+
+/// The authenticated caller, from a verified `Authorization: Bearer` access token.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AuthUser {
+    /// The account.
+    pub id: AccountId,
+    /// Its role when the token was issued.
+    pub role: Role,
+}
+
+impl AuthUser {
+    /// Fails with 403 unless the caller has one of `roles`.
+    pub fn require(&self, roles: &[Role]) -> Result<(), ApiError> {
+        if roles.contains(&self.role) {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden("your role may not do this"))
+        }
+    }
+
+    /// Admins and staff: the back office.
+    pub fn is_staff(&self) -> bool {
+        matches!(self.role, Role::Admin | Role::Staff)
+    }
+}
+
+impl<S> FromRequestParts<S> for AuthUser
+where
+    Arc<JwtVerifier>: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let verifier = Arc::<JwtVerifier>::from_ref(state);
+        let header = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .ok_or_else(|| ApiError::Unauthorized("missing bearer token".into()))?;
+        let token = header
+            .to_str()
+            .ok()
+            .and_then(|h| {
+                h.strip_prefix("Bearer ")
+                    .or_else(|| h.strip_prefix("bearer "))
+            })
+            .ok_or_else(|| {
+                ApiError::Unauthorized("the Authorization header must be `Bearer <token>`".into())
+            })?;
+        let claims = verifier.verify(token.trim())?;
+        Ok(Self {
+            id: claims.sub,
+            role: claims.role,
+        })
+    }
+}

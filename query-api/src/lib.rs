@@ -1,0 +1,1 @@
+//! Query API: REST queries served from caches and read models.

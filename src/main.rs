@@ -1,0 +1,2 @@
+//! `emporium`: the all-in-one binary and admin CLI.
+fn main() {}
