@@ -4,7 +4,7 @@
 //! The store moves envelopes (type name, schema version, JSON payload, metadata) and never
 //! sees a domain type, so it is tested alone and knows nothing of Emporium's domain.
 //!
-//! Guarantees every backend gives (proved by [`contract`], run against each one):
+//! Guarantees every backend gives (proved by the `contract` module, run against each one):
 //! - a stream's versions are contiguous from 1; an append with the wrong expected version
 //!   fails with [`StoreError::Conflict`] and writes nothing;
 //! - an append is atomic for its batch;

@@ -66,7 +66,10 @@ pub struct PostgresConfig {
 
 impl Default for PostgresConfig {
     fn default() -> Self {
-        Self { max_connections: 16, acquire_timeout: Duration::from_secs(5) }
+        Self {
+            max_connections: 16,
+            acquire_timeout: Duration::from_secs(5),
+        }
     }
 }
 
@@ -127,7 +130,10 @@ impl PostgresEventStore {
 
     /// Applies the PostgreSQL migrations.
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        MIGRATOR.run(&self.inner.pool).await.map_err(StoreError::unavailable)
+        MIGRATOR
+            .run(&self.inner.pool)
+            .await
+            .map_err(StoreError::unavailable)
     }
 
     /// The pool, for read models that live in the same database.
@@ -146,7 +152,11 @@ impl PostgresEventStore {
                     if peers.closed.load(Ordering::Acquire) {
                         return;
                     }
-                    if let Err(err) = sqlx::query("SELECT pg_notify($1, '')").bind(CHANNEL).execute(&pool).await {
+                    if let Err(err) = sqlx::query("SELECT pg_notify($1, '')")
+                        .bind(CHANNEL)
+                        .execute(&pool)
+                        .await
+                    {
                         tracing::debug!(%err, "could not notify other processes of an append");
                     }
                 }
@@ -242,10 +252,11 @@ impl PostgresEventStore {
 
 /// What the position sequence last handed out (taken, not necessarily committed).
 async fn last_taken_position(pool: &PgPool) -> Result<Position, StoreError> {
-    let last: i64 =
-        sqlx::query_scalar("SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM events_position_seq")
-            .fetch_one(pool)
-            .await?;
+    let last: i64 = sqlx::query_scalar(
+        "SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM events_position_seq",
+    )
+    .fetch_one(pool)
+    .await?;
     from_i64(last)
 }
 
@@ -264,7 +275,10 @@ async fn wait_until_ended(pool: &PgPool, transactions: &[String]) -> Result<(), 
             return Ok(());
         }
         if started.elapsed() > Duration::from_secs(30) {
-            tracing::warn!(?transactions, "subscribers are waiting for a long-running append transaction");
+            tracing::warn!(
+                ?transactions,
+                "subscribers are waiting for a long-running append transaction"
+            );
         }
         tokio::time::sleep(pause).await;
         pause = (pause * 2).min(Duration::from_millis(5));
@@ -308,7 +322,10 @@ async fn append_with_retry(
     let versions: Vec<i32> = part
         .events
         .iter()
-        .map(|e| i32::try_from(e.schema_version).map_err(|_| StoreError::Invalid("schema version too large".into())))
+        .map(|e| {
+            i32::try_from(e.schema_version)
+                .map_err(|_| StoreError::Invalid("schema version too large".into()))
+        })
         .collect::<Result<_, _>>()?;
     let payloads: Vec<&serde_json::Value> = part.events.iter().map(|e| &e.payload).collect();
     let metadata: Vec<serde_json::Value> = part
@@ -334,10 +351,17 @@ async fn append_with_retry(
                 let version: Option<i64> = row.try_get("version")?;
                 let position: Option<i64> = row.try_get("position")?;
                 return match (version, position) {
-                    (Some(v), Some(p)) => Ok(AppendResult { version: from_i64(v)?, position: from_i64(p)? }),
+                    (Some(v), Some(p)) => Ok(AppendResult {
+                        version: from_i64(v)?,
+                        position: from_i64(p)?,
+                    }),
                     _ => match already_appended(conn, part).await? {
                         Some(done) => Ok(done),
-                        None => Err(StoreError::Conflict { stream: part.stream.clone(), expected: part.expected, actual }),
+                        None => Err(StoreError::Conflict {
+                            stream: part.stream.clone(),
+                            expected: part.expected,
+                            actual,
+                        }),
                     },
                 };
             }
@@ -345,18 +369,31 @@ async fn append_with_retry(
                 let duplicate_id = db.constraint() == Some("events_event_id_key");
                 drop(db);
                 if in_transaction {
-                    return Err(StoreError::Conflict { stream: part.stream.clone(), expected: part.expected, actual: 0 });
+                    return Err(StoreError::Conflict {
+                        stream: part.stream.clone(),
+                        expected: part.expected,
+                        actual: 0,
+                    });
                 }
                 if let Some(done) = already_appended(conn, part).await? {
                     return Ok(done);
                 }
                 if duplicate_id {
-                    return Err(StoreError::Invalid("an event id in the batch is already stored".into()));
+                    return Err(StoreError::Invalid(
+                        "an event id in the batch is already stored".into(),
+                    ));
                 }
-                let retryable = matches!(part.expected, ExpectedVersion::Any | ExpectedVersion::StreamExists);
+                let retryable = matches!(
+                    part.expected,
+                    ExpectedVersion::Any | ExpectedVersion::StreamExists
+                );
                 if !retryable || attempt >= 20 {
                     let actual = stream_version_on(conn, &part.stream).await?;
-                    return Err(StoreError::Conflict { stream: part.stream.clone(), expected: part.expected, actual });
+                    return Err(StoreError::Conflict {
+                        stream: part.stream.clone(),
+                        expected: part.expected,
+                        actual,
+                    });
                 }
             }
             Err(err) => return Err(err.into()),
@@ -366,15 +403,19 @@ async fn append_with_retry(
 }
 
 async fn stream_version_on(conn: &mut PgConnection, stream: &StreamId) -> Result<u64, StoreError> {
-    let version: Option<i64> = sqlx::query_scalar("SELECT max(version) FROM events WHERE stream_id = $1")
-        .bind(stream.as_str())
-        .fetch_one(conn)
-        .await?;
+    let version: Option<i64> =
+        sqlx::query_scalar("SELECT max(version) FROM events WHERE stream_id = $1")
+            .bind(stream.as_str())
+            .fetch_one(conn)
+            .await?;
     from_i64(version.unwrap_or(0))
 }
 
 /// A retried append: every event id is already stored, in this stream, consecutively.
-async fn already_appended(conn: &mut PgConnection, part: &StreamAppend) -> Result<Option<AppendResult>, StoreError> {
+async fn already_appended(
+    conn: &mut PgConnection,
+    part: &StreamAppend,
+) -> Result<Option<AppendResult>, StoreError> {
     let ids: Vec<uuid::Uuid> = part.events.iter().map(|e| e.event_id).collect();
     let rows = sqlx::query(
         "SELECT e.stream_id, e.version, e.position FROM unnest($1::uuid[]) WITH ORDINALITY AS i(id, n) \
@@ -386,16 +427,21 @@ async fn already_appended(conn: &mut PgConnection, part: &StreamAppend) -> Resul
     let mut last: Option<AppendResult> = None;
     for row in rows {
         let stream: Option<String> = row.try_get(0)?;
-        let (Some(stream), Some(version), Some(position)) =
-            (stream, row.try_get::<Option<i64>, _>(1)?, row.try_get::<Option<i64>, _>(2)?)
-        else {
+        let (Some(stream), Some(version), Some(position)) = (
+            stream,
+            row.try_get::<Option<i64>, _>(1)?,
+            row.try_get::<Option<i64>, _>(2)?,
+        ) else {
             return Ok(None);
         };
         let version = from_i64(version)?;
         if stream != part.stream.as_str() || last.is_some_and(|l| l.version + 1 != version) {
             return Ok(None);
         }
-        last = Some(AppendResult { version, position: from_i64(position)? });
+        last = Some(AppendResult {
+            version,
+            position: from_i64(position)?,
+        });
     }
     Ok(last)
 }
@@ -408,9 +454,11 @@ fn decode_row(row: &PgRow) -> Result<RecordedEvent, StoreError> {
         version: from_i64(row.try_get("version")?)?,
         position: from_i64(row.try_get("position")?)?,
         event_type: row.try_get("event_type")?,
-        schema_version: u32::try_from(row.try_get::<i32, _>("schema_version")?).map_err(|e| corrupt(&e))?,
+        schema_version: u32::try_from(row.try_get::<i32, _>("schema_version")?)
+            .map_err(|e| corrupt(&e))?,
         payload: row.try_get("payload")?,
-        metadata: serde_json::from_value::<EventMetadata>(row.try_get("metadata")?).map_err(|e| corrupt(&e))?,
+        metadata: serde_json::from_value::<EventMetadata>(row.try_get("metadata")?)
+            .map_err(|e| corrupt(&e))?,
         recorded_at: row.try_get("recorded_at")?,
     })
 }
@@ -418,7 +466,10 @@ fn decode_row(row: &PgRow) -> Result<RecordedEvent, StoreError> {
 #[async_trait]
 impl EventStore for PostgresEventStore {
     fn capabilities(&self) -> StoreCapabilities {
-        StoreCapabilities { atomic_multi_stream: true }
+        StoreCapabilities {
+            atomic_multi_stream: true,
+            unique_event_ids: true,
+        }
     }
 
     async fn append(
@@ -427,12 +478,21 @@ impl EventStore for PostgresEventStore {
         expected: ExpectedVersion,
         events: Vec<NewEvent>,
     ) -> Result<AppendResult, StoreError> {
-        let parts = [StreamAppend { stream: stream.clone(), expected, events }];
+        let parts = [StreamAppend {
+            stream: stream.clone(),
+            expected,
+            events,
+        }];
         let mut results = self.append_parts(&parts).await?;
-        results.pop().ok_or_else(|| StoreError::Corrupt("append returned nothing".into()))
+        results
+            .pop()
+            .ok_or_else(|| StoreError::Corrupt("append returned nothing".into()))
     }
 
-    async fn append_multi(&self, parts: Vec<StreamAppend>) -> Result<Vec<AppendResult>, StoreError> {
+    async fn append_multi(
+        &self,
+        parts: Vec<StreamAppend>,
+    ) -> Result<Vec<AppendResult>, StoreError> {
         self.append_parts(&parts).await
     }
 
@@ -459,7 +519,11 @@ impl EventStore for PostgresEventStore {
         stream_version_on(&mut conn, stream).await
     }
 
-    async fn read_all(&self, after: Position, limit: usize) -> Result<Vec<RecordedEvent>, StoreError> {
+    async fn read_all(
+        &self,
+        after: Position,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
         let high_water = self.high_water().await?;
         if high_water <= after {
             return Ok(Vec::new());

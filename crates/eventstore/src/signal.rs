@@ -11,7 +11,9 @@ pub(crate) struct ChangeSignal {
 
 impl ChangeSignal {
     pub(crate) fn new() -> Self {
-        Self { tx: watch::Sender::new(0) }
+        Self {
+            tx: watch::Sender::new(0),
+        }
     }
 
     pub(crate) fn bump(&self) {

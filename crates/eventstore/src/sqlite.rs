@@ -11,7 +11,10 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::{
     Connection, Row, SqliteConnection,
-    sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous},
+    sqlite::{
+        SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+        SqliteSynchronous,
+    },
 };
 
 use crate::{
@@ -50,14 +53,27 @@ impl SqliteEventStore {
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(10))
             .pragma("cache_size", "-16000");
-        let writer = SqlitePoolOptions::new().max_connections(1).connect_with(options.clone()).await?;
-        let reader = SqlitePoolOptions::new().max_connections(4).connect_with(options).await?;
-        Ok(Self { writer, reader, signal: ChangeSignal::new() })
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options.clone())
+            .await?;
+        let reader = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await?;
+        Ok(Self {
+            writer,
+            reader,
+            signal: ChangeSignal::new(),
+        })
     }
 
     /// Applies the SQLite migrations.
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        MIGRATOR.run(&self.writer).await.map_err(StoreError::unavailable)
+        MIGRATOR
+            .run(&self.writer)
+            .await
+            .map_err(StoreError::unavailable)
     }
 
     /// The pool that serialises writes to this file; read models in embedded mode share it
@@ -77,22 +93,34 @@ impl SqliteEventStore {
         expected: ExpectedVersion,
         events: &[NewEvent],
     ) -> Result<AppendResult, StoreError> {
-        let first = events.first().ok_or_else(|| StoreError::Invalid("empty append".into()))?;
+        let first = events
+            .first()
+            .ok_or_else(|| StoreError::Invalid("empty append".into()))?;
         let actual = current_version(&mut *conn, stream).await?;
         if !expected.accepts(actual) {
             if let Some(done) = already_appended(&mut *conn, stream, events).await? {
                 return Ok(done);
             }
-            return Err(StoreError::Conflict { stream: stream.clone(), expected, actual });
+            return Err(StoreError::Conflict {
+                stream: stream.clone(),
+                expected,
+                actual,
+            });
         }
         if event_exists(&mut *conn, first).await? {
             if let Some(done) = already_appended(&mut *conn, stream, events).await? {
                 return Ok(done);
             }
-            return Err(StoreError::Invalid(format!("event id {} is already stored", first.event_id)));
+            return Err(StoreError::Invalid(format!(
+                "event id {} is already stored",
+                first.event_id
+            )));
         }
         let now = Utc::now();
-        let mut result = AppendResult { version: actual, position: 0 };
+        let mut result = AppendResult {
+            version: actual,
+            position: 0,
+        };
         for event in events {
             result.version += 1;
             let inserted = sqlx::query(
@@ -123,7 +151,8 @@ impl SqliteEventStore {
         let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
         let mut results = Vec::with_capacity(parts.len());
         for part in parts {
-            results.push(Self::append_in(&mut tx, &part.stream, part.expected, &part.events).await?);
+            results
+                .push(Self::append_in(&mut tx, &part.stream, part.expected, &part.events).await?);
         }
         tx.commit().await?;
         self.signal.bump();
@@ -134,7 +163,10 @@ impl SqliteEventStore {
 #[async_trait]
 impl EventStore for SqliteEventStore {
     fn capabilities(&self) -> StoreCapabilities {
-        StoreCapabilities { atomic_multi_stream: true }
+        StoreCapabilities {
+            atomic_multi_stream: true,
+            unique_event_ids: true,
+        }
     }
 
     async fn append(
@@ -143,12 +175,21 @@ impl EventStore for SqliteEventStore {
         expected: ExpectedVersion,
         events: Vec<NewEvent>,
     ) -> Result<AppendResult, StoreError> {
-        let parts = [StreamAppend { stream: stream.clone(), expected, events }];
+        let parts = [StreamAppend {
+            stream: stream.clone(),
+            expected,
+            events,
+        }];
         let mut results = self.append_parts(&parts).await?;
-        results.pop().ok_or_else(|| StoreError::Corrupt("append returned nothing".into()))
+        results
+            .pop()
+            .ok_or_else(|| StoreError::Corrupt("append returned nothing".into()))
     }
 
-    async fn append_multi(&self, parts: Vec<StreamAppend>) -> Result<Vec<AppendResult>, StoreError> {
+    async fn append_multi(
+        &self,
+        parts: Vec<StreamAppend>,
+    ) -> Result<Vec<AppendResult>, StoreError> {
         self.append_parts(&parts).await
     }
 
@@ -175,7 +216,11 @@ impl EventStore for SqliteEventStore {
         current_version(&mut conn, stream).await
     }
 
-    async fn read_all(&self, after: Position, limit: usize) -> Result<Vec<RecordedEvent>, StoreError> {
+    async fn read_all(
+        &self,
+        after: Position,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
         let rows = sqlx::query(
             "SELECT position, stream_id, version, event_id, event_type, schema_version, payload, metadata, recorded_at \
              FROM events WHERE position > $1 ORDER BY position LIMIT $2",
@@ -188,7 +233,9 @@ impl EventStore for SqliteEventStore {
     }
 
     async fn head_position(&self) -> Result<Position, StoreError> {
-        let head: Option<i64> = sqlx::query_scalar("SELECT max(position) FROM events").fetch_one(&self.reader).await?;
+        let head: Option<i64> = sqlx::query_scalar("SELECT max(position) FROM events")
+            .fetch_one(&self.reader)
+            .await?;
         from_i64(head.unwrap_or(0))
     }
 
@@ -206,11 +253,15 @@ impl EventStore for SqliteEventStore {
     }
 }
 
-async fn current_version(conn: &mut SqliteConnection, stream: &StreamId) -> Result<u64, StoreError> {
-    let version: Option<i64> = sqlx::query_scalar("SELECT max(version) FROM events WHERE stream_id = $1")
-        .bind(stream.as_str())
-        .fetch_one(conn)
-        .await?;
+async fn current_version(
+    conn: &mut SqliteConnection,
+    stream: &StreamId,
+) -> Result<u64, StoreError> {
+    let version: Option<i64> =
+        sqlx::query_scalar("SELECT max(version) FROM events WHERE stream_id = $1")
+            .bind(stream.as_str())
+            .fetch_one(conn)
+            .await?;
     from_i64(version.unwrap_or(0))
 }
 
@@ -231,10 +282,11 @@ async fn already_appended(
     let mut last = None;
     let mut previous_version = None;
     for event in events {
-        let row = sqlx::query("SELECT stream_id, version, position FROM events WHERE event_id = $1")
-            .bind(event.event_id.to_string())
-            .fetch_optional(&mut *conn)
-            .await?;
+        let row =
+            sqlx::query("SELECT stream_id, version, position FROM events WHERE event_id = $1")
+                .bind(event.event_id.to_string())
+                .fetch_optional(&mut *conn)
+                .await?;
         let Some(row) = row else { return Ok(None) };
         let stored_stream: String = row.try_get(0)?;
         let version = from_i64(row.try_get(1)?)?;
@@ -242,7 +294,10 @@ async fn already_appended(
             return Ok(None);
         }
         previous_version = Some(version);
-        last = Some(AppendResult { version, position: from_i64(row.try_get(2)?)? });
+        last = Some(AppendResult {
+            version,
+            position: from_i64(row.try_get(2)?)?,
+        });
     }
     Ok(last)
 }
@@ -257,19 +312,30 @@ async fn map_insert_error(
     expected: ExpectedVersion,
     events: &[NewEvent],
 ) -> StoreError {
-    let sqlx::Error::Database(db) = &err else { return err.into() };
+    let sqlx::Error::Database(db) = &err else {
+        return err.into();
+    };
     if !db.is_unique_violation() {
         return err.into();
     }
     for event in events {
         match event_exists(&mut *conn, event).await {
-            Ok(true) => return StoreError::Invalid(format!("event id {} is already stored", event.event_id)),
+            Ok(true) => {
+                return StoreError::Invalid(format!(
+                    "event id {} is already stored",
+                    event.event_id
+                ));
+            }
             Ok(false) => {}
             Err(err) => return err,
         }
     }
     let actual = current_version(conn, stream).await.unwrap_or_default();
-    StoreError::Conflict { stream: stream.clone(), expected, actual }
+    StoreError::Conflict {
+        stream: stream.clone(),
+        expected,
+        actual,
+    }
 }
 
 fn decode_row(row: &SqliteRow) -> Result<RecordedEvent, StoreError> {
@@ -284,7 +350,8 @@ fn decode_row(row: &SqliteRow) -> Result<RecordedEvent, StoreError> {
         version: from_i64(row.try_get("version")?)?,
         position: from_i64(row.try_get("position")?)?,
         event_type: row.try_get("event_type")?,
-        schema_version: u32::try_from(row.try_get::<i64, _>("schema_version")?).map_err(|e| corrupt(&e))?,
+        schema_version: u32::try_from(row.try_get::<i64, _>("schema_version")?)
+            .map_err(|e| corrupt(&e))?,
         payload: serde_json::from_str(&payload).map_err(|e| corrupt(&e))?,
         metadata: serde_json::from_str::<EventMetadata>(&metadata).map_err(|e| corrupt(&e))?,
         recorded_at,

@@ -13,6 +13,8 @@ use crate::{
 pub struct StoreCapabilities {
     /// [`EventStore::append_multi`] commits all streams in one transaction.
     pub atomic_multi_stream: bool,
+    /// An event id can be stored only once in the whole log (not just per stream).
+    pub unique_event_ids: bool,
 }
 
 /// An append-only log of streams with a global order.
@@ -37,7 +39,8 @@ pub trait EventStore: Send + Sync + 'static {
     /// Appends to several streams. With [`StoreCapabilities::atomic_multi_stream`] all
     /// parts commit together or none does; otherwise they are appended in order and a
     /// failure leaves the earlier parts written (the caller compensates).
-    async fn append_multi(&self, parts: Vec<StreamAppend>) -> Result<Vec<AppendResult>, StoreError>;
+    async fn append_multi(&self, parts: Vec<StreamAppend>)
+    -> Result<Vec<AppendResult>, StoreError>;
 
     /// Up to `limit` events of `stream` with version >= `from_version`, in version order.
     async fn read_stream(
@@ -52,7 +55,11 @@ pub trait EventStore: Send + Sync + 'static {
 
     /// Up to `limit` events with position > `after`, in position order, limited to events
     /// that are safe to deliver: no event at a lower position can become visible later.
-    async fn read_all(&self, after: Position, limit: usize) -> Result<Vec<RecordedEvent>, StoreError>;
+    async fn read_all(
+        &self,
+        after: Position,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError>;
 
     /// The highest position that [`EventStore::read_all`] may currently return (0: empty).
     async fn head_position(&self) -> Result<Position, StoreError>;

@@ -16,7 +16,12 @@ pub struct Subscription {
 impl Subscription {
     /// A subscription delivering events after `after` (0: from the beginning).
     pub fn new(store: Arc<dyn EventStore>, after: Position) -> Self {
-        Self { store, after, batch_size: 500, idle_poll: Duration::from_millis(250) }
+        Self {
+            store,
+            after,
+            batch_size: 500,
+            idle_poll: Duration::from_millis(250),
+        }
     }
 
     /// How many events one [`Subscription::next_batch`] returns at most.

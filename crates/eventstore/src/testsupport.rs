@@ -24,17 +24,22 @@ use crate::{
 
 /// The PostgreSQL server tests use: `EMPORIUM_TEST_DATABASE_URL`, or the local default.
 pub fn postgres_admin_url() -> String {
-    std::env::var("EMPORIUM_TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+    std::env::var("EMPORIUM_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
 }
 
 /// Whether a missing service must fail the run (CI) instead of skipping the test.
 pub fn services_required() -> bool {
-    std::env::var("EMPORIUM_REQUIRE_SERVICES").is_ok_and(|v| v == "1" || v.eq_ignore_ascii_case("true"))
+    std::env::var("EMPORIUM_REQUIRE_SERVICES")
+        .is_ok_and(|v| v == "1" || v.eq_ignore_ascii_case("true"))
 }
 
 /// Reports a missing service: a panic when services are required, else a clear skip line.
 pub fn skip_or_fail(service: &str, address: &str, err: &dyn std::fmt::Display) {
-    assert!(!services_required(), "EMPORIUM_REQUIRE_SERVICES is set but there is no {service} at {address}: {err}");
+    assert!(
+        !services_required(),
+        "EMPORIUM_REQUIRE_SERVICES is set but there is no {service} at {address}: {err}"
+    );
     eprintln!("skipped: no {service} at {address} ({err})");
 }
 
@@ -54,7 +59,11 @@ impl TestSqlite {
         let path = dir.path().join("emporium.db");
         let store = SqliteEventStore::open(&path).await.expect("open sqlite");
         store.migrate().await.expect("migrate sqlite");
-        Self { store, path, _dir: dir }
+        Self {
+            store,
+            path,
+            _dir: dir,
+        }
     }
 }
 
@@ -71,26 +80,38 @@ impl TestPostgres {
     /// no server is reachable and services are not required.
     pub async fn new() -> Option<Self> {
         let admin_url = postgres_admin_url();
-        let mut admin = match tokio::time::timeout(Duration::from_secs(5), PgConnection::connect(&admin_url)).await {
-            Ok(Ok(conn)) => conn,
-            Ok(Err(err)) => {
-                skip_or_fail("PostgreSQL", &admin_url, &err);
-                return None;
-            }
-            Err(err) => {
-                skip_or_fail("PostgreSQL", &admin_url, &err);
-                return None;
-            }
-        };
+        let mut admin =
+            match tokio::time::timeout(Duration::from_secs(5), PgConnection::connect(&admin_url))
+                .await
+            {
+                Ok(Ok(conn)) => conn,
+                Ok(Err(err)) => {
+                    skip_or_fail("PostgreSQL", &admin_url, &err);
+                    return None;
+                }
+                Err(err) => {
+                    skip_or_fail("PostgreSQL", &admin_url, &err);
+                    return None;
+                }
+            };
         let name = format!("emporium_test_{}", uuid::Uuid::now_v7().simple());
         admin
             .execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
             .await
             .expect("create test database");
-        let options = PgConnectOptions::from_str(&admin_url).expect("test database url").database(&name);
+        let options = PgConnectOptions::from_str(&admin_url)
+            .expect("test database url")
+            .database(&name);
         let url = options.to_url_lossy().to_string();
-        let db = Self { url, name, admin_url };
-        db.store(&PostgresConfig::default()).migrate().await.expect("migrate test database");
+        let db = Self {
+            url,
+            name,
+            admin_url,
+        };
+        db.store(&PostgresConfig::default())
+            .migrate()
+            .await
+            .expect("migrate test database");
         Some(db)
     }
 
@@ -101,7 +122,10 @@ impl TestPostgres {
 
     /// This database's URL with host and port replaced (to go through a [`TcpProxy`]).
     pub fn url_via(&self, addr: SocketAddr) -> String {
-        let options = PgConnectOptions::from_str(&self.url).expect("url").host(&addr.ip().to_string()).port(addr.port());
+        let options = PgConnectOptions::from_str(&self.url)
+            .expect("url")
+            .host(&addr.ip().to_string())
+            .port(addr.port());
         options.to_url_lossy().to_string()
     }
 
@@ -109,8 +133,14 @@ impl TestPostgres {
     pub fn server_addr(&self) -> SocketAddr {
         let options = PgConnectOptions::from_str(&self.url).expect("url");
         let host = options.get_host();
-        let host = if host.starts_with('/') || host == "localhost" { "127.0.0.1" } else { host };
-        format!("{host}:{}", options.get_port()).parse().expect("server address")
+        let host = if host.starts_with('/') || host == "localhost" {
+            "127.0.0.1"
+        } else {
+            host
+        };
+        format!("{host}:{}", options.get_port())
+            .parse()
+            .expect("server address")
     }
 }
 
@@ -119,10 +149,17 @@ impl Drop for TestPostgres {
         let (admin_url, name) = (self.admin_url.clone(), self.name.clone());
         // Drop runs inside the test's runtime, which cannot be blocked on: use a thread.
         let _ = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
             runtime.block_on(async {
                 if let Ok(mut admin) = PgConnection::connect(&admin_url).await {
-                    let _ = admin.execute(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))).await;
+                    let _ = admin
+                        .execute(sqlx::AssertSqlSafe(format!(
+                            "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                        )))
+                        .await;
                 }
             });
         })
@@ -158,11 +195,19 @@ impl TcpProxy {
                         let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
                     }
                 });
-                connections2.lock().expect("proxy lock").push(task.abort_handle());
+                connections2
+                    .lock()
+                    .expect("proxy lock")
+                    .push(task.abort_handle());
             }
         })
         .abort_handle();
-        Self { addr, up, connections, accept_task }
+        Self {
+            addr,
+            up,
+            connections,
+            accept_task,
+        }
     }
 
     /// The address clients connect to.

@@ -255,9 +255,9 @@ fn check_description(v: &mut Validator, description: &str) {
 
 fn check_categories(v: &mut Validator, categories: &[String]) {
     v.check(
-        (1..=MAX_CATEGORIES).contains(&categories.len()),
+        categories.len() <= MAX_CATEGORIES,
         "categories",
-        format!("must list 1 to {MAX_CATEGORIES} categories"),
+        format!("must list at most {MAX_CATEGORIES} categories"),
     );
     for (i, c) in categories.iter().enumerate() {
         v.text(format!("categories[{i}]"), c, 1, MAX_CATEGORY_LEN);
@@ -492,20 +492,25 @@ mod tests {
     }
 
     #[test]
-    fn categories_count_is_1_to_20() {
-        for categories in [vec![], (0..21).map(|i| i.to_string()).collect()] {
-            let cmd = ProductCommand::Create {
-                id: pid(),
-                name: "n".into(),
-                description: String::new(),
-                categories,
-                attributes: Map::new(),
-                variants: vec![variant("A", 1)],
-                now: now(),
-            };
-            let fields = given_no_events::<Product>().when(cmd).then(invalid_fields);
-            assert_eq!(fields, ["categories"]);
-        }
+    fn categories_count_is_0_to_20() {
+        let create = |categories| ProductCommand::Create {
+            id: pid(),
+            name: "n".into(),
+            description: String::new(),
+            categories,
+            attributes: Map::new(),
+            variants: vec![variant("A", 1)],
+            now: now(),
+        };
+        let too_many = create((0..21).map(|i| i.to_string()).collect());
+        let fields = given_no_events::<Product>()
+            .when(too_many)
+            .then(invalid_fields);
+        assert_eq!(fields, ["categories"]);
+        // An uncategorised product is allowed.
+        given_no_events::<Product>()
+            .when(create(vec![]))
+            .then(|r| assert!(r.is_ok(), "{r:?}"));
     }
 
     #[test]
@@ -664,14 +669,14 @@ mod tests {
         let cmd = ProductCommand::Update {
             name: Some(String::new()),
             description: None,
-            categories: Some(vec![]),
+            categories: Some(vec![String::new()]),
             attributes: None,
             now: later(),
         };
         let fields = given::<Product>(vec![created()])
             .when(cmd)
             .then(invalid_fields);
-        assert_eq!(fields, ["name", "categories"]);
+        assert_eq!(fields, ["name", "categories[0]"]);
     }
 
     #[test]
