@@ -1,1 +1,22 @@
-//! Command API: REST commands -> domain decisions -> appended events.
+//! Emporium's command API: every write in the API, decided by the pure domain and
+//! appended to the event log. It never decides from a read model: prices, stock,
+//! ownership and uniqueness are all read from the log itself.
+//!
+//! Shape: `routes/` holds one module per resource with thin handlers; [`service`] is the
+//! load-decide-append loop every handler goes through; [`ordering`] is the order flow
+//! (reservations in SKU order, release on shortage); [`idempotency`] replays retried
+//! commands; [`auth`] issues and rotates tokens.
+#![deny(missing_docs)]
+
+mod app;
+pub mod auth;
+pub mod bootstrap;
+pub mod claims;
+pub mod idempotency;
+pub mod ordering;
+pub mod routes;
+pub mod service;
+pub mod state;
+
+pub use app::{BootstrapAdmin, CommandApiConfig, build_state, router, routes};
+pub use state::AppState;

@@ -7,12 +7,15 @@
 //! because every mapping lives here, once.
 #![deny(missing_docs)]
 
+mod domain_errors;
 pub mod error;
 pub mod extract;
 pub mod health;
 pub mod jwt;
 pub mod layers;
 pub mod metrics;
+pub mod openapi;
+pub mod server;
 pub mod shutdown;
 pub mod telemetry;
 

@@ -1,0 +1,104 @@
+//! Wiring: state from configuration, and the router with docs, probes and metrics.
+use std::sync::Arc;
+
+use axum::{Router, middleware, routing::get};
+use eventstore::EventStore;
+use sqlx::AnyPool;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use web::{health, metrics, openapi::ApiDoc};
+
+use crate::{
+    auth::{Auth, AuthConfig},
+    claims::Claims,
+    idempotency::{self, IdempotencyKeys},
+    routes as resources,
+    service::CommandService,
+    state::AppState,
+};
+
+/// The first admin, created at start-up on a store that has none.
+#[derive(Clone)]
+pub struct BootstrapAdmin {
+    /// Username (`admin` by default).
+    pub username: String,
+    /// Password (from `EMPORIUM_BOOTSTRAP_ADMIN_PASSWORD`; never logged).
+    pub password: String,
+}
+
+impl std::fmt::Debug for BootstrapAdmin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BootstrapAdmin")
+            .field("username", &self.username)
+            .field("password", &"***")
+            .finish()
+    }
+}
+
+/// Settings of the command API.
+#[derive(Clone, Debug)]
+pub struct CommandApiConfig {
+    /// Tokens and rate limits.
+    pub auth: AuthConfig,
+    /// How many aggregates stay cached in memory.
+    pub aggregate_cache_capacity: u64,
+    /// The first admin, if configured.
+    pub bootstrap_admin: Option<BootstrapAdmin>,
+}
+
+/// Builds the state over an event store and the SQL database that keeps tokens and
+/// idempotency keys (already migrated), and creates the bootstrap admin if due.
+pub async fn build_state(
+    store: Arc<dyn EventStore>,
+    sql: AnyPool,
+    config: &CommandApiConfig,
+) -> anyhow::Result<AppState> {
+    let commands = CommandService::new(store, config.aggregate_cache_capacity);
+    let auth = Arc::new(Auth::new(&config.auth, sql.clone())?);
+    let state = AppState {
+        claims: Claims::new(commands.clone()),
+        commands,
+        verifier: auth.verifier(),
+        auth,
+        idempotency: IdempotencyKeys::new(sql),
+    };
+    if let Some(admin) = &config.bootstrap_admin {
+        crate::bootstrap::bootstrap_admin(&state, &admin.username, &admin.password).await?;
+    }
+    Ok(state)
+}
+
+/// The API routes with their OpenAPI paths, state applied: for composing with other
+/// services' routes in one process.
+pub fn routes(state: AppState) -> OpenApiRouter {
+    OpenApiRouter::new()
+        .merge(resources::auth::router())
+        .merge(resources::accounts::router())
+        .merge(resources::products::router())
+        .merge(resources::inventory::router())
+        .merge(resources::orders::router())
+        .route_layer(middleware::from_fn(metrics::track))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            idempotency::middleware,
+        ))
+        .with_state(state)
+}
+
+/// The command API as a standalone service: routes, `/docs`, `/api-docs/openapi.json`,
+/// probes and `/metrics`, in the shared middleware.
+pub fn router(state: AppState) -> Router {
+    let store = state.commands.store().clone();
+    let (api, doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(routes(state))
+        .split_for_parts();
+    let ready = health::Check::critical("eventStore", move || {
+        let store = store.clone();
+        async move { store.ping().await.map_err(|e| e.to_string()) }
+    });
+    web::layers::apply(
+        api.merge(web::openapi::docs(doc))
+            .merge(health::router(vec![ready]))
+            .route("/metrics", get(metrics::render)),
+    )
+}

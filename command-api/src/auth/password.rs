@@ -1,0 +1,154 @@
+//! Passwords: Argon2id (OWASP parameters: 19 MiB, 2 passes, 1 lane) in PHC strings.
+//!
+//! Hashing is slow and memory-hungry by design, so it runs on the blocking pool and at
+//! most a few hashes run at once (a login flood queues instead of exhausting memory).
+//! A login for an unknown account still verifies, against a dummy hash, so the answer
+//! takes as long whether or not the username exists.
+use std::sync::{Arc, LazyLock};
+
+use argon2::{
+    Argon2,
+    password_hash::{PasswordHasher, PasswordVerifier},
+};
+use domain::validation::Validator;
+use tokio::sync::Semaphore;
+use web::ApiError;
+
+/// Shortest password accepted, in characters.
+pub const MIN_LEN: usize = 8;
+/// Longest password accepted, in characters (bounds the hashing work per request).
+pub const MAX_LEN: usize = 128;
+
+/// Records a field error at `field` unless `password` is [`MIN_LEN`]..=[`MAX_LEN`]
+/// characters. Passwords are taken as typed: never trimmed.
+pub fn check(v: &mut Validator, field: &str, password: &str) {
+    let len = password.chars().count();
+    v.check(
+        (MIN_LEN..=MAX_LEN).contains(&len),
+        field,
+        format!("must be {MIN_LEN} to {MAX_LEN} characters"),
+    );
+}
+
+/// A hash of a random password with the current parameters: what unknown accounts are
+/// verified against.
+static DUMMY_HASH: LazyLock<String> = LazyLock::new(|| {
+    let random: [u8; 16] = rand::random();
+    hash_now(&random).unwrap_or_default()
+});
+
+fn hash_now(password: &[u8]) -> Result<String, argon2::password_hash::Error> {
+    Ok(Argon2::default().hash_password(password)?.to_string())
+}
+
+fn verify_now(password: &[u8], hash: &str) -> bool {
+    Argon2::default().verify_password(password, hash).is_ok()
+}
+
+/// Hashes and verifies passwords off the async threads, a bounded number at a time.
+#[derive(Clone, Debug)]
+pub struct Passwords {
+    permits: Arc<Semaphore>,
+}
+
+impl Default for Passwords {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Passwords {
+    /// At most two hashes per CPU at once. Inside a Tokio runtime, the dummy hash is
+    /// computed in the background right away, so even the first failed login takes as
+    /// long as any other.
+    pub fn new() -> Self {
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn_blocking(|| LazyLock::force(&DUMMY_HASH).len());
+        }
+        let cpus = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
+        Self {
+            permits: Arc::new(Semaphore::new(cpus * 2)),
+        }
+    }
+
+    /// The PHC string (`$argon2id$v=19$…`) of `password` with a fresh salt.
+    pub async fn hash(&self, password: &str) -> Result<String, ApiError> {
+        let password = password.to_owned();
+        self.blocking(move || hash_now(password.as_bytes()))
+            .await?
+            .map_err(|err| ApiError::Internal(anyhow::anyhow!("password hashing failed: {err}")))
+    }
+
+    /// Whether `password` matches `hash`. With no hash (no such account) a dummy hash is
+    /// verified instead, and the answer is `false`.
+    pub async fn verify(&self, password: &str, hash: Option<&str>) -> Result<bool, ApiError> {
+        let password = password.to_owned();
+        let hash = hash.map(str::to_owned);
+        self.blocking(move || match hash {
+            Some(hash) => verify_now(password.as_bytes(), &hash),
+            None => {
+                let _ = verify_now(password.as_bytes(), &DUMMY_HASH);
+                false
+            }
+        })
+        .await
+    }
+
+    /// Computes the dummy hash now rather than on the first failed login.
+    pub async fn warm_up(&self) -> Result<(), ApiError> {
+        self.blocking(|| LazyLock::force(&DUMMY_HASH).len())
+            .await
+            .map(drop)
+    }
+
+    async fn blocking<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, ApiError> {
+        let _permit =
+            self.permits.acquire().await.map_err(|_| {
+                ApiError::Internal(anyhow::anyhow!("password hashing is shut down"))
+            })?;
+        tokio::task::spawn_blocking(work).await.map_err(|err| {
+            ApiError::Internal(anyhow::anyhow!("password hashing task failed: {err}"))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn hashes_verify_and_are_salted() {
+        let passwords = Passwords::new();
+        let hash = passwords.hash("correct horse").await.unwrap();
+        assert!(hash.starts_with("$argon2id$v=19$"), "{hash}");
+        assert!(
+            passwords
+                .verify("correct horse", Some(&hash))
+                .await
+                .unwrap()
+        );
+        assert!(!passwords.verify("correct hors", Some(&hash)).await.unwrap());
+        assert_ne!(
+            hash,
+            passwords.hash("correct horse").await.unwrap(),
+            "a fresh salt every time"
+        );
+    }
+
+    #[tokio::test]
+    async fn unknown_accounts_never_verify() {
+        let passwords = Passwords::new();
+        passwords.warm_up().await.unwrap();
+        assert!(DUMMY_HASH.starts_with("$argon2id$"));
+        assert!(!passwords.verify("anything", None).await.unwrap());
+        assert!(
+            !passwords
+                .verify("anything", Some("not a phc string"))
+                .await
+                .unwrap()
+        );
+    }
+}

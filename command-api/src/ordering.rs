@@ -1,0 +1,287 @@
+//! The order flow (DESIGN.md, "Placing an order"), and the stock work that follows
+//! cancellations and shipments.
+//!
+//! 1. Validate the lines and price them from the product streams (never from the client).
+//! 2. Reserve each SKU in SKU order (two orders cannot deadlock each other), each
+//!    reservation a separate append with its expected version, retried on conflict.
+//!    On a shortage, release what this order reserved and answer 409 with every short SKU.
+//! 3. Append `OrderPlaced`.
+//!
+//! The same path runs on every backend, including those without multi-stream
+//! transactions. A process that dies between 2 and 3 leaves reservations without an
+//! order; the projector's reservation sweeper releases them after a timeout.
+use chrono::Utc;
+use domain::{
+    aggregate::Aggregate,
+    catalog::Product,
+    ids::{AccountId, OrderId, Sku},
+    inventory::{Stock, StockCommand, StockError},
+    order::{Order, OrderCommand, OrderState, PricedLine, ShippingAddress, StockEffect},
+    validation::{FieldError, Invalid},
+};
+use eventstore::StreamId;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use web::ApiError;
+
+use crate::{
+    claims::KeyKind,
+    routes::inventory::stock_stream,
+    service::{CommandMeta, Executed},
+    state::AppState,
+};
+
+/// One requested line, as parsed from the request.
+#[derive(Clone, Debug)]
+pub struct RequestedLine {
+    /// The variant.
+    pub sku: Sku,
+    /// Units wanted (1–1000).
+    pub quantity: u32,
+}
+
+/// A SKU the order could not get enough of.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Shortage {
+    /// The SKU.
+    pub sku: String,
+    /// Units requested.
+    pub requested: u32,
+    /// Units available when the order was tried.
+    pub available: i64,
+}
+
+/// The order stream of `id`.
+pub fn order_stream(id: OrderId) -> StreamId {
+    StreamId::of(Order::NAME, id)
+}
+
+/// Prices every line from the catalogue; unknown or archived SKUs are field errors.
+async fn price_lines(
+    state: &AppState,
+    lines: &[RequestedLine],
+) -> Result<Vec<PricedLine>, ApiError> {
+    let mut priced = Vec::with_capacity(lines.len());
+    let mut errors = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        let field = format!("lines[{i}].sku");
+        let Some(owner) = state.claims.owner(KeyKind::Sku, line.sku.as_str()).await? else {
+            errors.push(FieldError::new(
+                field,
+                format!("no product has SKU {}", line.sku),
+            ));
+            continue;
+        };
+        let product_stream = StreamId::new(owner).map_err(ApiError::from)?;
+        let product = state.commands.load::<Product>(&product_stream).await?.state;
+        match (product.id, product.variant(&line.sku)) {
+            (Some(product_id), Some(variant)) if !product.is_archived() => {
+                priced.push(PricedLine {
+                    sku: line.sku.clone(),
+                    product_id,
+                    name: product.name.clone(),
+                    quantity: line.quantity,
+                    unit_price: variant.price,
+                })
+            }
+            (Some(_), Some(_)) => errors.push(FieldError::new(
+                field,
+                format!("{} is no longer sold", line.sku),
+            )),
+            _ => errors.push(FieldError::new(
+                field,
+                format!("no product has SKU {}", line.sku),
+            )),
+        }
+    }
+    if errors.is_empty() {
+        Ok(priced)
+    } else {
+        Err(Invalid(errors).into())
+    }
+}
+
+/// Places an order for `customer`: prices, reservations in SKU order, then `OrderPlaced`.
+pub async fn place_order(
+    state: &AppState,
+    id: OrderId,
+    customer: AccountId,
+    lines: &[RequestedLine],
+    shipping_address: ShippingAddress,
+    meta: &CommandMeta,
+) -> Result<Executed<Order>, ApiError> {
+    let priced = price_lines(state, lines).await?;
+    let place = OrderCommand::Place {
+        id,
+        customer_id: customer,
+        lines: priced,
+        shipping_address,
+        now: Utc::now(),
+    };
+    // Every order rule is checked before any stock is touched.
+    Order::decide(&OrderState::default(), place.clone())?;
+
+    let mut by_sku: Vec<&RequestedLine> = lines.iter().collect();
+    by_sku.sort_by(|a, b| a.sku.cmp(&b.sku));
+    let mut reserved: Vec<Sku> = Vec::new();
+    let mut shortages = Vec::new();
+    for line in &by_sku {
+        if !shortages.is_empty() {
+            // Already failing: only find out which other SKUs are short too.
+            let stock = state
+                .commands
+                .load::<Stock>(&stock_stream(&line.sku))
+                .await?
+                .state;
+            if stock.available() < i64::from(line.quantity) {
+                shortages.push(Shortage {
+                    sku: line.sku.to_string(),
+                    requested: line.quantity,
+                    available: stock.available(),
+                });
+            }
+            continue;
+        }
+        let reserve = StockCommand::Reserve {
+            order_id: id,
+            qty: line.quantity,
+            now: Utc::now(),
+        };
+        let outcome = state
+            .commands
+            .execute::<Stock, _>(&stock_stream(&line.sku), meta, |s| {
+                match Stock::decide(s, reserve.clone()) {
+                    Err(StockError::InsufficientStock { available, .. }) => {
+                        Err(short(&line.sku, line.quantity, available))
+                    }
+                    other => Ok(other?),
+                }
+            })
+            .await;
+        match outcome {
+            Ok(_) => reserved.push(line.sku.clone()),
+            Err(ApiError::Conflict {
+                code: "insufficient_stock",
+                extra: Some(extra),
+                ..
+            }) => {
+                shortages.push(
+                    serde_json::from_value(Value::Object(extra))
+                        .map_err(|e| ApiError::Internal(e.into()))?,
+                );
+            }
+            Err(err) => {
+                release(state, id, &reserved, meta).await?;
+                return Err(err);
+            }
+        }
+    }
+    if !shortages.is_empty() {
+        release(state, id, &reserved, meta).await?;
+        let skus: Vec<&str> = shortages.iter().map(|s| s.sku.as_str()).collect();
+        let mut extra = Map::new();
+        extra.insert(
+            "shortSkus".into(),
+            serde_json::to_value(&shortages).map_err(|e| ApiError::Internal(e.into()))?,
+        );
+        return Err(ApiError::Conflict {
+            code: "insufficient_stock",
+            detail: format!("not enough stock for {}", skus.join(", ")),
+            extra: Some(extra),
+        });
+    }
+    let placed = state
+        .commands
+        .execute::<Order, _>(&order_stream(id), meta, |s| {
+            Ok(Order::decide(s, place.clone())?)
+        })
+        .await;
+    if placed.is_err() {
+        release(state, id, &reserved, meta).await?;
+    }
+    placed
+}
+
+fn short(sku: &Sku, requested: u32, available: i64) -> ApiError {
+    let mut extra = Map::new();
+    extra.insert("sku".into(), Value::from(sku.as_str()));
+    extra.insert("requested".into(), Value::from(requested));
+    extra.insert("available".into(), Value::from(available));
+    ApiError::Conflict {
+        code: "insufficient_stock",
+        detail: format!("not enough stock for {sku}"),
+        extra: Some(extra),
+    }
+}
+
+async fn release(
+    state: &AppState,
+    order: OrderId,
+    skus: &[Sku],
+    meta: &CommandMeta,
+) -> Result<(), ApiError> {
+    for sku in skus {
+        state
+            .commands
+            .execute::<Stock, _>(&stock_stream(sku), meta, |s| {
+                Ok(Stock::decide(
+                    s,
+                    StockCommand::Release {
+                        order_id: order,
+                        now: Utc::now(),
+                    },
+                )?)
+            })
+            .await?;
+    }
+    Ok(())
+}
+
+/// Runs an order command, then the stock work its events imply: a cancellation releases
+/// every line's reservation, a shipment commits it. Returns the order's outcome and the
+/// global position of the last event appended (stock events included).
+pub async fn change_order(
+    state: &AppState,
+    id: OrderId,
+    meta: &CommandMeta,
+    command: OrderCommand,
+) -> Result<(Executed<Order>, u64), ApiError> {
+    let done = state
+        .commands
+        .execute::<Order, _>(&order_stream(id), meta, |s| {
+            Ok(Order::decide(s, command.clone())?)
+        })
+        .await?;
+    let mut position = done.position;
+    for event in &done.events {
+        let effect = event.stock_effect();
+        if effect == StockEffect::None {
+            continue;
+        }
+        for line in &done.state.lines {
+            let stock = state
+                .commands
+                .execute::<Stock, _>(&stock_stream(&line.sku), meta, |s| {
+                    let command = match effect {
+                        StockEffect::Release => StockCommand::Release {
+                            order_id: id,
+                            now: Utc::now(),
+                        },
+                        _ => StockCommand::Commit {
+                            order_id: id,
+                            now: Utc::now(),
+                        },
+                    };
+                    match Stock::decide(s, command) {
+                        // Already committed (a retried shipment): nothing left to do.
+                        Err(StockError::NoReservation(_)) => Ok(Vec::new()),
+                        other => Ok(other?),
+                    }
+                })
+                .await?;
+            position = position.max(stock.position);
+        }
+    }
+    Ok((done, position))
+}

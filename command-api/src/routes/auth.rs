@@ -1,0 +1,227 @@
+//! `POST /api/v1/auth/{register,login,refresh,logout}`: customer sign-up and the token
+//! life cycle. The work is in [`crate::auth::flows`].
+use std::{convert::Infallible, net::IpAddr, net::SocketAddr};
+
+use axum::{
+    extract::{ConnectInfo, FromRequestParts, State},
+    http::{StatusCode, header, request::Parts},
+    response::{IntoResponse, Response},
+};
+use domain::account::Gender;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
+use web::{ApiError, AppJson, Problem};
+
+use super::CommandAnswer;
+use crate::{
+    auth::{IssuedTokens, flows},
+    state::AppState,
+};
+
+/// The auth routes.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(register))
+        .routes(routes!(login))
+        .routes(routes!(refresh))
+        .routes(routes!(logout))
+}
+
+/// The client's IP address, when the server was started with connect info (it always is;
+/// in-process tests without a socket have none, and are then not rate limited by IP).
+#[derive(Clone, Copy, Debug)]
+pub struct ClientIp(pub Option<IpAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Infallible> {
+        Ok(Self(
+            parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|info| info.0.ip()),
+        ))
+    }
+}
+
+/// A customer's sign-up.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RegisterRequest {
+    /// Display name, 1–100 characters.
+    #[schema(example = "Ada Lovelace")]
+    pub name: String,
+    /// E-mail address; also the username. Must not belong to another account.
+    #[schema(example = "ada@example.com")]
+    pub email: String,
+    /// Mobile number: 7–15 digits, optionally after `+`; spaces and dashes are ignored.
+    /// Must not belong to another account.
+    #[schema(example = "+44 7700 900123")]
+    pub mobile_number: String,
+    /// `FEMALE`, `MALE`, `OTHER` or `UNSPECIFIED`.
+    #[serde(default)]
+    #[schema(value_type = Option<String>, example = "FEMALE")]
+    pub gender: Option<Gender>,
+    /// 8–128 characters.
+    #[schema(example = "correct horse battery staple", format = Password)]
+    pub password: String,
+}
+
+impl From<RegisterRequest> for flows::SignUp {
+    fn from(body: RegisterRequest) -> Self {
+        Self {
+            name: body.name,
+            email: body.email,
+            mobile_number: body.mobile_number,
+            gender: body.gender,
+            password: body.password,
+        }
+    }
+}
+
+/// Credentials.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct LoginRequest {
+    /// An e-mail address, a mobile number or a back-office username.
+    #[schema(example = "ada@example.com")]
+    pub username: String,
+    /// The password.
+    #[schema(format = Password)]
+    pub password: String,
+}
+
+/// A refresh token, to rotate or revoke.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RefreshRequest {
+    /// The refresh token from the last login or refresh.
+    pub refresh_token: String,
+}
+
+/// A signed-in session's tokens.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenResponse {
+    /// Access token (JWT, EdDSA): send as `Authorization: Bearer <token>`.
+    pub access_token: String,
+    /// Refresh token: single use; trade it at `/api/v1/auth/refresh` for a new pair.
+    pub refresh_token: String,
+    /// Always `Bearer`.
+    #[schema(example = "Bearer")]
+    pub token_type: &'static str,
+    /// Seconds until the access token expires.
+    #[schema(example = 900)]
+    pub expires_in: u64,
+}
+
+impl TokenResponse {
+    /// The tokens as a response that no cache may store (RFC 6749 §5.1).
+    fn respond(tokens: IssuedTokens) -> Response {
+        let body = Self {
+            access_token: tokens.access_token,
+            refresh_token: tokens.refresh_token,
+            token_type: "Bearer",
+            expires_in: tokens.expires_in,
+        };
+        ([(header::CACHE_CONTROL, "no-store")], AppJson(body)).into_response()
+    }
+}
+
+/// Sign up as a customer.
+///
+/// Rate limited per client IP (429 with `Retry-After`).
+#[utoipa::path(post, path = "/api/v1/auth/register", tag = "auth", request_body = RegisterRequest,
+    responses(
+        (status = 201, description = "the account was opened", body = CommandAnswer),
+        (status = 409, description = "`email_taken` or `mobile_taken` (the `field` member says which)", body = Problem),
+        (status = 422, description = "invalid fields, each listed in `errors`", body = Problem),
+        (status = 429, description = "too many sign-ups from this address", body = Problem)))]
+async fn register(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    AppJson(body): AppJson<RegisterRequest>,
+) -> Result<Response, ApiError> {
+    let (id, done) = flows::register_customer(&state, ip, body.into()).await?;
+    Ok(CommandAnswer::new(id, done.version, done.position).respond(StatusCode::CREATED))
+}
+
+/// Sign in: trade credentials for an access token and a refresh token.
+///
+/// Failed attempts are rate limited per username and per client IP (429).
+#[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = LoginRequest,
+    responses(
+        (status = 200, body = TokenResponse),
+        (status = 401, description = "wrong username or password (one answer for both)", body = Problem),
+        (status = 403, description = "`account_locked`", body = Problem),
+        (status = 429, description = "too many failed attempts", body = Problem)))]
+async fn login(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    AppJson(body): AppJson<LoginRequest>,
+) -> Result<Response, ApiError> {
+    let tokens = flows::login(&state, ip, &body.username, &body.password).await?;
+    Ok(TokenResponse::respond(tokens))
+}
+
+/// Rotate a refresh token: it is used up and a new pair is issued. Presenting a token
+/// that was already used revokes every token of its session.
+#[utoipa::path(post, path = "/api/v1/auth/refresh", tag = "auth", request_body = RefreshRequest,
+    responses(
+        (status = 200, body = TokenResponse),
+        (status = 401, description = "the token is unknown, expired, used or revoked", body = Problem)))]
+async fn refresh(
+    State(state): State<AppState>,
+    AppJson(body): AppJson<RefreshRequest>,
+) -> Result<Response, ApiError> {
+    let tokens = flows::refresh(&state, &body.refresh_token).await?;
+    Ok(TokenResponse::respond(tokens))
+}
+
+/// Sign out: revoke the refresh token and every token of its session.
+#[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth", request_body = RefreshRequest,
+    responses((status = 204, description = "signed out (also for an unknown token)"), (status = 400, body = Problem)))]
+async fn logout(
+    State(state): State<AppState>,
+    AppJson(body): AppJson<RefreshRequest>,
+) -> Result<Response, ApiError> {
+    flows::logout(&state, &body.refresh_token).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::{Router, body::Body, http::Request, routing::get};
+    use tower::ServiceExt;
+
+    use super::*;
+
+    async fn ip(ClientIp(ip): ClientIp) -> String {
+        ip.map_or_else(|| "none".to_owned(), |ip| ip.to_string())
+    }
+
+    async fn answer(request: Request<Body>) -> String {
+        let response = Router::new()
+            .route("/", get(ip))
+            .oneshot(request)
+            .await
+            .unwrap();
+        let bytes = axum::body::to_bytes(response.into_body(), 1024)
+            .await
+            .unwrap();
+        String::from_utf8(bytes.to_vec()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn the_client_ip_comes_from_connect_info_if_there_is_any() {
+        let request = || Request::get("/").body(Body::empty()).unwrap();
+        assert_eq!(answer(request()).await, "none");
+        let mut with_info = request();
+        with_info
+            .extensions_mut()
+            .insert(ConnectInfo(SocketAddr::from(([192, 0, 2, 7], 4242))));
+        assert_eq!(answer(with_info).await, "192.0.2.7");
+    }
+}

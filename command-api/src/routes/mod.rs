@@ -1,0 +1,102 @@
+//! One module per resource, each with `router()` and thin, documented handlers.
+use axum::{
+    body::Bytes,
+    http::{HeaderMap, HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
+use utoipa::ToSchema;
+use web::ApiError;
+
+pub mod accounts;
+pub mod auth;
+pub mod inventory;
+pub mod orders;
+pub mod products;
+
+/// The answer to every command: what it created or changed, the stream's new version,
+/// and the global position of the last event it appended (for `X-Emporium-Min-Position`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CommandAnswer {
+    /// Id of the resource (a UUID, or a SKU for inventory).
+    pub id: String,
+    /// The stream's version after the command (also sent as `ETag`).
+    pub version: u64,
+    /// Global position of the last event appended (also sent as `Emporium-Position`).
+    pub position: u64,
+}
+
+impl CommandAnswer {
+    /// An answer for `id` at `version` and `position`.
+    pub fn new(id: impl ToString, version: u64, position: u64) -> Self {
+        Self {
+            id: id.to_string(),
+            version,
+            position,
+        }
+    }
+
+    /// The response with `status`, the body, `ETag` and `Emporium-Position` headers.
+    pub fn respond(self, status: StatusCode) -> Response {
+        let mut response = (status, axum::Json(&self)).into_response();
+        let headers = response.headers_mut();
+        if let Ok(etag) = HeaderValue::from_str(&format!("\"{}\"", self.version)) {
+            headers.insert(header::ETAG, etag);
+        }
+        headers.insert("emporium-position", HeaderValue::from(self.position));
+        response
+    }
+}
+
+/// Parses an id from the path; anything that is not one names nothing (404).
+pub(crate) fn parse_id<T: std::str::FromStr>(raw: &str, what: &str) -> Result<T, ApiError> {
+    raw.parse()
+        .map_err(|_| ApiError::not_found(format!("no such {what}")))
+}
+
+/// `If-Match: "3"` (or `3`, or `W/"3"`) as a version, when present.
+pub(crate) fn if_match(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
+    let Some(value) = headers.get(header::IF_MATCH) else {
+        return Ok(None);
+    };
+    let text = value.to_str().unwrap_or_default().trim();
+    let text = text.strip_prefix("W/").unwrap_or(text).trim_matches('"');
+    text.parse().map(Some).map_err(|_| ApiError::BadRequest {
+        code: "invalid_if_match",
+        detail: "If-Match must carry the version the change was based on, e.g. \"3\"".into(),
+    })
+}
+
+/// A JSON body that may be absent: an empty body is `T::default()`.
+pub(crate) fn optional_json<T: DeserializeOwned + Default>(body: &Bytes) -> Result<T, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(body).map_err(|err| ApiError::BadRequest {
+        code: "invalid_body",
+        detail: err.to_string(),
+    })
+}
+
+/// Money as it crosses the API: integer minor units and an ISO 4217 code.
+#[derive(Clone, Debug, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct MoneyDto {
+    /// Amount in minor units (cents): 1999 is 19.99.
+    pub amount: i64,
+    /// ISO 4217 code, e.g. `EUR`.
+    pub currency: String,
+}
+
+impl MoneyDto {
+    /// Parses into domain money, reporting a bad currency at `field.currency`.
+    pub(crate) fn parse(
+        &self,
+        field: &str,
+    ) -> Result<domain::money::Money, domain::validation::FieldError> {
+        domain::money::Currency::parse(&self.currency)
+            .map(|currency| domain::money::Money::new(self.amount, currency))
+            .map_err(|e| e.at(format!("{field}.currency")))
+    }
+}

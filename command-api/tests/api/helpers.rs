@@ -1,0 +1,328 @@
+//! `spawn_app` and typed request helpers shared by every test module.
+#![allow(dead_code)]
+
+use std::sync::Arc;
+
+use command_api::{BootstrapAdmin, CommandApiConfig, auth::AuthConfig};
+use eventstore::{
+    EventStore,
+    postgres::PostgresConfig,
+    testsupport::{TestPostgres, TestSqlite},
+};
+use reqwest::{Response, StatusCode};
+use serde_json::{Value, json};
+use tokio::sync::oneshot;
+
+pub const ADMIN_USERNAME: &str = "admin";
+pub const ADMIN_PASSWORD: &str = "bootstrap-admin-password";
+pub const CUSTOMER_PASSWORD: &str = "correct horse battery";
+
+/// Which backend a test app runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+enum Guard {
+    Sqlite(TestSqlite),
+    Postgres(TestPostgres),
+}
+
+/// A running command API.
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    pub backend: Backend,
+    pub store: Arc<dyn EventStore>,
+    _guard: Guard,
+    _shutdown: oneshot::Sender<()>,
+}
+
+/// Expands each listed async test `fn name(app: TestApp)` into one test per backend:
+/// `sqlite::name` and `postgres::name` (skipped when PostgreSQL is absent).
+#[macro_export]
+macro_rules! backend_tests {
+    ($($name:ident),+ $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let Some(app) = $crate::helpers::spawn_app($crate::helpers::Backend::Sqlite).await else { return };
+                    super::$name(app).await;
+                }
+            )+
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let Some(app) = $crate::helpers::spawn_app($crate::helpers::Backend::Postgres).await else { return };
+                    super::$name(app).await;
+                }
+            )+
+        }
+    };
+}
+
+pub fn config() -> CommandApiConfig {
+    CommandApiConfig {
+        auth: AuthConfig::default(),
+        aggregate_cache_capacity: 10_000,
+        bootstrap_admin: Some(BootstrapAdmin {
+            username: ADMIN_USERNAME.into(),
+            password: ADMIN_PASSWORD.into(),
+        }),
+    }
+}
+
+/// Starts the command API on a fresh database of `backend`, on a random port.
+pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
+    spawn_app_with(backend, config()).await
+}
+
+pub async fn spawn_app_with(backend: Backend, config: CommandApiConfig) -> Option<TestApp> {
+    sqlx::any::install_default_drivers();
+    let (store, sql_url, guard): (Arc<dyn EventStore>, String, Guard) = match backend {
+        Backend::Sqlite => {
+            let db = TestSqlite::new().await;
+            let store = eventstore::sqlite::SqliteEventStore::open(&db.path)
+                .await
+                .expect("sqlite");
+            let url = format!("sqlite://{}", db.path.display());
+            (Arc::new(store), url, Guard::Sqlite(db))
+        }
+        Backend::Postgres => {
+            let db = TestPostgres::new().await?;
+            let store = db.store(&PostgresConfig::default());
+            let url = db.url.clone();
+            (Arc::new(store), url, Guard::Postgres(db))
+        }
+    };
+    let sql = sqlx::any::AnyPoolOptions::new()
+        .max_connections(8)
+        .connect(&sql_url)
+        .await
+        .expect("sql pool");
+    let state = command_api::build_state(store.clone(), sql, &config)
+        .await
+        .expect("state");
+    let app = web::server::Application::bind("127.0.0.1:0", command_api::router(state))
+        .await
+        .expect("bind");
+    let address = format!("http://{}", app.local_addr().expect("address"));
+    let (shutdown, stopped) = oneshot::channel();
+    tokio::spawn(app.run_until_stopped(async {
+        let _ = stopped.await;
+    }));
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(64)
+        .build()
+        .expect("client");
+    Some(TestApp {
+        address,
+        client,
+        backend,
+        store,
+        _guard: guard,
+        _shutdown: shutdown,
+    })
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    pub async fn post(&self, path: &str, token: Option<&str>, body: &Value) -> Response {
+        let mut request = self.client.post(self.url(path)).json(body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request.send().await.expect("request")
+    }
+
+    pub async fn patch(&self, path: &str, token: Option<&str>, body: &Value) -> Response {
+        let mut request = self.client.patch(self.url(path)).json(body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request.send().await.expect("request")
+    }
+
+    pub async fn delete(&self, path: &str, token: Option<&str>) -> Response {
+        let mut request = self.client.delete(self.url(path));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request.send().await.expect("request")
+    }
+
+    pub async fn get(&self, path: &str) -> Response {
+        self.client
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// Logs in and returns the token pair as JSON.
+    pub async fn login(&self, username: &str, password: &str) -> Value {
+        let response = self
+            .post(
+                "/api/v1/auth/login",
+                None,
+                &json!({"username": username, "password": password}),
+            )
+            .await;
+        assert_eq!(
+            response.status(),
+            StatusCode::OK,
+            "login of {username} failed"
+        );
+        response.json().await.expect("login body")
+    }
+
+    /// An access token of the bootstrap admin.
+    pub async fn admin_token(&self) -> String {
+        self.login(ADMIN_USERNAME, ADMIN_PASSWORD).await["accessToken"]
+            .as_str()
+            .expect("token")
+            .to_owned()
+    }
+
+    /// Registers a customer with a unique e-mail and mobile number; returns (id, email, mobile).
+    pub async fn register_customer(&self) -> (String, String, String) {
+        let n = uuid::Uuid::now_v7().as_u128() % 10_000_000_000;
+        let email = format!("customer{n}@example.com");
+        let mobile = format!("+49{n:010}");
+        let response = self
+            .post(
+                "/api/v1/auth/register",
+                None,
+                &json!({"name": "Test Customer", "email": email, "mobileNumber": mobile, "password": CUSTOMER_PASSWORD}),
+            )
+            .await;
+        assert_eq!(
+            response.status(),
+            StatusCode::CREATED,
+            "registration failed: {}",
+            response.text().await.unwrap_or_default()
+        );
+        let body: Value = response.json().await.expect("body");
+        (body["id"].as_str().expect("id").to_owned(), email, mobile)
+    }
+
+    /// A new customer's access token and id.
+    pub async fn customer(&self) -> (String, String) {
+        let (id, email, _) = self.register_customer().await;
+        let token = self.login(&email, CUSTOMER_PASSWORD).await["accessToken"]
+            .as_str()
+            .expect("token")
+            .to_owned();
+        (token, id)
+    }
+
+    /// Creates a product with one variant per (sku, price in cents); returns its id.
+    pub async fn create_product(
+        &self,
+        admin: &str,
+        name: &str,
+        variants: &[(&str, i64)],
+    ) -> String {
+        let variants: Vec<Value> = variants
+            .iter()
+            .map(
+                |(sku, amount)| json!({"sku": sku, "price": {"amount": amount, "currency": "EUR"}}),
+            )
+            .collect();
+        let response = self
+            .post(
+                "/api/v1/products",
+                Some(admin),
+                &json!({"name": name, "categories": ["test"], "variants": variants}),
+            )
+            .await;
+        assert_eq!(
+            response.status(),
+            StatusCode::CREATED,
+            "product: {}",
+            response.text().await.unwrap_or_default()
+        );
+        response.json::<Value>().await.expect("body")["id"]
+            .as_str()
+            .expect("id")
+            .to_owned()
+    }
+
+    /// Adds `units` of stock to `sku`.
+    pub async fn restock(&self, admin: &str, sku: &str, units: i64) {
+        let response = self
+            .post(
+                &format!("/api/v1/inventory/{sku}/adjustments"),
+                Some(admin),
+                &json!({"delta": units, "reason": "restock"}),
+            )
+            .await;
+        assert_eq!(
+            response.status(),
+            StatusCode::OK,
+            "restock: {}",
+            response.text().await.unwrap_or_default()
+        );
+    }
+
+    /// Places an order of `lines` as `customer`.
+    pub async fn place_order(&self, customer: &str, lines: &[(&str, i64)]) -> Response {
+        let lines: Vec<Value> = lines
+            .iter()
+            .map(|(sku, quantity)| json!({"sku": sku, "quantity": quantity}))
+            .collect();
+        self.post(
+            "/api/v1/orders",
+            Some(customer),
+            &json!({"lines": lines, "shippingAddress": address()}),
+        )
+        .await
+    }
+
+    /// The folded stock of `sku`, straight from the log: (on hand, reserved, committed).
+    pub async fn stock(&self, sku: &str) -> (i64, i64, i64) {
+        use domain::aggregate::Aggregate;
+        let stream = eventstore::StreamId::of("stock", sku);
+        let events = self
+            .store
+            .read_stream(&stream, 1, 1_000_000)
+            .await
+            .expect("read");
+        let events: Vec<domain::inventory::StockEvent> = events
+            .into_iter()
+            .map(|e| {
+                domain::aggregate::decode(&e.event_type, e.schema_version, e.payload)
+                    .expect("decode")
+            })
+            .collect();
+        let state = domain::inventory::Stock::fold(&events);
+        (state.on_hand, state.reserved_total(), state.committed)
+    }
+}
+
+pub fn address() -> Value {
+    json!({"name": "Ada Lovelace", "line1": "1 Analytical Way", "city": "London", "postalCode": "N1 9GU", "country": "GB"})
+}
+
+/// Asserts a problem+json answer with `status` and `code`; returns the body.
+pub async fn assert_problem(response: Response, status: StatusCode, code: &str) -> Value {
+    assert_eq!(response.status(), status, "unexpected status");
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    assert_eq!(content_type, "application/problem+json");
+    let body: Value = response.json().await.expect("problem body");
+    assert_eq!(body["code"], code, "problem: {body}");
+    assert_eq!(body["status"], status.as_u16());
+    body
+}

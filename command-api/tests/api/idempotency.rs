@@ -1,0 +1,109 @@
+//! `Idempotency-Key`: a retried command takes effect once and answers the same, also when
+//! the retries race.
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::helpers::{TestApp, address, assert_problem};
+
+crate::backend_tests!(
+    a_retry_replays_the_first_answer,
+    racing_retries_take_effect_once,
+    a_key_reused_for_another_request_is_refused
+);
+
+async fn order_with_key(app: &TestApp, token: &str, key: &str, quantity: i64) -> reqwest::Response {
+    app.client
+        .post(app.url("/api/v1/orders"))
+        .bearer_auth(token)
+        .header("idempotency-key", key)
+        .json(&json!({"lines": [{"sku": "IDEM", "quantity": quantity}], "shippingAddress": address()}))
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn setup(app: &TestApp) -> String {
+    let admin = app.admin_token().await;
+    app.create_product(&admin, "Idempotent", &[("IDEM", 100)])
+        .await;
+    app.restock(&admin, "IDEM", 100).await;
+    app.customer().await.0
+}
+
+async fn a_retry_replays_the_first_answer(app: TestApp) {
+    let customer = setup(&app).await;
+    let first = order_with_key(&app, &customer, "order-1", 2).await;
+    assert_eq!(first.status(), StatusCode::CREATED);
+    let first: Value = first.json().await.unwrap();
+    let again = order_with_key(&app, &customer, "order-1", 2).await;
+    assert_eq!(again.status(), StatusCode::CREATED);
+    assert_eq!(again.headers()["idempotent-replayed"], "true");
+    assert_eq!(again.json::<Value>().await.unwrap(), first);
+    assert_eq!(app.stock("IDEM").await, (100, 2, 0));
+    // Keys belong to their caller: another customer's same key is a new request.
+    let (other, _) = app.customer().await;
+    let theirs: Value = order_with_key(&app, &other, "order-1", 2)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_ne!(theirs["id"], first["id"]);
+    assert_eq!(app.stock("IDEM").await, (100, 4, 0));
+}
+
+async fn racing_retries_take_effect_once(app: TestApp) {
+    let customer = setup(&app).await;
+    let tasks: Vec<_> = (0..10)
+        .map(|_| {
+            let (client, url, token) = (app.client.clone(), app.url("/api/v1/orders"), customer.clone());
+            tokio::spawn(async move {
+                let response = client
+                    .post(url)
+                    .bearer_auth(token)
+                    .header("idempotency-key", "race-key")
+                    .json(&json!({"lines": [{"sku": "IDEM", "quantity": 3}], "shippingAddress": address()}))
+                    .send()
+                    .await
+                    .unwrap();
+                (response.status(), response.json::<Value>().await.unwrap())
+            })
+        })
+        .collect();
+    let mut ids = std::collections::HashSet::new();
+    for task in tasks {
+        let (status, body) = task.await.unwrap();
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        ids.insert(body["id"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(ids.len(), 1, "every retry answered with the one order");
+    assert_eq!(
+        app.stock("IDEM").await,
+        (100, 3, 0),
+        "the order took effect once"
+    );
+}
+
+async fn a_key_reused_for_another_request_is_refused(app: TestApp) {
+    let customer = setup(&app).await;
+    assert_eq!(
+        order_with_key(&app, &customer, "k", 1).await.status(),
+        StatusCode::CREATED
+    );
+    assert_problem(
+        order_with_key(&app, &customer, "k", 5).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "idempotency_key_reused",
+    )
+    .await;
+    let bad_key = app
+        .client
+        .post(app.url("/api/v1/orders"))
+        .bearer_auth(&customer)
+        .header("idempotency-key", "x".repeat(300))
+        .json(&json!({"lines": [{"sku": "IDEM", "quantity": 1}], "shippingAddress": address()}))
+        .send()
+        .await
+        .unwrap();
+    assert_problem(bad_key, StatusCode::BAD_REQUEST, "invalid_idempotency_key").await;
+    assert_eq!(app.stock("IDEM").await, (100, 1, 0));
+}

@@ -1,0 +1,9 @@
+//! HTTP-level tests of the command API: the real app on a real port, against SQLite and
+//! PostgreSQL (each test gets its own database), driven with a real HTTP client.
+mod accounts;
+mod auth;
+mod helpers;
+mod idempotency;
+mod inventory;
+mod orders;
+mod products;
