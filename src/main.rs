@@ -1,2 +1,36 @@
-//! `emporium`: the all-in-one binary and admin CLI.
-fn main() {}
+//! `emporium`: the all-in-one binary and admin CLI. Reads settings, chooses backends from
+//! their URLs, and runs the command asked for.
+use clap::Parser;
+
+mod admin;
+mod backends;
+mod cli;
+mod serve;
+mod settings;
+
+use cli::{AdminCommand, Cli, Command};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    web::telemetry::init();
+    let settings = settings::Settings::from_env(cli.config.as_deref())?;
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve::run(&settings).await,
+        Command::Migrate => backends::Backends::open(&settings)
+            .await
+            .map(|_| println!("migrations applied")),
+        Command::CheckConfig => {
+            println!("{}", settings.describe());
+            Ok(())
+        }
+        Command::Admin {
+            command:
+                AdminCommand::Create {
+                    username,
+                    name,
+                    role,
+                },
+        } => admin::create(&settings, &username, &name, &role).await,
+    }
+}

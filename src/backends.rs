@@ -1,0 +1,107 @@
+//! Chooses the backends from the settings' URLs (none: embedded), opens and migrates them.
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use eventstore::{
+    EventStore,
+    postgres::{PostgresConfig, PostgresEventStore},
+    sqlite::SqliteEventStore,
+};
+use sqlx::{AnyPool, any::AnyPoolOptions};
+
+use crate::settings::Settings;
+
+/// The opened backends.
+pub struct Backends {
+    /// The event log.
+    pub store: Arc<dyn EventStore>,
+    /// Tokens, idempotency keys, read models.
+    pub sql: AnyPool,
+    /// For the start-up log line.
+    pub description: String,
+}
+
+fn is_postgres(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
+}
+
+impl Backends {
+    /// Opens and migrates the backends the settings name.
+    pub async fn open(settings: &Settings) -> anyhow::Result<Self> {
+        sqlx::any::install_default_drivers();
+        let pool = AnyPoolOptions::new().max_connections(settings.database_max_connections);
+        match settings.database_url.as_deref() {
+            None => {
+                std::fs::create_dir_all(&settings.data_dir)
+                    .with_context(|| format!("creating {}", settings.data_dir.display()))?;
+                let path = settings.data_dir.join("emporium.db");
+                if let Some(url) = settings
+                    .eventstore_url
+                    .as_deref()
+                    .filter(|u| !u.starts_with("sqlite:"))
+                {
+                    bail!(
+                        "EMPORIUM_EVENTSTORE_URL={url} needs EMPORIUM_DATABASE_URL (PostgreSQL) for everything else"
+                    );
+                }
+                let store = SqliteEventStore::open(&path)
+                    .await
+                    .context("opening the embedded database")?;
+                store
+                    .migrate()
+                    .await
+                    .context("migrating the embedded database")?;
+                let sql = pool
+                    .connect(&format!("sqlite://{}", path.display()))
+                    .await?;
+                Ok(Self {
+                    store: Arc::new(store),
+                    sql,
+                    description: format!("embedded SQLite at {}", path.display()),
+                })
+            }
+            Some(db) if is_postgres(db) => {
+                let config = PostgresConfig {
+                    max_connections: settings.database_max_connections,
+                    ..PostgresConfig::default()
+                };
+                let database = PostgresEventStore::connect(db, &config)?;
+                database.migrate().await.context("migrating PostgreSQL")?;
+                let sql = pool.connect(db).await.context("connecting to PostgreSQL")?;
+                let (store, log): (Arc<dyn EventStore>, String) =
+                    match settings.eventstore_url.as_deref() {
+                        None => (Arc::new(database), "PostgreSQL".into()),
+                        Some(url) if is_postgres(url) => {
+                            let store = PostgresEventStore::connect(url, &config)?;
+                            store
+                                .migrate()
+                                .await
+                                .context("migrating the PostgreSQL event store")?;
+                            (Arc::new(store), "PostgreSQL (separate event store)".into())
+                        }
+                        Some(url) => (kurrent(url)?, "KurrentDB".into()),
+                    };
+                Ok(Self {
+                    store,
+                    sql,
+                    description: format!("{log} event store, PostgreSQL read side"),
+                })
+            }
+            Some(other) => bail!("EMPORIUM_DATABASE_URL must be a postgres:// URL, got {other:?}"),
+        }
+    }
+}
+
+#[cfg(feature = "kurrentdb")]
+fn kurrent(url: &str) -> anyhow::Result<Arc<dyn EventStore>> {
+    Ok(Arc::new(eventstore::kurrent::KurrentEventStore::connect(
+        url,
+    )?))
+}
+
+#[cfg(not(feature = "kurrentdb"))]
+fn kurrent(url: &str) -> anyhow::Result<Arc<dyn EventStore>> {
+    bail!(
+        "EMPORIUM_EVENTSTORE_URL={url}: this build has no KurrentDB support (build with --features kurrentdb)"
+    )
+}
