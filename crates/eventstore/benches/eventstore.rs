@@ -136,6 +136,8 @@ fn eventstore_benches(c: &mut Criterion) {
         .enable_all()
         .build()
         .expect("runtime");
+    // Pools spawn their maintenance tasks on the current runtime when they are created.
+    let _entered = runtime.enter();
     let mut group = c.benchmark_group("eventstore");
     group
         .sample_size(10)

@@ -54,6 +54,8 @@ use crate::{
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/postgres");
 
 const CHANNEL: &str = "emporium_events";
+/// Least time between two notifications to other processes.
+const NOTIFY_INTERVAL: Duration = Duration::from_millis(2);
 
 /// Connection settings.
 #[derive(Clone, Debug)]
@@ -159,6 +161,9 @@ impl PostgresEventStore {
                     {
                         tracing::debug!(%err, "could not notify other processes of an append");
                     }
+                    // At most one notification per interval: under load every append
+                    // would otherwise cost a second statement.
+                    tokio::time::sleep(NOTIFY_INTERVAL).await;
                 }
             });
             let weak = Arc::downgrade(&self.inner);

@@ -5,7 +5,9 @@
 //! [`EventStore::read_all`] needs no gap handling. Reads use their own pool and never wait
 //! for the writer (WAL). `synchronous = NORMAL`: a commit survives a process crash; only a
 //! power loss can drop the last commits, which is the usual embedded trade-off.
-use std::{path::Path, str::FromStr, time::Duration};
+use std::{path::Path, str::FromStr, sync::Arc, time::Duration};
+
+use tokio::sync::{mpsc, oneshot};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -30,8 +32,19 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/
 pub struct SqliteEventStore {
     writer: SqlitePool,
     reader: SqlitePool,
-    signal: ChangeSignal,
+    signal: Arc<ChangeSignal>,
+    appends: mpsc::Sender<AppendRequest>,
 }
+
+/// One caller's append, queued for the writer task.
+#[derive(Debug)]
+struct AppendRequest {
+    parts: Vec<StreamAppend>,
+    reply: oneshot::Sender<Result<Vec<AppendResult>, StoreError>>,
+}
+
+/// Most appends committed together in one transaction.
+const GROUP_COMMIT_MAX: usize = 64;
 
 impl SqliteEventStore {
     /// Opens (creating if missing) the database at `path`. Does not migrate.
@@ -61,10 +74,14 @@ impl SqliteEventStore {
             .max_connections(4)
             .connect_with(options)
             .await?;
+        let signal = Arc::new(ChangeSignal::new());
+        let (appends, queue) = mpsc::channel(1024);
+        tokio::spawn(write_loop(writer.clone(), signal.clone(), queue));
         Ok(Self {
             writer,
             reader,
-            signal: ChangeSignal::new(),
+            signal,
+            appends,
         })
     }
 
@@ -93,71 +110,160 @@ impl SqliteEventStore {
         expected: ExpectedVersion,
         events: &[NewEvent],
     ) -> Result<AppendResult, StoreError> {
-        let first = events
-            .first()
-            .ok_or_else(|| StoreError::Invalid("empty append".into()))?;
-        let actual = current_version(&mut *conn, stream).await?;
-        if !expected.accepts(actual) {
-            if let Some(done) = already_appended(&mut *conn, stream, events).await? {
-                return Ok(done);
-            }
-            return Err(StoreError::Conflict {
-                stream: stream.clone(),
-                expected,
-                actual,
-            });
+        if events.is_empty() {
+            return Err(StoreError::Invalid("empty append".into()));
         }
-        if event_exists(&mut *conn, first).await? {
-            if let Some(done) = already_appended(&mut *conn, stream, events).await? {
-                return Ok(done);
-            }
-            return Err(StoreError::Invalid(format!(
-                "event id {} is already stored",
-                first.event_id
-            )));
-        }
+        let (kind, exact) = match expected {
+            ExpectedVersion::Any => (0, 0),
+            ExpectedVersion::NoStream => (1, 0),
+            ExpectedVersion::StreamExists => (2, 0),
+            ExpectedVersion::Exact(v) => (3, to_i64(v)?),
+        };
         let now = Utc::now();
         let mut result = AppendResult {
-            version: actual,
+            version: 0,
             position: 0,
         };
-        for event in events {
-            result.version += 1;
-            let inserted = sqlx::query(
+        for (i, event) in events.iter().enumerate() {
+            // The first insert checks the expectation in the same statement (the writer
+            // holds the database, so nothing can slip in between); the rest follow it.
+            let sql = if i == 0 {
                 "INSERT INTO events (stream_id, version, event_id, event_type, schema_version, payload, metadata, recorded_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING position",
-            )
-            .bind(stream.as_str())
-            .bind(to_i64(result.version)?)
-            .bind(event.event_id.to_string())
-            .bind(&event.event_type)
-            .bind(i64::from(event.schema_version))
-            .bind(event.payload.to_string())
-            .bind(serde_json::to_string(&event.metadata).map_err(|e| StoreError::Corrupt(e.to_string()))?)
-            .bind(now)
-            .fetch_one(&mut *conn)
-            .await;
+                 SELECT $1, coalesce(max(version), 0) + 1, $3, $4, $5, $6, $7, $8 FROM events WHERE stream_id = $1 \
+                 HAVING CASE $9 WHEN 0 THEN 1 WHEN 1 THEN coalesce(max(version), 0) = 0 \
+                   WHEN 2 THEN coalesce(max(version), 0) > 0 ELSE coalesce(max(version), 0) = $10 END \
+                 RETURNING position, version"
+            } else {
+                "INSERT INTO events (stream_id, version, event_id, event_type, schema_version, payload, metadata, recorded_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING position, version"
+            };
+            let inserted = sqlx::query(sql)
+                .bind(stream.as_str())
+                .bind(to_i64(result.version + 1)?)
+                .bind(event.event_id.to_string())
+                .bind(&event.event_type)
+                .bind(i64::from(event.schema_version))
+                .bind(event.payload.to_string())
+                .bind(
+                    serde_json::to_string(&event.metadata)
+                        .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                )
+                .bind(now)
+                .bind(kind)
+                .bind(exact)
+                .fetch_optional(&mut *conn)
+                .await;
             let row = match inserted {
-                Ok(row) => row,
-                Err(err) => return Err(map_insert_error(conn, err, stream, expected, events).await),
+                Ok(Some(row)) => row,
+                Ok(None) => {
+                    if let Some(done) = already_appended(&mut *conn, stream, events).await? {
+                        return Ok(done);
+                    }
+                    let actual = current_version(&mut *conn, stream).await?;
+                    return Err(StoreError::Conflict {
+                        stream: stream.clone(),
+                        expected,
+                        actual,
+                    });
+                }
+                Err(err) => return map_insert_error(conn, err, stream, expected, events).await,
             };
             result.position = from_i64(row.try_get::<i64, _>(0)?)?;
+            result.version = from_i64(row.try_get::<i64, _>(1)?)?;
         }
         Ok(result)
     }
 
-    async fn append_parts(&self, parts: &[StreamAppend]) -> Result<Vec<AppendResult>, StoreError> {
-        let mut conn = self.writer.acquire().await?;
-        let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
-        let mut results = Vec::with_capacity(parts.len());
-        for part in parts {
-            results
-                .push(Self::append_in(&mut tx, &part.stream, part.expected, &part.events).await?);
-        }
-        tx.commit().await?;
-        self.signal.bump();
-        Ok(results)
+    async fn append_parts(
+        &self,
+        parts: Vec<StreamAppend>,
+    ) -> Result<Vec<AppendResult>, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        let request = AppendRequest { parts, reply };
+        let closed = || StoreError::Unavailable("the SQLite writer has stopped".into());
+        self.appends.send(request).await.map_err(|_| closed())?;
+        answer.await.map_err(|_| closed())?
     }
+}
+
+/// The single writer: takes every queued append (up to [`GROUP_COMMIT_MAX`]) into one
+/// transaction, each inside its own savepoint so that one append's conflict does not undo
+/// the others, and commits once. Concurrent appenders thereby share a commit, which is
+/// what lets SQLite's one writer keep up with many callers.
+async fn write_loop(
+    pool: SqlitePool,
+    signal: Arc<ChangeSignal>,
+    mut queue: mpsc::Receiver<AppendRequest>,
+) {
+    while let Some(first) = queue.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < GROUP_COMMIT_MAX {
+            match queue.try_recv() {
+                Ok(request) => batch.push(request),
+                Err(_) => break,
+            }
+        }
+        match commit_batch(&pool, &batch).await {
+            Ok(results) => {
+                signal.bump();
+                for (request, result) in batch.into_iter().zip(results) {
+                    let _ = request.reply.send(result);
+                }
+            }
+            Err(err) => {
+                let message = err.to_string();
+                for request in batch {
+                    let _ = request
+                        .reply
+                        .send(Err(StoreError::Unavailable(message.clone().into())));
+                }
+            }
+        }
+    }
+}
+
+async fn commit_batch(
+    pool: &SqlitePool,
+    batch: &[AppendRequest],
+) -> Result<Vec<Result<Vec<AppendResult>, StoreError>>, StoreError> {
+    let mut conn = pool.acquire().await?;
+    let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
+    // A lone append needs no savepoint: if it fails, the whole transaction is dropped.
+    let isolate = batch.len() > 1;
+    let mut results = Vec::with_capacity(batch.len());
+    for request in batch {
+        if isolate {
+            sqlx::query("SAVEPOINT append").execute(&mut *tx).await?;
+        }
+        let mut done = Vec::with_capacity(request.parts.len());
+        let mut failure = None;
+        for part in &request.parts {
+            match SqliteEventStore::append_in(&mut tx, &part.stream, part.expected, &part.events)
+                .await
+            {
+                Ok(result) => done.push(result),
+                Err(err) => {
+                    failure = Some(err);
+                    break;
+                }
+            }
+        }
+        if let Some(err) = failure {
+            if !isolate {
+                tx.rollback().await?;
+                return Ok(vec![Err(err)]);
+            }
+            sqlx::query("ROLLBACK TO append").execute(&mut *tx).await?;
+            results.push(Err(err));
+        } else {
+            results.push(Ok(done));
+        }
+        if isolate {
+            sqlx::query("RELEASE append").execute(&mut *tx).await?;
+        }
+    }
+    tx.commit().await?;
+    Ok(results)
 }
 
 #[async_trait]
@@ -175,12 +281,12 @@ impl EventStore for SqliteEventStore {
         expected: ExpectedVersion,
         events: Vec<NewEvent>,
     ) -> Result<AppendResult, StoreError> {
-        let parts = [StreamAppend {
+        let parts = vec![StreamAppend {
             stream: stream.clone(),
             expected,
             events,
         }];
-        let mut results = self.append_parts(&parts).await?;
+        let mut results = self.append_parts(parts).await?;
         results
             .pop()
             .ok_or_else(|| StoreError::Corrupt("append returned nothing".into()))
@@ -190,7 +296,7 @@ impl EventStore for SqliteEventStore {
         &self,
         parts: Vec<StreamAppend>,
     ) -> Result<Vec<AppendResult>, StoreError> {
-        self.append_parts(&parts).await
+        self.append_parts(parts).await
     }
 
     async fn read_stream(
@@ -302,40 +408,39 @@ async fn already_appended(
     Ok(last)
 }
 
-/// A unique violation is a lost race for a version (a conflict) unless an event id of
-/// the batch is already stored, which the caller must not reuse. Decided by looking, not
-/// by parsing the error text.
+/// A unique violation is either a retry of events already stored (the original outcome is
+/// returned), an event id reused from elsewhere (invalid), or a lost race for a version
+/// (a conflict). Decided by looking at the log, not by parsing the error text.
 async fn map_insert_error(
     conn: &mut SqliteConnection,
     err: sqlx::Error,
     stream: &StreamId,
     expected: ExpectedVersion,
     events: &[NewEvent],
-) -> StoreError {
+) -> Result<AppendResult, StoreError> {
     let sqlx::Error::Database(db) = &err else {
-        return err.into();
+        return Err(err.into());
     };
     if !db.is_unique_violation() {
-        return err.into();
+        return Err(err.into());
+    }
+    if let Some(done) = already_appended(&mut *conn, stream, events).await? {
+        return Ok(done);
     }
     for event in events {
-        match event_exists(&mut *conn, event).await {
-            Ok(true) => {
-                return StoreError::Invalid(format!(
-                    "event id {} is already stored",
-                    event.event_id
-                ));
-            }
-            Ok(false) => {}
-            Err(err) => return err,
+        if event_exists(&mut *conn, event).await? {
+            return Err(StoreError::Invalid(format!(
+                "event id {} is already stored",
+                event.event_id
+            )));
         }
     }
-    let actual = current_version(conn, stream).await.unwrap_or_default();
-    StoreError::Conflict {
+    let actual = current_version(conn, stream).await?;
+    Err(StoreError::Conflict {
         stream: stream.clone(),
         expected,
         actual,
-    }
+    })
 }
 
 fn decode_row(row: &SqliteRow) -> Result<RecordedEvent, StoreError> {
