@@ -1,1 +1,47 @@
-//! Projector: folds the event log into read models, caches, the search index and the integration bus.
+//! Projector: folds the event log into read models that the query API serves.
+//!
+//! A [`Projection`] turns events into SQL rows (one SQL text for SQLite and PostgreSQL,
+//! through `sqlx::AnyPool`); a [`ProjectionRunner`] follows the log from the projection's
+//! checkpoint and applies each batch in one transaction together with the new checkpoint,
+//! so killing it at any moment and starting again gives the same rows as an uninterrupted
+//! run (invariant 4), and replaying from position 0 into empty tables gives them too
+//! (invariant 5). On PostgreSQL one process owns each projection (an advisory lock) and
+//! another takes over when it dies. [`Projector`] runs every projection as a task and
+//! exposes their positions ([`Positions`]) so an in-process query API can wait for
+//! read-your-writes without polling.
+//!
+//! Compose it in a process like this (the pool's database is migrated by the event
+//! store's migrator, which includes the read models' tables):
+//!
+//! ```no_run
+//! # async fn compose(store: std::sync::Arc<dyn eventstore::EventStore>, pool: sqlx::AnyPool) {
+//! let projector = projector::Projector::new(
+//!     store,
+//!     pool,
+//!     &projector::RunnerConfig::default(),
+//!     projector::default_projections(),
+//! );
+//! let positions = projector.positions(); // hand to the query API
+//! tokio::spawn(projector.run_until_stopped(async { /* shutdown signal */ }));
+//! # let _ = positions;
+//! # }
+//! ```
+#![deny(missing_docs)]
+
+pub mod catalog;
+pub mod inventory;
+pub mod runtime;
+
+use std::sync::Arc;
+
+pub use catalog::CatalogProjection;
+pub use inventory::InventoryProjection;
+pub use runtime::{
+    BatchOutcome, Positions, Projection, ProjectionRunner, Projector, RunnerConfig, apply_batch,
+    checkpoint, timestamp,
+};
+
+/// Every projection this crate provides: `catalog` and `inventory`.
+pub fn default_projections() -> Vec<Arc<dyn Projection>> {
+    vec![Arc::new(CatalogProjection), Arc::new(InventoryProjection)]
+}

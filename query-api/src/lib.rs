@@ -1,1 +1,31 @@
-//! Query API: REST queries served from caches and read models.
+//! Query API: the REST reads of Emporium, served from the read models the projector
+//! writes (and, for product views, from an in-process cache in front of them).
+//!
+//! Every GET accepts `X-Emporium-Min-Position: N` (or `?minPosition=N`): it is answered
+//! only once the projections it reads have reached the log position a command answered
+//! with, or 504 after [`QueryConfig::min_position_wait`] — read-your-writes on an
+//! eventually consistent system ([`consistency`]). Errors are problem documents
+//! ([`web::ApiError`]); every SQL value is bound ([`read`]).
+//!
+//! Shape: `routes/` holds one module per resource with thin handlers; [`read`] holds the
+//! repositories and their SQL; [`views`] the JSON shapes. Compose it with an in-process
+//! projector by passing its positions:
+//!
+//! ```no_run
+//! # fn compose(pool: sqlx::AnyPool, verifier: std::sync::Arc<web::JwtVerifier>, positions: projector::Positions) {
+//! let state = query_api::QueryState::new(pool, verifier, Some(positions), &query_api::QueryConfig::default());
+//! let router = query_api::router(state); // or merge query_api::routes(state) with other services
+//! # let _ = router;
+//! # }
+//! ```
+#![deny(missing_docs)]
+
+mod app;
+pub mod consistency;
+pub mod read;
+pub mod routes;
+pub mod state;
+pub mod views;
+
+pub use app::{router, routes};
+pub use state::{QueryConfig, QueryState};

@@ -1,0 +1,549 @@
+//! The projection runtime: a [`Projection`] folds events into SQL rows; a
+//! [`ProjectionRunner`] feeds it from the log, one transaction per batch.
+//!
+//! Guarantees:
+//! - **Rows and checkpoint commit together** (invariant 4). Each batch runs in one
+//!   transaction that first locks the projection's checkpoint row, applies the events
+//!   after it and writes the new checkpoint; a kill at any moment rolls the batch back
+//!   whole, and a restart resumes from the committed checkpoint.
+//! - **No event is applied twice**, even by two runners of one projection at once: the
+//!   checkpoint row is locked by `UPDATE … SET position = position … RETURNING position`
+//!   (portable: a row lock on PostgreSQL, the write lock on SQLite), and only events above
+//!   the position read under that lock are applied.
+//! - **One owner per projection on PostgreSQL**: a runner holds
+//!   `pg_try_advisory_lock(key(name))` on a dedicated connection while it runs the
+//!   projection; the others poll every [`RunnerConfig::ownership_poll`] and take over when
+//!   the owner's connection closes. On SQLite (one process) there is no lock.
+//! - **Explicit retry policy**: a failed batch is rolled back, logged, and retried after a
+//!   back-off (100 ms doubling to 5 s by default) until it succeeds: a projection never
+//!   skips an event. Anything that invalidates the runner's view (lost ownership, a
+//!   checkpoint moved back by a replay) restarts its loop from the stored checkpoint.
+use std::{
+    collections::BTreeMap,
+    future::Future,
+    panic::AssertUnwindSafe,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, anyhow};
+use async_trait::async_trait;
+use chrono::{DateTime, SecondsFormat, Utc};
+use eventstore::{EventStore, Position, RecordedEvent, Subscription};
+use futures::FutureExt;
+use sqlx::{Any, AnyConnection, AnyPool, ConnectOptions, Connection, Transaction};
+use tokio::sync::watch;
+
+/// A read model built from the log.
+///
+/// `apply` receives the batch's transaction: every row it writes commits together with
+/// the checkpoint, or not at all. It is called once per handled event, in log order.
+#[async_trait]
+pub trait Projection: Send + Sync + 'static {
+    /// Stable name: the key of its checkpoint and of its advisory lock.
+    fn name(&self) -> &'static str;
+
+    /// Whether `event` concerns this projection (by stream category or event type). Events
+    /// it does not handle still move its checkpoint.
+    fn handles(&self, event: &RecordedEvent) -> bool;
+
+    /// Applies one event inside the batch's transaction.
+    ///
+    /// # Errors
+    /// Anything that prevents the event from being applied; the batch is then rolled back
+    /// and retried after a back-off.
+    async fn apply(
+        &self,
+        tx: &mut Transaction<'_, Any>,
+        event: &RecordedEvent,
+    ) -> anyhow::Result<()>;
+}
+
+/// How a runner reads, retries and polls.
+#[derive(Clone, Debug)]
+pub struct RunnerConfig {
+    /// Most events applied in one transaction.
+    pub batch_size: usize,
+    /// How often to look for new events when no wake-up arrives.
+    pub idle_poll: Duration,
+    /// First back-off after a failure; doubles on each further failure.
+    pub backoff_initial: Duration,
+    /// Longest back-off.
+    pub backoff_max: Duration,
+    /// How often a runner without ownership tries to take it over, and how often an owner
+    /// checks that its lock connection is alive (PostgreSQL only).
+    pub ownership_poll: Duration,
+}
+
+impl Default for RunnerConfig {
+    fn default() -> Self {
+        Self {
+            batch_size: 500,
+            idle_poll: Duration::from_millis(250),
+            backoff_initial: Duration::from_millis(100),
+            backoff_max: Duration::from_secs(5),
+            ownership_poll: Duration::from_secs(1),
+        }
+    }
+}
+
+/// The timestamp format of every read model: RFC 3339 in UTC with microseconds, which
+/// sorts correctly as text.
+pub fn timestamp(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+fn to_i64(position: Position) -> anyhow::Result<i64> {
+    i64::try_from(position).map_err(|_| anyhow!("position {position} does not fit a BIGINT"))
+}
+
+fn from_i64(value: i64) -> anyhow::Result<Position> {
+    u64::try_from(value).map_err(|_| anyhow!("negative checkpoint {value}"))
+}
+
+/// The committed checkpoint of projection `name`: the position of the last event it has
+/// applied or passed over (0 when it has never run).
+///
+/// # Errors
+/// When the database cannot be read.
+pub async fn checkpoint(pool: &AnyPool, name: &str) -> anyhow::Result<Position> {
+    let position: Option<i64> =
+        sqlx::query_scalar("SELECT position FROM projection_checkpoints WHERE name = $1")
+            .bind(name)
+            .fetch_optional(pool)
+            .await?;
+    from_i64(position.unwrap_or(0))
+}
+
+/// Creates the checkpoint row at 0 if it is missing; returns the committed checkpoint.
+async fn ensure_checkpoint(pool: &AnyPool, name: &str) -> anyhow::Result<Position> {
+    sqlx::query(
+        "INSERT INTO projection_checkpoints (name, position, updated_at) VALUES ($1, 0, $2) \
+         ON CONFLICT (name) DO NOTHING",
+    )
+    .bind(name)
+    .bind(timestamp(Utc::now()))
+    .execute(pool)
+    .await?;
+    checkpoint(pool, name).await
+}
+
+/// What [`apply_batch`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BatchOutcome {
+    /// The batch committed; the checkpoint is now `checkpoint`.
+    Committed {
+        /// The new committed checkpoint.
+        checkpoint: Position,
+        /// How many events were applied (events at or below the stored checkpoint, and
+        /// events the projection does not handle, are not counted).
+        applied: usize,
+    },
+    /// The stored checkpoint is below what the caller had committed (a replay reset it):
+    /// nothing was written, and the caller must resume from `stored`.
+    CheckpointMovedBack {
+        /// The checkpoint found.
+        stored: Position,
+    },
+}
+
+/// Applies `events` (consecutive events of the log, in order) to `projection` in one
+/// transaction, together with its checkpoint.
+///
+/// Locks the checkpoint row first and applies only the events above it, so a batch that
+/// another runner has already applied, wholly or partly, is not applied again.
+/// `committed` is the checkpoint the caller believes is stored.
+///
+/// # Errors
+/// When the database fails, the checkpoint row is missing, or the projection refuses (or
+/// panics on) an event; nothing is then written.
+pub async fn apply_batch(
+    pool: &AnyPool,
+    projection: &dyn Projection,
+    committed: Position,
+    events: &[RecordedEvent],
+) -> anyhow::Result<BatchOutcome> {
+    let name = projection.name();
+    let mut tx = pool.begin().await?;
+    let stored: Option<i64> = sqlx::query_scalar(
+        "UPDATE projection_checkpoints SET position = position WHERE name = $1 RETURNING position",
+    )
+    .bind(name)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let stored = from_i64(stored.with_context(|| format!("no checkpoint row for {name}"))?)?;
+    if stored < committed {
+        tx.rollback().await?;
+        return Ok(BatchOutcome::CheckpointMovedBack { stored });
+    }
+    let mut applied = 0;
+    for event in events.iter().filter(|e| e.position > stored) {
+        if !projection.handles(event) {
+            continue;
+        }
+        // A panic in a projection is a bug; treat it as an error so the retry policy (and
+        // not a dead task) handles it.
+        AssertUnwindSafe(projection.apply(&mut tx, event))
+            .catch_unwind()
+            .await
+            .map_err(|_| anyhow!("projection panicked"))
+            .and_then(|r| r)
+            .with_context(|| {
+                format!(
+                    "{name}: applying {} {} of {} at position {}",
+                    event.event_type, event.event_id, event.stream, event.position
+                )
+            })?;
+        applied += 1;
+    }
+    let last = events.last().map_or(stored, |e| e.position).max(stored);
+    if last > stored {
+        sqlx::query(
+            "UPDATE projection_checkpoints SET position = $2, updated_at = $3 WHERE name = $1",
+        )
+        .bind(name)
+        .bind(to_i64(last)?)
+        .bind(timestamp(Utc::now()))
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(BatchOutcome::Committed {
+        checkpoint: last,
+        applied,
+    })
+}
+
+/// Back-off between retries: `initial`, doubling up to `max`; reset after a success.
+struct Backoff {
+    initial: Duration,
+    max: Duration,
+    next: Duration,
+}
+
+impl Backoff {
+    fn new(config: &RunnerConfig) -> Self {
+        Self {
+            initial: config.backoff_initial,
+            max: config.backoff_max,
+            next: config.backoff_initial,
+        }
+    }
+
+    async fn wait(&mut self) {
+        tokio::time::sleep(self.next).await;
+        self.next = (self.next * 2).min(self.max);
+    }
+
+    fn reset(&mut self) {
+        self.next = self.initial;
+    }
+}
+
+/// The advisory-lock key of a projection: FNV-1a of its name (stable across builds and
+/// processes, unlike `std`'s hasher).
+fn lock_key(name: &str) -> i64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in "emporium.projection.".bytes().chain(name.bytes()) {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    i64::from_le_bytes(hash.to_le_bytes())
+}
+
+/// Ownership of a projection on PostgreSQL: the connection that holds its advisory lock.
+/// Dropping it closes the connection, which releases the lock.
+struct Ownership {
+    conn: AnyConnection,
+    checked: Instant,
+}
+
+/// Runs one projection: follows the log from its checkpoint and applies batches.
+pub struct ProjectionRunner {
+    projection: Arc<dyn Projection>,
+    store: Arc<dyn EventStore>,
+    pool: AnyPool,
+    config: RunnerConfig,
+    position: watch::Sender<Position>,
+}
+
+impl ProjectionRunner {
+    /// A runner of `projection` over the log `store`, writing to `pool`.
+    pub fn new(
+        projection: Arc<dyn Projection>,
+        store: Arc<dyn EventStore>,
+        pool: AnyPool,
+        config: RunnerConfig,
+    ) -> Self {
+        let (position, _) = watch::channel(0);
+        Self {
+            projection,
+            store,
+            pool,
+            config,
+            position,
+        }
+    }
+
+    /// The projection's name.
+    pub fn name(&self) -> &'static str {
+        self.projection.name()
+    }
+
+    /// The committed checkpoint as this runner last saw it, updated after every commit (and,
+    /// while another process owns the projection, every [`RunnerConfig::ownership_poll`]).
+    pub fn subscribe(&self) -> watch::Receiver<Position> {
+        self.position.subscribe()
+    }
+
+    fn publish(&self, position: Position) {
+        self.position.send_if_modified(|current| {
+            let changed = *current != position;
+            *current = position;
+            changed
+        });
+    }
+
+    fn is_postgres(&self) -> bool {
+        self.pool
+            .connect_options()
+            .database_url
+            .scheme()
+            .starts_with("postgres")
+    }
+
+    /// Runs the projection until `shutdown` resolves. Stopping at any point is safe: an
+    /// unfinished batch is rolled back and the next run resumes from the checkpoint.
+    pub async fn run_until_stopped(&self, shutdown: impl Future<Output = ()>) {
+        tokio::select! {
+            biased;
+            () = shutdown => tracing::info!(projection = self.name(), "projection stopped"),
+            () = self.run_forever() => {}
+        }
+    }
+
+    async fn run_forever(&self) {
+        let mut backoff = Backoff::new(&self.config);
+        loop {
+            match self.run_owned(&mut backoff).await {
+                // The checkpoint moved back: resume from it at once.
+                Ok(()) => {}
+                Err(err) => {
+                    tracing::error!(projection = self.name(), error = ?err, "projection loop failed; restarting after a back-off");
+                    backoff.wait().await;
+                }
+            }
+        }
+    }
+
+    /// Takes ownership (PostgreSQL), then applies batches from the stored checkpoint on.
+    /// Returns `Ok` when it must start over from the stored checkpoint.
+    async fn run_owned(&self, backoff: &mut Backoff) -> anyhow::Result<()> {
+        let mut ownership = self.acquire_ownership().await?;
+        let mut committed = ensure_checkpoint(&self.pool, self.name()).await?;
+        self.publish(committed);
+        tracing::info!(
+            projection = self.name(),
+            checkpoint = committed,
+            "projection running"
+        );
+        let mut subscription = Subscription::new(self.store.clone(), committed)
+            .batch_size(self.config.batch_size)
+            .idle_poll(self.config.idle_poll);
+        loop {
+            let batch = match subscription.next_batch().await {
+                Ok(batch) => batch,
+                Err(err) => {
+                    tracing::warn!(projection = self.name(), error = %err, "cannot read the log; retrying");
+                    backoff.wait().await;
+                    continue;
+                }
+            };
+            loop {
+                self.check_ownership(&mut ownership).await?;
+                match apply_batch(&self.pool, &*self.projection, committed, &batch).await {
+                    Ok(BatchOutcome::Committed { checkpoint, .. }) => {
+                        committed = checkpoint;
+                        self.publish(committed);
+                        backoff.reset();
+                        break;
+                    }
+                    Ok(BatchOutcome::CheckpointMovedBack { stored }) => {
+                        tracing::info!(
+                            projection = self.name(),
+                            stored,
+                            "checkpoint moved back (replay); resuming from it"
+                        );
+                        return Ok(());
+                    }
+                    Err(err) => {
+                        tracing::error!(projection = self.name(), error = ?err, "batch failed and was rolled back; retrying it after a back-off");
+                        backoff.wait().await;
+                    }
+                }
+            }
+        }
+    }
+
+    /// On PostgreSQL, waits until this runner holds the projection's advisory lock,
+    /// publishing the owner's progress meanwhile. Elsewhere, ownership is implicit.
+    async fn acquire_ownership(&self) -> anyhow::Result<Option<Ownership>> {
+        if !self.is_postgres() {
+            return Ok(None);
+        }
+        let mut conn = self.pool.connect_options().connect().await?;
+        let mut waiting = false;
+        loop {
+            let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+                .bind(lock_key(self.name()))
+                .fetch_one(&mut conn)
+                .await?;
+            if locked {
+                return Ok(Some(Ownership {
+                    conn,
+                    checked: Instant::now(),
+                }));
+            }
+            if !waiting {
+                tracing::info!(
+                    projection = self.name(),
+                    "another process owns the projection; standing by"
+                );
+                waiting = true;
+            }
+            if let Ok(position) = checkpoint(&self.pool, self.name()).await {
+                self.publish(position);
+            }
+            tokio::time::sleep(self.config.ownership_poll).await;
+        }
+    }
+
+    /// Fails (restarting the loop) when the lock connection has died: the lock is gone and
+    /// another runner may own the projection now.
+    async fn check_ownership(&self, ownership: &mut Option<Ownership>) -> anyhow::Result<()> {
+        let Some(owned) = ownership else {
+            return Ok(());
+        };
+        if owned.checked.elapsed() < self.config.ownership_poll {
+            return Ok(());
+        }
+        owned
+            .conn
+            .ping()
+            .await
+            .context("the connection holding the projection's lock was lost")?;
+        owned.checked = Instant::now();
+        Ok(())
+    }
+}
+
+/// Where every projection of a [`Projector`] stands, as `tokio::sync::watch` channels: an
+/// in-process query API waits on them for read-your-writes instead of polling.
+#[derive(Clone, Debug, Default)]
+pub struct Positions {
+    receivers: Arc<BTreeMap<&'static str, watch::Receiver<Position>>>,
+}
+
+impl Positions {
+    /// Positions of the given runners.
+    pub fn of(runners: &[ProjectionRunner]) -> Self {
+        Self {
+            receivers: Arc::new(runners.iter().map(|r| (r.name(), r.subscribe())).collect()),
+        }
+    }
+
+    /// The checkpoint projection `name` last reported (`None`: not run here).
+    pub fn current(&self, name: &str) -> Option<Position> {
+        self.receivers.get(name).map(|rx| *rx.borrow())
+    }
+
+    /// Waits until projection `name` has reached `min`. Returns `false` at once when the
+    /// projection is not run here or its runner has gone (the caller then reads the
+    /// checkpoint table instead). Add a timeout around it.
+    pub async fn wait_for(&self, name: &str, min: Position) -> bool {
+        let Some(rx) = self.receivers.get(name) else {
+            return false;
+        };
+        let mut rx = rx.clone();
+        rx.wait_for(|position| *position >= min).await.is_ok()
+    }
+}
+
+/// Every projection of the service, each run as its own task.
+pub struct Projector {
+    runners: Vec<Arc<ProjectionRunner>>,
+    positions: Positions,
+}
+
+impl Projector {
+    /// A projector running `projections` over `store`, writing to `pool` (migrated).
+    pub fn new(
+        store: Arc<dyn EventStore>,
+        pool: AnyPool,
+        config: &RunnerConfig,
+        projections: Vec<Arc<dyn Projection>>,
+    ) -> Self {
+        let runners: Vec<ProjectionRunner> = projections
+            .into_iter()
+            .map(|p| ProjectionRunner::new(p, store.clone(), pool.clone(), config.clone()))
+            .collect();
+        let positions = Positions::of(&runners);
+        Self {
+            runners: runners.into_iter().map(Arc::new).collect(),
+            positions,
+        }
+    }
+
+    /// A handle on every projection's position (cheap to clone; keep it after `run`).
+    pub fn positions(&self) -> Positions {
+        self.positions.clone()
+    }
+
+    /// Starts every projection as a tokio task and runs them until `shutdown` resolves,
+    /// then stops them (an unfinished batch is rolled back) and waits for them.
+    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()>) {
+        let (stop, stopped) = watch::channel(false);
+        let tasks: Vec<_> = self
+            .runners
+            .into_iter()
+            .map(|runner| {
+                let mut stopped = stopped.clone();
+                tokio::spawn(async move {
+                    runner
+                        .run_until_stopped(async move {
+                            let _ = stopped.wait_for(|s| *s).await;
+                        })
+                        .await;
+                })
+            })
+            .collect();
+        shutdown.await;
+        let _ = stop.send(true);
+        for task in tasks {
+            if let Err(err) = task.await {
+                tracing::error!(error = %err, "a projection task failed");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lock_keys_are_stable_and_distinct() {
+        assert_eq!(lock_key("catalog"), lock_key("catalog"));
+        assert_ne!(lock_key("catalog"), lock_key("inventory"));
+    }
+
+    #[test]
+    fn timestamps_sort_as_text() {
+        let early = DateTime::parse_from_rfc3339("2025-01-02T03:04:05Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let late = early + chrono::Duration::microseconds(1);
+        assert_eq!(timestamp(early), "2025-01-02T03:04:05.000000Z");
+        assert!(timestamp(early) < timestamp(late));
+    }
+}

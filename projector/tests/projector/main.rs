@@ -1,0 +1,8 @@
+//! The projector against real databases: SQLite always, PostgreSQL when reachable (each
+//! test gets its own database). Histories are appended to the event store as domain
+//! events; runners are waited for by polling their checkpoints, never by sleeping.
+mod catalog;
+mod inventory;
+mod restart;
+mod runners;
+mod support;

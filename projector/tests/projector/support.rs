@@ -1,0 +1,576 @@
+//! A fresh database per test, scripted histories, table dumps and condition polling.
+#![allow(dead_code)]
+
+use std::{
+    collections::BTreeMap,
+    future::Future,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
+
+use async_trait::async_trait;
+use chrono::{DateTime, TimeZone, Utc};
+use domain::{
+    aggregate::{DomainEvent, encode},
+    catalog::{ProductEvent, VariantSpec},
+    ids::{OrderId, ProductId, Sku},
+    inventory::StockEvent,
+    money::{Currency, Money},
+};
+use eventstore::{
+    EventStore, ExpectedVersion, NewEvent, Position, RecordedEvent, StreamId,
+    postgres::PostgresConfig,
+    testsupport::{TestPostgres, TestSqlite},
+};
+use projector::{Projection, ProjectionRunner, RunnerConfig};
+use serde_json::{Map, Value, json};
+use sqlx::{Any, AnyPool, Row, Transaction, any::AnyPoolOptions};
+use tokio::{sync::Notify, task::JoinHandle};
+use uuid::Uuid;
+
+/// Which backend a test runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+enum Guard {
+    Sqlite(TestSqlite),
+    Postgres(TestPostgres),
+}
+
+/// A migrated database with its event store and a read-model pool.
+pub struct Db {
+    pub backend: Backend,
+    pub store: Arc<dyn EventStore>,
+    pub pool: AnyPool,
+    _guard: Guard,
+}
+
+/// Expands each listed `async fn name(db: Db)` into `sqlite::name` and `postgres::name`
+/// (the latter skipped when PostgreSQL is absent and not required).
+#[macro_export]
+macro_rules! backend_tests {
+    ($($name:ident),+ $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let Some(db) = $crate::support::Db::open($crate::support::Backend::Sqlite).await else { return };
+                    super::$name(db).await;
+                }
+            )+
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let Some(db) = $crate::support::Db::open($crate::support::Backend::Postgres).await else { return };
+                    super::$name(db).await;
+                }
+            )+
+        }
+    };
+}
+
+impl Db {
+    /// A fresh, migrated database (`None`: PostgreSQL absent and not required).
+    pub async fn open(backend: Backend) -> Option<Self> {
+        sqlx::any::install_default_drivers();
+        let (store, url, guard): (Arc<dyn EventStore>, String, Guard) = match backend {
+            Backend::Sqlite => {
+                let db = TestSqlite::new().await;
+                let store = eventstore::sqlite::SqliteEventStore::open(&db.path)
+                    .await
+                    .expect("sqlite store");
+                let url = format!("sqlite://{}", db.path.display());
+                (Arc::new(store), url, Guard::Sqlite(db))
+            }
+            Backend::Postgres => {
+                let db = TestPostgres::new().await?;
+                let store = db.store(&PostgresConfig::default());
+                let url = db.url.clone();
+                (Arc::new(store), url, Guard::Postgres(db))
+            }
+        };
+        let pool = AnyPoolOptions::new()
+            .max_connections(6)
+            .connect(&url)
+            .await
+            .expect("read-model pool");
+        Some(Self {
+            backend,
+            store,
+            pool,
+            _guard: guard,
+        })
+    }
+
+    /// Appends `events` to `stream` (no version check) and returns the last position.
+    pub async fn append<E: DomainEvent>(&self, stream: &StreamId, events: &[E]) -> Position {
+        let events = events
+            .iter()
+            .map(|e| {
+                let (event_type, data) = encode(e);
+                NewEvent::new(event_type, E::schema_version(e.event_type()), data)
+            })
+            .collect();
+        self.store
+            .append(stream, ExpectedVersion::Any, events)
+            .await
+            .expect("append")
+            .position
+    }
+
+    /// Appends one raw event (for old schema versions).
+    pub async fn append_raw(&self, stream: &StreamId, event: NewEvent) -> Position {
+        self.store
+            .append(stream, ExpectedVersion::Any, vec![event])
+            .await
+            .expect("append")
+            .position
+    }
+
+    /// Appends a scripted history; returns the head position.
+    pub async fn append_history(&self, history: &[Step]) -> Position {
+        let mut head = 0;
+        for step in history {
+            head = match step {
+                Step::Product(stream, event) => {
+                    self.append(stream, std::slice::from_ref(event)).await
+                }
+                Step::Stock(stream, event) => {
+                    self.append(stream, std::slice::from_ref(event)).await
+                }
+            };
+        }
+        head
+    }
+
+    pub async fn head(&self) -> Position {
+        self.store.head_position().await.expect("head")
+    }
+
+    /// A runner of `projection` on this database.
+    pub fn runner(
+        &self,
+        projection: Arc<dyn Projection>,
+        config: RunnerConfig,
+    ) -> ProjectionRunner {
+        ProjectionRunner::new(projection, self.store.clone(), self.pool.clone(), config)
+    }
+
+    /// Waits (polling, never sleeping blindly) until `name`'s checkpoint reaches `position`.
+    pub async fn wait_for_checkpoint(&self, name: &str, position: Position) {
+        let pool = self.pool.clone();
+        let name = name.to_owned();
+        eventually(&format!("checkpoint of {name} >= {position}"), move || {
+            let (pool, name) = (pool.clone(), name.clone());
+            async move { projector::checkpoint(&pool, &name).await.unwrap_or(0) >= position }
+        })
+        .await;
+    }
+
+    /// Empties the projection's tables and sets its checkpoint to 0 (what a replay does).
+    pub async fn reset(&self, name: &str) {
+        for table in tables_of(name) {
+            sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM {table}")))
+                .execute(&self.pool)
+                .await
+                .expect("empty table");
+        }
+        sqlx::query("UPDATE projection_checkpoints SET position = 0 WHERE name = $1")
+            .bind(name)
+            .execute(&self.pool)
+            .await
+            .expect("reset checkpoint");
+    }
+
+    /// Every row of the projection's tables, as sorted text.
+    pub async fn dump(&self, name: &str) -> BTreeMap<&'static str, Vec<Vec<String>>> {
+        let mut dump = BTreeMap::new();
+        for &table in tables_of(name) {
+            let rows = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT * FROM {table}")))
+                .fetch_all(&self.pool)
+                .await
+                .expect("dump");
+            let mut rows: Vec<Vec<String>> = rows
+                .iter()
+                .map(|row| {
+                    (0..row.len())
+                        .map(|i| {
+                            row.try_get::<Option<String>, _>(i)
+                                .map(|v| v.unwrap_or_else(|| "NULL".into()))
+                                .or_else(|_| row.try_get::<i64, _>(i).map(|v| v.to_string()))
+                                .expect("text or integer column")
+                        })
+                        .collect()
+                })
+                .collect();
+            rows.sort();
+            dump.insert(table, rows);
+        }
+        dump
+    }
+}
+
+pub fn tables_of(name: &str) -> &'static [&'static str] {
+    match name {
+        "catalog" => &[
+            "rm_products",
+            "rm_product_categories",
+            "rm_product_attributes",
+            "rm_variants",
+        ],
+        "inventory" => &["rm_inventory", "rm_reservations"],
+        other => panic!("unknown projection {other}"),
+    }
+}
+
+/// Polls `condition` every 10 ms for up to 30 s.
+pub async fn eventually<F, Fut>(what: &str, mut condition: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while !condition().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Fast polls and back-offs, for tests.
+pub fn config(batch_size: usize) -> RunnerConfig {
+    RunnerConfig {
+        batch_size,
+        idle_poll: Duration::from_millis(50),
+        backoff_initial: Duration::from_millis(10),
+        backoff_max: Duration::from_millis(100),
+        ownership_poll: Duration::from_millis(50),
+    }
+}
+
+/// Spawns `runner` until the returned sender is dropped or fires.
+pub fn spawn(runner: ProjectionRunner) -> (JoinHandle<()>, tokio::sync::oneshot::Sender<()>) {
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        runner
+            .run_until_stopped(async {
+                let _ = stopped.await;
+            })
+            .await;
+    });
+    (task, stop)
+}
+
+/// Runs `projection` from its checkpoint until it reaches the head, then stops it.
+pub async fn run_to_head(db: &Db, projection: Arc<dyn Projection>, batch_size: usize) {
+    let name = projection.name();
+    let head = db.head().await;
+    let (task, stop) = spawn(db.runner(projection, config(batch_size)));
+    db.wait_for_checkpoint(name, head).await;
+    let _ = stop.send(());
+    task.await.expect("runner task");
+}
+
+/// A projection that applies `limit` events, then hangs inside its transaction until the
+/// task is aborted: a kill in the middle of a batch.
+pub struct Killer {
+    inner: Arc<dyn Projection>,
+    remaining: AtomicUsize,
+    pub hung: Notify,
+}
+
+impl Killer {
+    pub fn new(inner: Arc<dyn Projection>, limit: usize) -> Arc<Self> {
+        Arc::new(Self {
+            inner,
+            remaining: AtomicUsize::new(limit),
+            hung: Notify::new(),
+        })
+    }
+}
+
+#[async_trait]
+impl Projection for Killer {
+    fn name(&self) -> &'static str {
+        self.inner.name()
+    }
+
+    fn handles(&self, event: &RecordedEvent) -> bool {
+        self.inner.handles(event)
+    }
+
+    async fn apply(
+        &self,
+        tx: &mut Transaction<'_, Any>,
+        event: &RecordedEvent,
+    ) -> anyhow::Result<()> {
+        let left = self.remaining.load(Ordering::SeqCst);
+        if left == 0 {
+            self.hung.notify_one();
+            std::future::pending::<()>().await;
+        }
+        self.remaining.store(left - 1, Ordering::SeqCst);
+        self.inner.apply(tx, event).await
+    }
+}
+
+/// A projection that fails its first `failures` applications, then delegates.
+pub struct Flaky {
+    inner: Arc<dyn Projection>,
+    failures: AtomicUsize,
+}
+
+impl Flaky {
+    pub fn new(inner: Arc<dyn Projection>, failures: usize) -> Arc<Self> {
+        Arc::new(Self {
+            inner,
+            failures: AtomicUsize::new(failures),
+        })
+    }
+}
+
+#[async_trait]
+impl Projection for Flaky {
+    fn name(&self) -> &'static str {
+        self.inner.name()
+    }
+
+    fn handles(&self, event: &RecordedEvent) -> bool {
+        self.inner.handles(event)
+    }
+
+    async fn apply(
+        &self,
+        tx: &mut Transaction<'_, Any>,
+        event: &RecordedEvent,
+    ) -> anyhow::Result<()> {
+        // Write first, so a failure must roll real rows back.
+        self.inner.apply(tx, event).await?;
+        if self
+            .failures
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+        {
+            anyhow::bail!("injected failure");
+        }
+        Ok(())
+    }
+}
+
+// ---- scripted histories ----
+
+/// One append of a scripted history.
+#[derive(Clone, Debug)]
+pub enum Step {
+    Product(StreamId, ProductEvent),
+    Stock(StreamId, StockEvent),
+}
+
+pub fn at(seconds: i64) -> DateTime<Utc> {
+    Utc.timestamp_opt(1_750_000_000 + seconds, 123_456_000)
+        .single()
+        .expect("time")
+}
+
+pub fn sku(text: &str) -> Sku {
+    Sku::parse(text).expect("sku")
+}
+
+pub fn eur(amount: i64) -> Money {
+    Money::new(amount, Currency::EUR)
+}
+
+pub fn variant(code: &str, amount: i64, options: &[(&str, &str)]) -> VariantSpec {
+    VariantSpec {
+        sku: sku(code),
+        price: eur(amount),
+        options: options
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect(),
+    }
+}
+
+pub fn product_stream(id: ProductId) -> StreamId {
+    StreamId::of("product", id)
+}
+
+pub fn stock_stream(code: &str) -> StreamId {
+    StreamId::of("stock", code)
+}
+
+pub fn order(n: u128) -> OrderId {
+    OrderId::new(Uuid::from_u128(
+        0x0190_0000_0000_7000_8000_0000_0000_0000 + n,
+    ))
+}
+
+pub fn product(n: u128) -> ProductId {
+    ProductId::new(Uuid::from_u128(
+        0x0191_0000_0000_7000_8000_0000_0000_0000 + n,
+    ))
+}
+
+pub fn attributes(value: Value) -> Map<String, Value> {
+    match value {
+        Value::Object(map) => map,
+        other => panic!("attributes must be an object, got {other}"),
+    }
+}
+
+/// A deterministic pseudo-random, valid history over several products and SKUs: creations,
+/// updates, added variants, price changes, archives, restocks, reservations, releases and
+/// commits, interleaved.
+pub fn random_history(seed: u64, steps: usize) -> Vec<Step> {
+    let mut rng = seed;
+    let mut next = move |bound: u64| {
+        rng = rng
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (rng >> 33) % bound
+    };
+    let mut products: Vec<(ProductId, Vec<String>, bool)> = Vec::new();
+    let mut stock: BTreeMap<String, (i64, BTreeMap<u128, u32>)> = BTreeMap::new();
+    let mut history = Vec::new();
+    let mut clock = 0;
+    let mut orders = 0u128;
+    while history.len() < steps {
+        clock += 1;
+        let live: Vec<usize> = (0..products.len()).filter(|i| !products[*i].2).collect();
+        match next(10) {
+            0 | 1 if products.len() < 6 || live.is_empty() => {
+                let n = products.len();
+                let id = product(n as u128 + 1);
+                let skus: Vec<String> = (0..=next(2)).map(|v| format!("P{n}-V{v}")).collect();
+                let variants = skus
+                    .iter()
+                    .map(|s| variant(s, 1000 + next(5000) as i64, &[("size", "M")]))
+                    .collect();
+                history.push(Step::Product(
+                    product_stream(id),
+                    ProductEvent::ProductCreated {
+                        id,
+                        name: format!("Product {}", next(100)),
+                        description: format!("Description {n}"),
+                        categories: vec![format!("cat{}", next(3))],
+                        attributes: attributes(json!({"brand": format!("b{}", next(3)), "rank": next(9), "nested": {"x": 1}})),
+                        variants,
+                        created_at: at(clock),
+                    },
+                ));
+                products.push((id, skus, false));
+            }
+            0..=3 if !live.is_empty() => {
+                let i = live[next(live.len() as u64) as usize];
+                let (id, skus, archived) = &mut products[i];
+                let event = match next(4) {
+                    0 => ProductEvent::ProductUpdated {
+                        name: Some(format!("Renamed {}", next(100))),
+                        description: None,
+                        categories: Some(vec![format!("cat{}", next(3)), "all".into()]),
+                        attributes: Some(attributes(
+                            json!({"brand": format!("b{}", next(3)), "eco": next(2) == 0}),
+                        )),
+                        updated_at: at(clock),
+                    },
+                    1 if skus.len() < 5 => {
+                        let code = format!("P{i}-V{}", skus.len());
+                        skus.push(code.clone());
+                        ProductEvent::VariantAdded {
+                            variant: variant(&code, 500 + next(9000) as i64, &[("size", "L")]),
+                            at: at(clock),
+                        }
+                    }
+                    2 if !skus.is_empty() => {
+                        let code = skus[next(skus.len() as u64) as usize].clone();
+                        ProductEvent::VariantPriceChanged {
+                            sku: sku(&code),
+                            old_price: eur(0),
+                            price: eur(100 + next(9000) as i64),
+                            at: at(clock),
+                        }
+                    }
+                    _ if next(4) == 0 => {
+                        *archived = true;
+                        ProductEvent::ProductArchived { at: at(clock) }
+                    }
+                    _ => ProductEvent::ProductUpdated {
+                        name: None,
+                        description: Some(format!("Text {}", next(1000))),
+                        categories: None,
+                        attributes: None,
+                        updated_at: at(clock),
+                    },
+                };
+                history.push(Step::Product(product_stream(*id), event));
+            }
+            _ if !products.is_empty() => {
+                let (_, skus, _) = &products[next(products.len() as u64) as usize];
+                let code = skus[next(skus.len() as u64) as usize].clone();
+                let (on_hand, reserved) = stock.entry(code.clone()).or_default();
+                let available = *on_hand - reserved.values().map(|q| i64::from(*q)).sum::<i64>();
+                let event = match next(5) {
+                    0 => {
+                        let delta = next(20) as i64 + 1;
+                        *on_hand += delta;
+                        StockEvent::StockAdjusted {
+                            sku: sku(&code),
+                            delta,
+                            reason: "restock".into(),
+                            at: at(clock),
+                        }
+                    }
+                    1 | 2 if available > 0 => {
+                        orders += 1;
+                        let qty = 1 + next(available.min(4) as u64) as u32;
+                        reserved.insert(orders, qty);
+                        StockEvent::StockReserved {
+                            order_id: order(orders),
+                            qty,
+                            at: at(clock),
+                        }
+                    }
+                    3 if !reserved.is_empty() => {
+                        let (o, qty) = reserved.pop_first().expect("reservation");
+                        StockEvent::StockReleased {
+                            order_id: order(o),
+                            qty,
+                            at: at(clock),
+                        }
+                    }
+                    4 if !reserved.is_empty() => {
+                        let (o, qty) = reserved.pop_last().expect("reservation");
+                        *on_hand -= i64::from(qty);
+                        StockEvent::StockCommitted {
+                            order_id: order(o),
+                            qty,
+                            at: at(clock),
+                        }
+                    }
+                    _ => {
+                        *on_hand += 3;
+                        StockEvent::StockAdjusted {
+                            sku: sku(&code),
+                            delta: 3,
+                            reason: "delivery".into(),
+                            at: at(clock),
+                        }
+                    }
+                };
+                history.push(Step::Stock(stock_stream(&code), event));
+            }
+            _ => {}
+        }
+    }
+    history
+}

@@ -1,0 +1,185 @@
+//! Read-your-writes: a query that sends `X-Emporium-Min-Position: N` (or `?minPosition=N`)
+//! is answered only once the projections it reads have reached position N, or with a 504
+//! problem (`code: "timeout"`) after [`QueryConfig::min_position_wait`](crate::QueryConfig).
+//!
+//! In one process the projector's position watch wakes the waiting request the moment the
+//! batch commits; without it the `projection_checkpoints` table is polled.
+use std::{marker::PhantomData, time::Duration};
+
+use axum::{
+    extract::{FromRef, FromRequestParts, Query},
+    http::request::Parts,
+};
+use projector::{CatalogProjection, InventoryProjection, Positions};
+use sqlx::AnyPool;
+use tokio::time::Instant;
+use web::ApiError;
+
+/// The header a client sends with the position a command answered with.
+pub const MIN_POSITION_HEADER: &str = "x-emporium-min-position";
+
+/// The query parameter equivalent of [`MIN_POSITION_HEADER`].
+pub const MIN_POSITION_PARAM: &str = "minPosition";
+
+/// Knows where the projections stand and waits for them.
+#[derive(Clone, Debug)]
+pub struct Consistency {
+    pool: AnyPool,
+    positions: Option<Positions>,
+    wait: Duration,
+}
+
+impl Consistency {
+    /// Waits at most `wait`, on `positions` when given, else by polling `pool`.
+    pub fn new(pool: AnyPool, positions: Option<Positions>, wait: Duration) -> Self {
+        Self {
+            pool,
+            positions,
+            wait,
+        }
+    }
+
+    /// The checkpoint of projection `name`: the in-process watch when there is one, else
+    /// the committed row.
+    ///
+    /// # Errors
+    /// When the read models cannot be reached.
+    pub async fn position(&self, name: &str) -> Result<u64, ApiError> {
+        if let Some(position) = self.positions.as_ref().and_then(|p| p.current(name)) {
+            return Ok(position);
+        }
+        projector::checkpoint(&self.pool, name)
+            .await
+            .map_err(ApiError::Internal)
+    }
+
+    /// Returns once every projection in `names` has reached `min`.
+    ///
+    /// # Errors
+    /// 504 (`timeout`) when they have not within the configured wait.
+    pub async fn wait_for(&self, names: &[&str], min: u64) -> Result<(), ApiError> {
+        let deadline = Instant::now() + self.wait;
+        for name in names {
+            if !self.wait_one(name, min, deadline).await? {
+                return Err(ApiError::GatewayTimeout(format!(
+                    "the read models have not reached position {min} yet; retry later"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    async fn wait_one(&self, name: &str, min: u64, deadline: Instant) -> Result<bool, ApiError> {
+        if let Some(positions) = self
+            .positions
+            .as_ref()
+            .filter(|p| p.current(name).is_some())
+        {
+            match tokio::time::timeout_at(deadline, positions.wait_for(name, min)).await {
+                Ok(true) => return Ok(true),
+                Err(_) => return Ok(false),
+                // The runner is gone: fall back to the table.
+                Ok(false) => {}
+            }
+        }
+        let mut pause = Duration::from_millis(10);
+        loop {
+            if projector::checkpoint(&self.pool, name)
+                .await
+                .map_err(ApiError::Internal)?
+                >= min
+            {
+                return Ok(true);
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Ok(false);
+            }
+            tokio::time::sleep(pause.min(deadline - now)).await;
+            pause = (pause * 2).min(Duration::from_millis(200));
+        }
+    }
+}
+
+/// Which projections a resource is read from.
+pub trait ReadSide: Send + Sync + 'static {
+    /// Their names.
+    const PROJECTIONS: &'static [&'static str];
+}
+
+/// Product views: the catalogue, with availability from the inventory.
+#[derive(Debug)]
+pub struct ProductsRead;
+
+impl ReadSide for ProductsRead {
+    const PROJECTIONS: &'static [&'static str] =
+        &[CatalogProjection::NAME, InventoryProjection::NAME];
+}
+
+/// Stock levels (and the catalogue, which knows SKUs that were never stocked).
+#[derive(Debug)]
+pub struct InventoryRead;
+
+impl ReadSide for InventoryRead {
+    const PROJECTIONS: &'static [&'static str] =
+        &[InventoryProjection::NAME, CatalogProjection::NAME];
+}
+
+/// Extractor that waits until the read side `R` has reached the position the request asks
+/// for (header or query parameter; the larger wins). Holds that position, if any.
+#[derive(Debug)]
+pub struct MinPosition<R: ReadSide>(pub Option<u64>, PhantomData<R>);
+
+fn bad_position() -> ApiError {
+    ApiError::BadRequest {
+        code: "invalid_min_position",
+        detail: format!(
+            "{MIN_POSITION_HEADER} and {MIN_POSITION_PARAM} must be a non-negative integer"
+        ),
+    }
+}
+
+/// The minimum position a request asks for.
+///
+/// # Errors
+/// 400 when the header or parameter is not a non-negative integer.
+pub fn requested(parts: &Parts) -> Result<Option<u64>, ApiError> {
+    let header = parts
+        .headers
+        .get(MIN_POSITION_HEADER)
+        .map(|v| {
+            v.to_str()
+                .ok()
+                .and_then(|s| s.trim().parse::<u64>().ok())
+                .ok_or_else(bad_position)
+        })
+        .transpose()?;
+    let pairs = Query::<Vec<(String, String)>>::try_from_uri(&parts.uri)
+        .map(|Query(pairs)| pairs)
+        .unwrap_or_default();
+    let query = pairs
+        .iter()
+        .filter(|(key, _)| key == MIN_POSITION_PARAM)
+        .map(|(_, v)| v.trim().parse::<u64>().map_err(|_| bad_position()))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(header.into_iter().chain(query).max())
+}
+
+impl<S, R> FromRequestParts<S> for MinPosition<R>
+where
+    Consistency: FromRef<S>,
+    S: Send + Sync,
+    R: ReadSide,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let min = requested(parts)?;
+        if let Some(min) = min {
+            Consistency::from_ref(state)
+                .wait_for(R::PROJECTIONS, min)
+                .await?;
+        }
+        Ok(Self(min, PhantomData))
+    }
+}

@@ -1,0 +1,576 @@
+//! Read repositories, named after the question they answer: [`ProductCatalogue`] (which
+//! products match, and what one product looks like) and [`InventoryLevels`] (how much of a
+//! SKU there is). All SQL of the query API lives here; every value is bound, never spliced.
+//!
+//! Product views are cached in process. An entry remembers the `catalog` checkpoint it was
+//! read at; while that checkpoint has not moved the entry is served as is, and once it has
+//! moved the entry is still served if the product's stored version is unchanged (every
+//! catalogue row of a product comes from its own stream, so same version, same rows).
+//! Availability is never cached: it is read with every request.
+use std::{collections::BTreeMap, sync::Arc};
+
+use anyhow::Context;
+use projector::CatalogProjection;
+use serde_json::{Map, Value};
+use sqlx::{AnyPool, Row, any::AnyRow};
+use uuid::Uuid;
+use web::ApiError;
+
+use crate::{
+    QueryConfig,
+    consistency::Consistency,
+    views::{
+        InventoryView, MoneyView, PriceRange, ProductPage, ProductStatus, ProductView, VariantView,
+    },
+};
+
+/// Most products on one page.
+pub const MAX_PAGE_SIZE: u32 = 100;
+/// Products on a page when `pageSize` is not given.
+pub const DEFAULT_PAGE_SIZE: u32 = 20;
+/// Longest text accepted in a filter (`q`, `category`, attribute keys and values).
+pub const MAX_FILTER_LEN: usize = 200;
+/// Most attribute filters in one query.
+pub const MAX_ATTRIBUTE_FILTERS: usize = 10;
+
+/// The order of a product list.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Sort {
+    /// By name, A to Z (`name`, the default).
+    #[default]
+    Name,
+    /// By name, Z to A (`-name`).
+    NameDesc,
+    /// By lowest variant price, cheapest first (`price`).
+    Price,
+    /// By lowest variant price, dearest first (`-price`).
+    PriceDesc,
+    /// Newest first (`newest`).
+    Newest,
+}
+
+impl Sort {
+    fn parse(text: &str) -> Option<Self> {
+        match text {
+            "name" => Some(Self::Name),
+            "-name" => Some(Self::NameDesc),
+            "price" => Some(Self::Price),
+            "-price" => Some(Self::PriceDesc),
+            "newest" => Some(Self::Newest),
+            _ => None,
+        }
+    }
+
+    /// The ORDER BY clause over `rm_products p`; ties broken by id so pages never overlap.
+    fn order_by(self) -> &'static str {
+        match self {
+            Self::Name => "p.name_key ASC, p.id ASC",
+            Self::NameDesc => "p.name_key DESC, p.id ASC",
+            Self::Price => "p.min_price ASC, p.id ASC",
+            Self::PriceDesc => "p.min_price DESC, p.id ASC",
+            Self::Newest => "p.created_at DESC, p.id DESC",
+        }
+    }
+}
+
+/// A validated product list query.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProductQuery {
+    /// Which status to list (`ACTIVE` unless asked otherwise).
+    pub status: ProductStatus,
+    /// Listed under this category.
+    pub category: Option<String>,
+    /// Some variant costs at least this much (minor units).
+    pub min_price: Option<i64>,
+    /// Some variant costs at most this much (minor units); with `min_price`, the same variant.
+    pub max_price: Option<i64>,
+    /// Top-level attributes that must have these values (`attr.<key>=<value>`).
+    pub attributes: Vec<(String, String)>,
+    /// Case-insensitive substring of the name.
+    pub q: Option<String>,
+    /// The order.
+    pub sort: Sort,
+    /// Page number, from 1.
+    pub page: u32,
+    /// Products per page, 1 to [`MAX_PAGE_SIZE`].
+    pub page_size: u32,
+}
+
+impl Default for ProductQuery {
+    fn default() -> Self {
+        Self {
+            status: ProductStatus::Active,
+            category: None,
+            min_price: None,
+            max_price: None,
+            attributes: Vec::new(),
+            q: None,
+            sort: Sort::default(),
+            page: 1,
+            page_size: DEFAULT_PAGE_SIZE,
+        }
+    }
+}
+
+fn invalid(detail: impl Into<String>) -> ApiError {
+    ApiError::BadRequest {
+        code: "invalid_query",
+        detail: detail.into(),
+    }
+}
+
+fn text(name: &str, value: &str) -> Result<String, ApiError> {
+    if value.is_empty() || value.chars().count() > MAX_FILTER_LEN {
+        return Err(invalid(format!(
+            "{name} must be 1 to {MAX_FILTER_LEN} characters"
+        )));
+    }
+    Ok(value.to_owned())
+}
+
+fn number<T: std::str::FromStr + PartialOrd>(
+    name: &str,
+    value: &str,
+    range: std::ops::RangeInclusive<T>,
+) -> Result<T, ApiError> {
+    value
+        .parse::<T>()
+        .ok()
+        .filter(|n| range.contains(n))
+        .ok_or_else(|| invalid(format!("{name} is out of range or not an integer")))
+}
+
+impl ProductQuery {
+    /// Validates the query string's pairs. Unknown or repeated parameters are refused, so a
+    /// misspelt filter never silently lists everything.
+    ///
+    /// # Errors
+    /// 400 (`invalid_query`) naming the parameter at fault.
+    pub fn parse(pairs: &[(String, String)]) -> Result<Self, ApiError> {
+        let mut query = Self::default();
+        let mut seen = Vec::new();
+        for (key, value) in pairs {
+            if let Some(attribute) = key.strip_prefix("attr.") {
+                let attribute = text("an attribute name", attribute)?;
+                if query.attributes.iter().any(|(k, _)| *k == attribute) {
+                    return Err(invalid(format!("{key} is given twice")));
+                }
+                query.attributes.push((attribute, text(key, value)?));
+                continue;
+            }
+            if seen.contains(&key.as_str()) {
+                return Err(invalid(format!("{key} is given twice")));
+            }
+            seen.push(key.as_str());
+            match key.as_str() {
+                "category" => query.category = Some(text(key, value)?),
+                "minPrice" => query.min_price = Some(number(key, value, 0..=i64::MAX)?),
+                "maxPrice" => query.max_price = Some(number(key, value, 0..=i64::MAX)?),
+                "status" => {
+                    query.status = ProductStatus::parse(value)
+                        .ok_or_else(|| invalid("status must be ACTIVE or ARCHIVED"))?;
+                }
+                "q" => query.q = Some(text(key, value)?),
+                "sort" => {
+                    query.sort = Sort::parse(value).ok_or_else(|| {
+                        invalid("sort must be one of name, -name, price, -price, newest")
+                    })?;
+                }
+                "page" => query.page = number(key, value, 1..=1_000_000)?,
+                "pageSize" => {
+                    query.page_size = number(key, value, 1..=MAX_PAGE_SIZE).map_err(|_| {
+                        invalid(format!("pageSize must be between 1 and {MAX_PAGE_SIZE}"))
+                    })?;
+                }
+                // Read by the read-your-writes extractor.
+                "minPosition" => {}
+                other => return Err(invalid(format!("unknown parameter {other}"))),
+            }
+        }
+        if query.attributes.len() > MAX_ATTRIBUTE_FILTERS {
+            return Err(invalid(format!(
+                "at most {MAX_ATTRIBUTE_FILTERS} attribute filters"
+            )));
+        }
+        if let (Some(min), Some(max)) = (query.min_price, query.max_price)
+            && min > max
+        {
+            return Err(invalid("minPrice must not exceed maxPrice"));
+        }
+        Ok(query)
+    }
+}
+
+/// A value bound to a placeholder.
+enum Bind {
+    Text(String),
+    Int(i64),
+}
+
+/// A WHERE clause under construction: fixed SQL fragments, values bound as `$n`.
+#[derive(Default)]
+struct Filter {
+    clauses: Vec<String>,
+    binds: Vec<Bind>,
+}
+
+impl Filter {
+    fn bind(&mut self, value: Bind) -> String {
+        self.binds.push(value);
+        format!("${}", self.binds.len())
+    }
+
+    fn of(query: &ProductQuery) -> Self {
+        let mut filter = Self::default();
+        let status = filter.bind(Bind::Text(query.status.as_str().to_owned()));
+        filter.clauses.push(format!("p.status = {status}"));
+        if let Some(category) = &query.category {
+            let category = filter.bind(Bind::Text(category.clone()));
+            filter.clauses.push(format!(
+                "EXISTS (SELECT 1 FROM rm_product_categories c \
+                 WHERE c.product_id = p.id AND c.category = {category})"
+            ));
+        }
+        if query.min_price.is_some() || query.max_price.is_some() {
+            let mut price =
+                String::from("EXISTS (SELECT 1 FROM rm_variants pv WHERE pv.product_id = p.id");
+            if let Some(min) = query.min_price {
+                price += &format!(" AND pv.price_amount >= {}", filter.bind(Bind::Int(min)));
+            }
+            if let Some(max) = query.max_price {
+                price += &format!(" AND pv.price_amount <= {}", filter.bind(Bind::Int(max)));
+            }
+            price.push(')');
+            filter.clauses.push(price);
+        }
+        for (key, value) in &query.attributes {
+            let key = filter.bind(Bind::Text(key.clone()));
+            let value = filter.bind(Bind::Text(value.clone()));
+            filter.clauses.push(format!(
+                "EXISTS (SELECT 1 FROM rm_product_attributes a \
+                 WHERE a.product_id = p.id AND a.key = {key} AND a.value = {value})"
+            ));
+        }
+        if let Some(q) = &query.q {
+            let pattern = format!("%{}%", escape_like(&q.to_lowercase()));
+            let pattern = filter.bind(Bind::Text(pattern));
+            filter
+                .clauses
+                .push(format!("p.name_key LIKE {pattern} ESCAPE '\\'"));
+        }
+        filter
+    }
+
+    fn where_clause(&self) -> String {
+        self.clauses.join(" AND ")
+    }
+
+    fn query<'q>(&self, sql: String) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments> {
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for bind in &self.binds {
+            query = match bind {
+                Bind::Text(text) => query.bind(text.clone()),
+                Bind::Int(int) => query.bind(*int),
+            };
+        }
+        query
+    }
+}
+
+/// Escapes `%`, `_` and `\` for a `LIKE … ESCAPE '\'` pattern.
+fn escape_like(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            escaped.push('\\');
+        }
+        escaped.push(c);
+    }
+    escaped
+}
+
+const PRODUCT_COLUMNS: &str = "p.id, p.name, p.description, p.status, p.categories, \
+    p.attributes, p.currency, p.min_price, p.max_price, p.version, p.created_at, p.updated_at";
+const VARIANT_COLUMNS: &str = "v.sku AS v_sku, v.price_amount AS v_amount, \
+    v.currency AS v_currency, v.options AS v_options";
+
+fn product_from_row(row: &AnyRow) -> anyhow::Result<ProductView> {
+    let status: String = row.try_get("status")?;
+    let currency: String = row.try_get("currency")?;
+    Ok(ProductView {
+        id: row.try_get("id")?,
+        name: row.try_get("name")?,
+        description: row.try_get("description")?,
+        categories: serde_json::from_str(&row.try_get::<String, _>("categories")?)?,
+        attributes: serde_json::from_str::<Map<String, Value>>(
+            &row.try_get::<String, _>("attributes")?,
+        )?,
+        status: ProductStatus::parse(&status)
+            .with_context(|| format!("bad stored status {status:?}"))?,
+        variants: Vec::new(),
+        price_range: PriceRange {
+            min: row.try_get("min_price")?,
+            max: row.try_get("max_price")?,
+            currency,
+        },
+        version: u64::try_from(row.try_get::<i64, _>("version")?)?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+/// The variant of a joined row (`None`: the product has no variant row).
+fn variant_from_row(row: &AnyRow, with_available: bool) -> anyhow::Result<Option<VariantView>> {
+    let Some(sku) = row.try_get::<Option<String>, _>("v_sku")? else {
+        return Ok(None);
+    };
+    let available = if with_available {
+        row.try_get::<Option<i64>, _>("v_available")?.unwrap_or(0)
+    } else {
+        0
+    };
+    Ok(Some(VariantView {
+        sku,
+        price: MoneyView {
+            amount: row.try_get("v_amount")?,
+            currency: row.try_get("v_currency")?,
+        },
+        options: serde_json::from_str::<BTreeMap<String, String>>(
+            &row.try_get::<String, _>("v_options")?,
+        )?,
+        available,
+    }))
+}
+
+/// Products with their variants from rows joined one per variant, in row order.
+fn group(rows: &[AnyRow], with_available: bool) -> anyhow::Result<Vec<ProductView>> {
+    let mut products: Vec<ProductView> = Vec::new();
+    for row in rows {
+        let id: String = row.try_get("id")?;
+        if products.last().is_none_or(|p| p.id != id) {
+            products.push(product_from_row(row)?);
+        }
+        if let (Some(variant), Some(product)) =
+            (variant_from_row(row, with_available)?, products.last_mut())
+        {
+            product.variants.push(variant);
+        }
+    }
+    Ok(products)
+}
+
+/// A product view as cached, with the `catalog` checkpoint it was read at.
+struct Cached {
+    as_of: u64,
+    product: ProductView,
+}
+
+/// Which products match a query, and what one product looks like.
+#[derive(Clone)]
+pub struct ProductCatalogue {
+    pool: AnyPool,
+    consistency: Consistency,
+    cache: moka::sync::Cache<String, Arc<Cached>>,
+}
+
+impl ProductCatalogue {
+    /// Over the read models in `pool`, caching as `config` says.
+    pub fn new(pool: AnyPool, consistency: Consistency, config: &QueryConfig) -> Self {
+        let cache = moka::sync::Cache::builder()
+            .max_capacity(config.product_cache_capacity)
+            .time_to_live(config.product_cache_ttl)
+            .build();
+        Self {
+            pool,
+            consistency,
+            cache,
+        }
+    }
+
+    /// One page of the products matching `query`, with the total over all pages.
+    ///
+    /// # Errors
+    /// When the read models cannot be read.
+    pub async fn list(&self, query: &ProductQuery) -> Result<ProductPage, ApiError> {
+        let filter = Filter::of(query);
+        let condition = filter.where_clause();
+        let total: i64 = filter
+            .query(format!(
+                "SELECT COUNT(*) AS total FROM rm_products p WHERE {condition}"
+            ))
+            .fetch_one(&self.pool)
+            .await
+            .map_err(internal)?
+            .try_get("total")
+            .map_err(internal)?;
+        let limit = i64::from(query.page_size);
+        let offset = i64::from(query.page - 1) * limit;
+        let n = filter.binds.len();
+        let order = query.sort.order_by();
+        // One statement, so a page and its variants come from one snapshot.
+        let sql = format!(
+            "SELECT {PRODUCT_COLUMNS}, {VARIANT_COLUMNS}, i.on_hand - i.reserved AS v_available \
+             FROM (SELECT * FROM rm_products p WHERE {condition} ORDER BY {order} \
+                   LIMIT ${} OFFSET ${}) p \
+             LEFT JOIN rm_variants v ON v.product_id = p.id \
+             LEFT JOIN rm_inventory i ON i.sku = v.sku \
+             ORDER BY {order}, v.ordinal",
+            n + 1,
+            n + 2
+        );
+        let rows = filter
+            .query(sql)
+            .bind(limit)
+            .bind(offset)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(internal)?;
+        Ok(ProductPage {
+            items: group(&rows, true)?,
+            page: query.page,
+            page_size: query.page_size,
+            total: u64::try_from(total).map_err(internal)?,
+        })
+    }
+
+    /// The product `id`, or `None` when there is none (or it is archived and
+    /// `include_archived` is false).
+    ///
+    /// # Errors
+    /// When the read models cannot be read.
+    pub async fn get(
+        &self,
+        id: &str,
+        include_archived: bool,
+    ) -> Result<Option<ProductView>, ApiError> {
+        let Ok(id) = id.parse::<Uuid>() else {
+            return Ok(None);
+        };
+        let Some(mut product) = self.cached_or_load(id.to_string()).await? else {
+            return Ok(None);
+        };
+        if product.status == ProductStatus::Archived && !include_archived {
+            return Ok(None);
+        }
+        let available: BTreeMap<String, i64> = sqlx::query(
+            "SELECT v.sku, i.on_hand - i.reserved AS available FROM rm_variants v \
+             JOIN rm_inventory i ON i.sku = v.sku WHERE v.product_id = $1",
+        )
+        .bind(&product.id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(internal)?
+        .iter()
+        .map(|row| Ok((row.try_get("sku")?, row.try_get("available")?)))
+        .collect::<Result<_, sqlx::Error>>()
+        .map_err(internal)?;
+        for variant in &mut product.variants {
+            variant.available = available.get(&variant.sku).copied().unwrap_or(0);
+        }
+        Ok(Some(product))
+    }
+
+    async fn cached_or_load(&self, key: String) -> Result<Option<ProductView>, ApiError> {
+        // Read before the rows, so an entry is never labelled newer than its content.
+        let as_of = self.consistency.position(CatalogProjection::NAME).await?;
+        if let Some(hit) = self.cache.get(&key) {
+            if hit.as_of == as_of {
+                return Ok(Some(hit.product.clone()));
+            }
+            let version: Option<i64> =
+                sqlx::query_scalar("SELECT version FROM rm_products WHERE id = $1")
+                    .bind(&key)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(internal)?;
+            if version.and_then(|v| u64::try_from(v).ok()) == Some(hit.product.version) {
+                let product = hit.product.clone();
+                self.cache.insert(
+                    key,
+                    Arc::new(Cached {
+                        as_of,
+                        product: product.clone(),
+                    }),
+                );
+                return Ok(Some(product));
+            }
+        }
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {PRODUCT_COLUMNS}, {VARIANT_COLUMNS} FROM rm_products p \
+             LEFT JOIN rm_variants v ON v.product_id = p.id WHERE p.id = $1 ORDER BY v.ordinal"
+        )))
+        .bind(&key)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(internal)?;
+        let product = group(&rows, false)?.pop();
+        match &product {
+            Some(product) => self.cache.insert(
+                key,
+                Arc::new(Cached {
+                    as_of,
+                    product: product.clone(),
+                }),
+            ),
+            None => self.cache.invalidate(&key),
+        }
+        Ok(product)
+    }
+}
+
+fn internal(err: impl Into<anyhow::Error>) -> ApiError {
+    ApiError::Internal(err.into())
+}
+
+/// How much of a SKU there is.
+#[derive(Clone, Debug)]
+pub struct InventoryLevels {
+    pool: AnyPool,
+}
+
+impl InventoryLevels {
+    /// Over the read models in `pool`.
+    pub fn new(pool: AnyPool) -> Self {
+        Self { pool }
+    }
+
+    /// The stock of `sku`: its row, or zeros for a SKU the catalogue knows but that was
+    /// never stocked; `None` for a SKU no product has.
+    ///
+    /// # Errors
+    /// When the read models cannot be read.
+    pub async fn get(&self, sku: &str) -> Result<Option<InventoryView>, ApiError> {
+        let row =
+            sqlx::query("SELECT on_hand, reserved, committed FROM rm_inventory WHERE sku = $1")
+                .bind(sku)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(internal)?;
+        let (on_hand, reserved, committed): (i64, i64, i64) = match row {
+            Some(row) => (
+                row.try_get("on_hand").map_err(internal)?,
+                row.try_get("reserved").map_err(internal)?,
+                row.try_get("committed").map_err(internal)?,
+            ),
+            None => {
+                let known: Option<String> =
+                    sqlx::query_scalar("SELECT sku FROM rm_variants WHERE sku = $1")
+                        .bind(sku)
+                        .fetch_optional(&self.pool)
+                        .await
+                        .map_err(internal)?;
+                if known.is_none() {
+                    return Ok(None);
+                }
+                (0, 0, 0)
+            }
+        };
+        Ok(Some(InventoryView {
+            sku: sku.to_owned(),
+            on_hand,
+            reserved,
+            committed,
+            available: on_hand - reserved,
+        }))
+    }
+}

@@ -1,0 +1,120 @@
+//! `GET /api/v1/products` and `GET /api/v1/products/{id}`: the public catalogue.
+use axum::{
+    extract::{Path, Query, State, rejection::QueryRejection},
+    http::{HeaderMap, HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use utoipa::IntoParams;
+use utoipa_axum::{router::OpenApiRouter, routes};
+use web::{ApiError, AppJson, Problem};
+
+use super::MaybeAuthUser;
+use crate::{
+    consistency::{MinPosition, ProductsRead},
+    read::ProductQuery,
+    state::QueryState,
+    views::{ProductPage, ProductStatus, ProductView},
+};
+
+/// The catalogue routes.
+pub fn router() -> OpenApiRouter<QueryState> {
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(get))
+}
+
+/// Filters, order and page of the product list. Attribute filters are written
+/// `attr.<key>=<value>` (e.g. `attr.colour=red`) and match top-level scalar attributes.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)] // documents the parameters; they are parsed by `ProductQuery::parse`
+struct ListParams {
+    /// Listed under this category.
+    category: Option<String>,
+    /// Some variant costs at least this much (minor units).
+    #[param(rename = "minPrice")]
+    min_price: Option<i64>,
+    /// Some variant costs at most this much (minor units).
+    #[param(rename = "maxPrice")]
+    max_price: Option<i64>,
+    /// `ACTIVE` (default) or `ARCHIVED` (admins and staff only).
+    status: Option<ProductStatus>,
+    /// Case-insensitive substring of the name.
+    q: Option<String>,
+    /// `name` (default), `-name`, `price`, `-price` (by lowest variant price) or `newest`.
+    sort: Option<String>,
+    /// Page number, from 1.
+    page: Option<u32>,
+    /// Products per page, 1 to 100 (default 20).
+    #[param(rename = "pageSize")]
+    page_size: Option<u32>,
+    /// Answer only once this log position is reflected (also `X-Emporium-Min-Position`).
+    #[param(rename = "minPosition")]
+    min_position: Option<u64>,
+}
+
+/// List products: filter, sort, paginate. Archived products are listed to admins and
+/// staff only.
+#[utoipa::path(get, path = "/api/v1/products", tag = "catalogue", params(ListParams),
+    responses((status = 200, body = ProductPage), (status = 400, description = "a bad parameter", body = Problem),
+        (status = 401, body = Problem), (status = 403, description = "archived products asked for without the role", body = Problem),
+        (status = 504, description = "the read models did not reach minPosition in time", body = Problem)))]
+async fn list(
+    State(state): State<QueryState>,
+    user: MaybeAuthUser,
+    _: MinPosition<ProductsRead>,
+    pairs: Result<Query<Vec<(String, String)>>, QueryRejection>,
+) -> Result<AppJson<ProductPage>, ApiError> {
+    let Query(pairs) = pairs.map_err(|e| ApiError::BadRequest {
+        code: "invalid_query",
+        detail: e.body_text(),
+    })?;
+    let query = ProductQuery::parse(&pairs)?;
+    if query.status == ProductStatus::Archived && !user.is_staff() {
+        return Err(match user.0 {
+            None => ApiError::Unauthorized(
+                "archived products are listed to admins and staff only".into(),
+            ),
+            Some(_) => ApiError::forbidden("archived products are listed to admins and staff only"),
+        });
+    }
+    Ok(AppJson(state.products.list(&query).await?))
+}
+
+/// `If-None-Match` holds `etag` (or `*`), compared weakly.
+fn not_modified(headers: &HeaderMap, etag: &str) -> bool {
+    headers
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|tag| tag.trim().trim_start_matches("W/"))
+        .any(|tag| tag == "*" || tag == etag)
+}
+
+/// One product. Sends `ETag: "<version>"`; with a matching `If-None-Match`, answers 304.
+/// An archived product is shown to admins and staff only (404 to anyone else).
+#[utoipa::path(get, path = "/api/v1/products/{id}", tag = "catalogue",
+    params(("id" = uuid::Uuid, Path, description = "product id"),
+        ("If-None-Match" = Option<String>, Header, description = "the ETag you hold"),
+        ("X-Emporium-Min-Position" = Option<u64>, Header, description = "answer only once this log position is reflected"),
+        ("minPosition" = Option<u64>, Query, description = "same as the header")),
+    responses((status = 200, body = ProductView, headers(("ETag" = String, description = "the product's version, quoted"))),
+        (status = 304, description = "unchanged since the ETag you hold"), (status = 404, body = Problem),
+        (status = 504, description = "the read models did not reach minPosition in time", body = Problem)))]
+async fn get(
+    State(state): State<QueryState>,
+    user: MaybeAuthUser,
+    _: MinPosition<ProductsRead>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let product = state.products.get(&id, user.is_staff()).await?;
+    let product = product.ok_or_else(|| ApiError::not_found("no such product"))?;
+    let etag = format!("\"{}\"", product.version);
+    let etag_header = HeaderValue::from_str(&etag).map_err(|e| ApiError::Internal(e.into()))?;
+    if not_modified(&headers, &etag) {
+        return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, etag_header)]).into_response());
+    }
+    Ok(([(header::ETAG, etag_header)], AppJson(product)).into_response())
+}

@@ -1,0 +1,83 @@
+//! The state handlers share, and the settings it is built from.
+use std::{sync::Arc, time::Duration};
+
+use axum::extract::FromRef;
+use projector::Positions;
+use sqlx::AnyPool;
+use web::JwtVerifier;
+
+use crate::{
+    consistency::Consistency,
+    read::{InventoryLevels, ProductCatalogue},
+};
+
+/// Settings of the query API.
+#[derive(Clone, Debug)]
+pub struct QueryConfig {
+    /// How long a query with a minimum position waits for the read models before it is
+    /// answered 504.
+    pub min_position_wait: Duration,
+    /// How long a product view stays in the in-process cache at most.
+    pub product_cache_ttl: Duration,
+    /// How many product views the in-process cache holds.
+    pub product_cache_capacity: u64,
+}
+
+impl Default for QueryConfig {
+    fn default() -> Self {
+        Self {
+            min_position_wait: Duration::from_secs(5),
+            product_cache_ttl: Duration::from_secs(10),
+            product_cache_capacity: 10_000,
+        }
+    }
+}
+
+/// Shared state of the query API: cheap to clone, everything shared.
+#[derive(Clone)]
+pub struct QueryState {
+    /// The read models.
+    pub pool: AnyPool,
+    /// Access-token verification (public key only).
+    pub verifier: Arc<JwtVerifier>,
+    /// Waits for the projections, for read-your-writes.
+    pub consistency: Consistency,
+    /// Products: the list and the cached product views.
+    pub products: ProductCatalogue,
+    /// Stock levels.
+    pub inventory: InventoryLevels,
+}
+
+impl QueryState {
+    /// State over the read models in `pool` (migrated), verifying tokens with `verifier`.
+    ///
+    /// `positions` is the in-process projector's position watch; without it (the projector
+    /// runs elsewhere) read-your-writes polls the `projection_checkpoints` table.
+    pub fn new(
+        pool: AnyPool,
+        verifier: Arc<JwtVerifier>,
+        positions: Option<Positions>,
+        config: &QueryConfig,
+    ) -> Self {
+        let consistency = Consistency::new(pool.clone(), positions, config.min_position_wait);
+        Self {
+            products: ProductCatalogue::new(pool.clone(), consistency.clone(), config),
+            inventory: InventoryLevels::new(pool.clone()),
+            consistency,
+            verifier,
+            pool,
+        }
+    }
+}
+
+impl FromRef<QueryState> for Arc<JwtVerifier> {
+    fn from_ref(state: &QueryState) -> Self {
+        state.verifier.clone()
+    }
+}
+
+impl FromRef<QueryState> for Consistency {
+    fn from_ref(state: &QueryState) -> Self {
+        state.consistency.clone()
+    }
+}

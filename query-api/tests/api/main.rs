@@ -1,0 +1,8 @@
+//! HTTP-level tests of the query API: the real router on a real port, the projector on the
+//! same database (SQLite always, PostgreSQL when reachable), a catalogue seeded through the
+//! event store, a real HTTP client.
+mod compose;
+mod consistency;
+mod helpers;
+mod inventory;
+mod products;

@@ -1,0 +1,391 @@
+//! The product list (filters, sorting, pagination, validation) and the product view
+//! (shape, ETag, archived visibility).
+use domain::{account::Role, catalog::ProductEvent};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::helpers::{TestApp, assert_problem, at, eur, names, product_stream, sku};
+
+crate::backend_tests!(
+    lists_filter_sort_and_paginate,
+    bad_list_parameters_are_400_problems,
+    archived_products_are_for_the_back_office,
+    the_product_view_has_its_shape_and_etag,
+    product_views_are_cached_until_the_product_changes,
+);
+
+async fn lists_filter_sort_and_paginate(app: TestApp) {
+    app.seed().await;
+    let list = app.get_json("/api/v1/products").await;
+    assert_eq!(
+        names(&list),
+        [
+            "Cotton Tee",
+            "Linen Shirt",
+            "Silk Scarf 100%",
+            "Wool Jumper"
+        ]
+    );
+    assert_eq!(
+        (
+            list["total"].clone(),
+            list["page"].clone(),
+            list["pageSize"].clone()
+        ),
+        (json!(4), json!(1), json!(20))
+    );
+
+    let cases: &[(&str, &[&str])] = &[
+        ("category=shirts", &["Cotton Tee", "Linen Shirt"]),
+        ("category=kitchen", &[]),
+        (
+            "minPrice=5000",
+            &["Linen Shirt", "Silk Scarf 100%", "Wool Jumper"],
+        ),
+        ("maxPrice=2000", &["Cotton Tee"]),
+        ("minPrice=1600&maxPrice=1800", &["Cotton Tee"]),
+        ("minPrice=1501&maxPrice=1699", &[]),
+        ("attr.colour=red", &["Cotton Tee", "Wool Jumper"]),
+        ("attr.colour=red&attr.material=wool", &["Wool Jumper"]),
+        ("attr.organic=true", &["Cotton Tee"]),
+        ("attr.size=100", &[]),
+        ("category=shirts&attr.colour=white", &["Linen Shirt"]),
+        ("q=SHIRT", &["Linen Shirt"]),
+        ("q=o", &["Cotton Tee", "Wool Jumper"]),
+        ("q=%25", &["Silk Scarf 100%"]),
+        ("q=_", &[]),
+        (
+            "sort=-name",
+            &[
+                "Wool Jumper",
+                "Silk Scarf 100%",
+                "Linen Shirt",
+                "Cotton Tee",
+            ],
+        ),
+        (
+            "sort=price",
+            &[
+                "Cotton Tee",
+                "Linen Shirt",
+                "Wool Jumper",
+                "Silk Scarf 100%",
+            ],
+        ),
+        (
+            "sort=-price",
+            &[
+                "Silk Scarf 100%",
+                "Wool Jumper",
+                "Linen Shirt",
+                "Cotton Tee",
+            ],
+        ),
+        (
+            "sort=newest",
+            &[
+                "Silk Scarf 100%",
+                "Cotton Tee",
+                "Wool Jumper",
+                "Linen Shirt",
+            ],
+        ),
+    ];
+    for (query, expected) in cases {
+        let list = app.get_json(&format!("/api/v1/products?{query}")).await;
+        assert_eq!(names(&list), *expected, "{query}");
+        assert_eq!(list["total"], expected.len(), "{query}");
+    }
+
+    let mut seen = Vec::new();
+    for page in 1..=3 {
+        let list = app
+            .get_json(&format!(
+                "/api/v1/products?sort=price&pageSize=3&page={page}"
+            ))
+            .await;
+        assert_eq!(list["total"], 4, "the total counts every page");
+        assert_eq!(list["page"], page);
+        assert_eq!(list["pageSize"], 3);
+        seen.extend(names(&list));
+    }
+    assert_eq!(
+        seen,
+        [
+            "Cotton Tee",
+            "Linen Shirt",
+            "Wool Jumper",
+            "Silk Scarf 100%"
+        ],
+        "pages neither overlap nor skip"
+    );
+    let list = app
+        .get_json("/api/v1/products?pageSize=100&category=shirts")
+        .await;
+    assert_eq!(
+        list["items"][1]["variants"].as_array().unwrap().len(),
+        2,
+        "every variant of a listed product"
+    );
+}
+
+async fn bad_list_parameters_are_400_problems(app: TestApp) {
+    for query in [
+        "pageSize=101",
+        "pageSize=0",
+        "page=0",
+        "page=x",
+        "sort=cheapest",
+        "status=DELETED",
+        "minPrice=-1",
+        "minPrice=10&maxPrice=5",
+        "maxPrice=1.5",
+        "colour=red",
+        "page=1&page=2",
+        "attr.=x",
+        "q=",
+    ] {
+        let body = assert_problem(
+            app.get(&format!("/api/v1/products?{query}")).await,
+            StatusCode::BAD_REQUEST,
+            "invalid_query",
+        )
+        .await;
+        assert!(
+            body["detail"].as_str().is_some_and(|d| !d.is_empty()),
+            "{query}"
+        );
+    }
+    let body = assert_problem(
+        app.get("/api/v1/products?pageSize=101").await,
+        StatusCode::BAD_REQUEST,
+        "invalid_query",
+    )
+    .await;
+    assert!(body["detail"].as_str().unwrap().contains("pageSize"));
+    assert_problem(
+        app.get("/api/v1/products?minPosition=soon").await,
+        StatusCode::BAD_REQUEST,
+        "invalid_min_position",
+    )
+    .await;
+    let response = app
+        .client
+        .get(app.url("/api/v1/products"))
+        .header("x-emporium-min-position", "-3")
+        .send()
+        .await
+        .unwrap();
+    assert_problem(response, StatusCode::BAD_REQUEST, "invalid_min_position").await;
+}
+
+async fn archived_products_are_for_the_back_office(app: TestApp) {
+    let catalogue = app.seed().await;
+    let path = "/api/v1/products?status=ARCHIVED";
+    assert_problem(
+        app.get(path).await,
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+    )
+    .await;
+    assert_problem(
+        app.get_as(path, &app.token(Role::Customer)).await,
+        StatusCode::FORBIDDEN,
+        "forbidden",
+    )
+    .await;
+    assert_problem(
+        app.get_as(path, "not-a-token").await,
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+    )
+    .await;
+    for role in [Role::Staff, Role::Admin] {
+        let response = app.get_as(path, &app.token(role)).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        let list: Value = response.json().await.unwrap();
+        assert_eq!(names(&list), ["Old Mug"]);
+        assert_eq!(list["items"][0]["status"], "ARCHIVED");
+    }
+    // Active products stay public, with or without a token.
+    let list: Value = app
+        .get_as("/api/v1/products", &app.token(Role::Customer))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list["total"], 4);
+
+    let mug = format!("/api/v1/products/{}", catalogue.mug);
+    assert_problem(app.get(&mug).await, StatusCode::NOT_FOUND, "not_found").await;
+    assert_problem(
+        app.get_as(&mug, &app.token(Role::Customer)).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    )
+    .await;
+    let response = app.get_as(&mug, &app.token(Role::Staff)).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        response.json::<Value>().await.unwrap()["status"],
+        "ARCHIVED"
+    );
+}
+
+async fn the_product_view_has_its_shape_and_etag(app: TestApp) {
+    let catalogue = app.seed().await;
+    let path = format!("/api/v1/products/{}", catalogue.shirt);
+    let response = app.get(&path).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["etag"], "\"1\"");
+    let view: Value = response.json().await.unwrap();
+    assert_eq!(
+        view,
+        json!({
+            "id": catalogue.shirt.to_string(),
+            "name": "Linen Shirt",
+            "description": "About Linen Shirt",
+            "categories": ["shirts", "summer"],
+            "attributes": {"colour": "white", "material": "linen"},
+            "status": "ACTIVE",
+            "variants": [
+                {"sku": "SHIRT-M", "price": {"amount": 4900, "currency": "EUR"}, "options": {"size": "M"}, "available": 7},
+                {"sku": "SHIRT-L", "price": {"amount": 5200, "currency": "EUR"}, "options": {"size": "L"}, "available": 0},
+            ],
+            "priceRange": {"min": 4900, "max": 5200, "currency": "EUR"},
+            "version": 1,
+            "createdAt": "2025-06-15T15:06:40.000000Z",
+            "updatedAt": "2025-06-15T15:06:40.000000Z",
+        })
+    );
+    // The list shows the same view.
+    let list = app.get_json("/api/v1/products?q=linen").await;
+    assert_eq!(list["items"][0], view);
+
+    for (tag, status) in [
+        ("\"1\"", StatusCode::NOT_MODIFIED),
+        ("W/\"1\"", StatusCode::NOT_MODIFIED),
+        ("\"0\", \"1\"", StatusCode::NOT_MODIFIED),
+        ("*", StatusCode::NOT_MODIFIED),
+        ("\"2\"", StatusCode::OK),
+    ] {
+        let response = app
+            .client
+            .get(app.url(&path))
+            .header("if-none-match", tag)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), status, "If-None-Match: {tag}");
+        assert_eq!(response.headers()["etag"], "\"1\"");
+        if status == StatusCode::NOT_MODIFIED {
+            assert!(response.bytes().await.unwrap().is_empty());
+        }
+    }
+
+    // A change moves the version: the cached view is replaced, the old ETag no longer matches.
+    let position = app
+        .append(
+            &product_stream(catalogue.shirt),
+            &[ProductEvent::VariantPriceChanged {
+                sku: sku("SHIRT-L"),
+                old_price: eur(5200),
+                price: eur(5900),
+                at: at(20),
+            }],
+        )
+        .await;
+    let response = app
+        .client
+        .get(app.url(&path))
+        .header("if-none-match", "\"1\"")
+        .header("x-emporium-min-position", position)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["etag"], "\"2\"");
+    let view: Value = response.json().await.unwrap();
+    assert_eq!(view["variants"][1]["price"]["amount"], 5900);
+    assert_eq!(
+        view["priceRange"],
+        json!({"min": 4900, "max": 5900, "currency": "EUR"})
+    );
+    assert_eq!(view["updatedAt"], "2025-06-15T15:07:00.000000Z");
+
+    assert_problem(
+        app.get(&format!("/api/v1/products/{}", uuid::Uuid::now_v7()))
+            .await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    )
+    .await;
+    assert_problem(
+        app.get("/api/v1/products/not-a-uuid").await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    )
+    .await;
+}
+
+async fn product_views_are_cached_until_the_product_changes(app: TestApp) {
+    let catalogue = app.seed().await;
+    let path = format!("/api/v1/products/{}", catalogue.tee);
+    assert_eq!(app.get_json(&path).await["name"], "Cotton Tee");
+    // Rows changed behind the projector's back are not seen while the view is cached...
+    sqlx::query("UPDATE rm_products SET name = 'Tampered' WHERE id = $1")
+        .bind(catalogue.tee.to_string())
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(app.get_json(&path).await["name"], "Cotton Tee");
+    // ...nor after other products change (the checkpoint moves, this product's version does not)...
+    let other = app
+        .append(
+            &product_stream(catalogue.jumper),
+            &[ProductEvent::ProductArchived { at: at(30) }],
+        )
+        .await;
+    assert_eq!(
+        app.get_json(&format!("{path}?minPosition={other}")).await["name"],
+        "Cotton Tee"
+    );
+    // ...while availability is always read afresh...
+    let stocked = app
+        .append(
+            &eventstore::StreamId::of("stock", "TEE-L"),
+            &[domain::inventory::StockEvent::StockAdjusted {
+                sku: sku("TEE-L"),
+                delta: 4,
+                reason: "restock".into(),
+                at: at(31),
+            }],
+        )
+        .await;
+    let view = app.get_json(&format!("{path}?minPosition={stocked}")).await;
+    assert_eq!(
+        (
+            view["name"].clone(),
+            view["variants"][1]["available"].clone()
+        ),
+        (json!("Cotton Tee"), json!(4))
+    );
+    // ...and a change of the product itself replaces the view.
+    let renamed = app
+        .append(
+            &product_stream(catalogue.tee),
+            &[ProductEvent::ProductUpdated {
+                name: Some("Organic Tee".into()),
+                description: None,
+                categories: None,
+                attributes: None,
+                updated_at: at(32),
+            }],
+        )
+        .await;
+    let view = app.get_json(&format!("{path}?minPosition={renamed}")).await;
+    assert_eq!(
+        (view["name"].clone(), view["version"].clone()),
+        (json!("Organic Tee"), json!(2))
+    );
+}
