@@ -1,5 +1,12 @@
-//! `emporium serve`: the APIs in one process, on one port.
+//! `emporium serve`: the command API, the projector and the query API in one process, on
+//! one port, sharing one event store and one database.
+use std::time::Duration;
+
+use axum::routing::get;
 use command_api::{BootstrapAdmin, CommandApiConfig, auth::AuthConfig};
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use web::{health, metrics, openapi::ApiDoc};
 
 use crate::{backends::Backends, settings::Settings};
 
@@ -7,8 +14,8 @@ use crate::{backends::Backends, settings::Settings};
 pub fn command_config(settings: &Settings) -> CommandApiConfig {
     CommandApiConfig {
         auth: AuthConfig {
-            access_token_ttl: std::time::Duration::from_secs(settings.access_token_ttl_seconds),
-            refresh_token_ttl: std::time::Duration::from_secs(settings.refresh_token_ttl_seconds),
+            access_token_ttl: Duration::from_secs(settings.access_token_ttl_seconds),
+            refresh_token_ttl: Duration::from_secs(settings.refresh_token_ttl_seconds),
             signup_per_minute: settings.rate_limit_signup_per_minute,
             login_failures_per_minute: settings.rate_limit_login_failures_per_minute,
             signing_key_pem: settings.jwt_private_key.clone(),
@@ -25,16 +32,67 @@ pub fn command_config(settings: &Settings) -> CommandApiConfig {
     }
 }
 
-/// Opens the backends, builds the router and serves until Ctrl-C or SIGTERM.
+fn readiness(backends: &Backends) -> Vec<health::Check> {
+    let (store, sql) = (backends.store.clone(), backends.sql.clone());
+    vec![
+        health::Check::critical("eventStore", move || {
+            let store = store.clone();
+            async move { store.ping().await.map_err(|e| e.to_string()) }
+        }),
+        health::Check::critical("database", move || {
+            let sql = sql.clone();
+            async move {
+                sqlx::query("SELECT 1")
+                    .execute(&sql)
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| e.to_string())
+            }
+        }),
+    ]
+}
+
+/// Opens the backends, starts the projector, serves until Ctrl-C or SIGTERM, then lets the
+/// projector finish its batch.
 pub async fn run(settings: &Settings) -> anyhow::Result<()> {
     let backends = Backends::open(settings).await?;
-    let state = command_api::build_state(
+    let commands = command_api::build_state(
         backends.store.clone(),
         backends.sql.clone(),
         &command_config(settings),
     )
     .await?;
-    let app = web::server::Application::bind(&settings.addr, command_api::router(state)).await?;
+    let projector = projector::Projector::new(
+        backends.store.clone(),
+        backends.sql.clone(),
+        &projector::RunnerConfig::default(),
+        projector::default_projections(),
+    );
+    let query_config = query_api::QueryConfig {
+        min_position_wait: Duration::from_millis(settings.min_position_wait_ms),
+        ..query_api::QueryConfig::default()
+    };
+    let queries = query_api::QueryState::new(
+        backends.sql.clone(),
+        commands.verifier.clone(),
+        Some(projector.positions()),
+        &query_config,
+    );
+    let (api, doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(command_api::routes(commands))
+        .merge(query_api::routes(queries))
+        .split_for_parts();
+    let router = web::layers::apply(
+        api.merge(web::openapi::docs(doc))
+            .merge(health::router(readiness(&backends)))
+            .route("/metrics", get(metrics::render)),
+    );
+
+    let (stop_projector, projector_stopped) = tokio::sync::oneshot::channel::<()>();
+    let projector_task = tokio::spawn(projector.run_until_stopped(async move {
+        let _ = projector_stopped.await;
+    }));
+    let app = web::server::Application::bind(&settings.addr, router).await?;
     let addr = app.local_addr()?;
     tracing::info!(%addr, backends = %backends.description, "Emporium is listening");
     println!(
@@ -49,5 +107,7 @@ pub async fn run(settings: &Settings) -> anyhow::Result<()> {
         );
     }
     app.run_until_stopped(web::shutdown::signal()).await?;
+    let _ = stop_projector.send(());
+    let _ = projector_task.await;
     Ok(())
 }

@@ -38,6 +38,8 @@ pub struct Settings {
     pub database_max_connections: u32,
     /// `EMPORIUM_AGGREGATE_CACHE_CAPACITY`: aggregates kept in memory by the command side.
     pub aggregate_cache_capacity: u64,
+    /// `EMPORIUM_MIN_POSITION_WAIT_MS`: how long a query waits for `X-Emporium-Min-Position`.
+    pub min_position_wait_ms: u64,
 }
 
 impl Default for Settings {
@@ -57,6 +59,7 @@ impl Default for Settings {
             rate_limit_login_failures_per_minute: 10,
             database_max_connections: 16,
             aggregate_cache_capacity: 100_000,
+            min_position_wait_ms: 5_000,
         }
     }
 }
@@ -127,6 +130,7 @@ impl Settings {
         )?;
         env_parsed("DATABASE_MAX_CONNECTIONS", &mut s.database_max_connections)?;
         env_parsed("AGGREGATE_CACHE_CAPACITY", &mut s.aggregate_cache_capacity)?;
+        env_parsed("MIN_POSITION_WAIT_MS", &mut s.min_position_wait_ms)?;
         Ok(settings)
     }
 

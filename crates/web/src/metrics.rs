@@ -33,6 +33,8 @@ pub fn handle() -> &'static PrometheusHandle {
 
 /// Middleware (as a `route_layer`, so the matched route is known) that counts and times requests.
 pub async fn track(request: Request, next: Next) -> Response {
+    // Installs the recorder on first use, so no composition can forget to.
+    handle();
     let started = Instant::now();
     let method = request.method().to_string();
     let route = request

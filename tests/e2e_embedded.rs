@@ -1,0 +1,333 @@
+//! The real `emporium` binary, run as a user runs it: embedded, on a free port, with a
+//! data folder of its own. The prototype's flow end to end, a restart that keeps every
+//! piece of data, and the admin CLI.
+use std::{
+    io::Write,
+    net::TcpListener,
+    path::Path,
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+const ADMIN_PASSWORD: &str = "e2e-bootstrap-password";
+
+struct Server {
+    child: Child,
+    base: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn emporium(data: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_emporium"));
+    command
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("EMPORIUM_DATA_DIR", data)
+        .env("EMPORIUM_LOG", "warn");
+    command
+}
+
+async fn start(data: &Path) -> Server {
+    let port = free_port();
+    let child = emporium(data)
+        .env("EMPORIUM_ADDR", format!("127.0.0.1:{port}"))
+        .env("EMPORIUM_BOOTSTRAP_ADMIN_PASSWORD", ADMIN_PASSWORD)
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("start emporium");
+    let server = Server {
+        child,
+        base: format!("http://127.0.0.1:{port}"),
+    };
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let ready = client
+            .get(format!("{}/health/ready", server.base))
+            .send()
+            .await;
+        if ready.is_ok_and(|response| response.status() == StatusCode::OK) {
+            return server;
+        }
+        assert!(Instant::now() < deadline, "emporium did not become ready");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn post(
+    client: &reqwest::Client,
+    url: String,
+    token: Option<&str>,
+    body: Value,
+) -> (StatusCode, Value) {
+    let mut request = client.post(url).json(&body);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let response = request.send().await.expect("request");
+    let status = response.status();
+    let body = response.json().await.unwrap_or(Value::Null);
+    (status, body)
+}
+
+async fn login(client: &reqwest::Client, base: &str, username: &str, password: &str) -> String {
+    let (status, body) = post(
+        client,
+        format!("{base}/api/v1/auth/login"),
+        None,
+        json!({"username": username, "password": password}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "login {username}: {body}");
+    body["accessToken"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_whole_flow_survives_a_restart() {
+    let data = tempfile::tempdir().unwrap();
+    let client = reqwest::Client::new();
+    let server = start(data.path()).await;
+    let base = server.base.clone();
+
+    let docs = client.get(format!("{base}/docs/")).send().await.unwrap();
+    assert_eq!(docs.status(), StatusCode::OK);
+    assert!(
+        docs.text().await.unwrap().contains("swagger"),
+        "Swagger UI is served"
+    );
+    let spec: Value = client
+        .get(format!("{base}/api-docs/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(spec["paths"]["/api/v1/orders"].is_object());
+
+    let admin = login(&client, &base, "admin", ADMIN_PASSWORD).await;
+    let product = json!({"name": "Walnut desk", "categories": ["furniture"], "attributes": {"wood": "walnut"},
+        "variants": [{"sku": "DESK-W", "price": {"amount": 89_900, "currency": "EUR"}, "options": {"size": "140cm"}}]});
+    let (status, _) = post(
+        &client,
+        format!("{base}/api/v1/products"),
+        Some(&admin),
+        product,
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, restocked) = post(
+        &client,
+        format!("{base}/api/v1/inventory/DESK-W/adjustments"),
+        Some(&admin),
+        json!({"delta": 3, "reason": "first delivery"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    // The customer's view of the catalogue, read-your-writes on the restock's position.
+    let listed: Value = client
+        .get(format!("{base}/api/v1/products?category=furniture"))
+        .header("x-emporium-min-position", restocked["position"].to_string())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed["total"], 1, "{listed}");
+    assert_eq!(
+        listed["items"][0]["variants"][0]["available"], 3,
+        "{listed}"
+    );
+    let (status, _) = post(&client, format!("{base}/api/v1/auth/register"), None,
+        json!({"name": "Grace Hopper", "email": "grace@example.com", "mobileNumber": "+15550100", "password": "cobol-rules-1959"})).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let grace = login(&client, &base, "grace@example.com", "cobol-rules-1959").await;
+    let address = json!({"name": "Grace Hopper", "line1": "1 Navy Yard", "city": "Arlington", "postalCode": "22202", "country": "US"});
+    let (status, order) = post(
+        &client,
+        format!("{base}/api/v1/orders"),
+        Some(&grace),
+        json!({"lines": [{"sku": "DESK-W", "quantity": 2}], "shippingAddress": address}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{order}");
+    let order_id = order["id"].as_str().unwrap().to_owned();
+    for next in ["PAID", "PACKED"] {
+        let (status, _) = post(
+            &client,
+            format!("{base}/api/v1/orders/{order_id}/status"),
+            Some(&admin),
+            json!({"status": next}),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    drop(server);
+
+    // Everything is still there after a restart: accounts, the SKU claim, the order's
+    // state (it can ship, and only once), and the stock it holds.
+    let server = start(data.path()).await;
+    let base = server.base.clone();
+    let admin = login(&client, &base, "admin", ADMIN_PASSWORD).await;
+    let grace = login(&client, &base, "+15550100", "cobol-rules-1959").await;
+    let (status, _) = post(
+        &client,
+        format!("{base}/api/v1/orders/{order_id}/shipments"),
+        Some(&admin),
+        json!({"carrier": "UPS", "trackingNumber": "1Z999"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, _) = post(
+        &client,
+        format!("{base}/api/v1/orders/{order_id}/status"),
+        Some(&admin),
+        json!({"status": "DELIVERED"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, body) = post(
+        &client,
+        format!("{base}/api/v1/orders"),
+        Some(&grace),
+        json!({"lines": [{"sku": "DESK-W", "quantity": 2}], "shippingAddress": address}),
+    )
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::CONFLICT,
+        "only one desk is left: {body}"
+    );
+    assert_eq!(body["shortSkus"][0]["available"], 1);
+    let (status, _) = post(&client, format!("{base}/api/v1/products"), Some(&admin),
+        json!({"name": "Copy", "variants": [{"sku": "DESK-W", "price": {"amount": 1, "currency": "EUR"}}]})).await;
+    assert_eq!(status, StatusCode::CONFLICT, "the SKU is still taken");
+    // The read models survived too, and caught up with what happened since.
+    let (_, restock) = post(
+        &client,
+        format!("{base}/api/v1/inventory/DESK-W/adjustments"),
+        Some(&admin),
+        json!({"delta": 1, "reason": "return"}),
+    )
+    .await;
+    let listed: Value = client
+        .get(format!(
+            "{base}/api/v1/products?minPosition={}",
+            restock["position"]
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        listed["items"][0]["variants"][0]["available"], 2,
+        "3 delivered - 2 shipped + 1 returned: {listed}"
+    );
+    let inventory: Value = client
+        .get(format!("{base}/api/v1/inventory/DESK-W"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        inventory,
+        json!({"sku": "DESK-W", "onHand": 2, "reserved": 0, "committed": 2, "available": 2})
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_create_reads_the_password_from_stdin_and_check_config_masks_secrets() {
+    let data = tempfile::tempdir().unwrap();
+    let mut child = emporium(data.path())
+        .args([
+            "admin",
+            "create",
+            "--username",
+            "ops-lead",
+            "--role",
+            "STAFF",
+            "--name",
+            "Ops Lead",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"staff-password-42\n")
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    assert!(String::from_utf8_lossy(&output.stdout).contains("ops-lead"));
+
+    let server = start(data.path()).await;
+    login(
+        &reqwest::Client::new(),
+        &server.base,
+        "ops-lead",
+        "staff-password-42",
+    )
+    .await;
+
+    let output = emporium(data.path())
+        .arg("check-config")
+        .env("EMPORIUM_BOOTSTRAP_ADMIN_PASSWORD", "do-not-print-me")
+        .env(
+            "EMPORIUM_DATABASE_URL",
+            "postgres://app:hunter2@db:5432/shop",
+        )
+        .output()
+        .unwrap();
+    let printed = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success());
+    assert!(
+        !printed.contains("do-not-print-me") && !printed.contains("hunter2"),
+        "{printed}"
+    );
+    assert!(
+        printed.contains("postgres://app:***@db:5432/shop"),
+        "{printed}"
+    );
+
+    let short = emporium(data.path())
+        .args(["admin", "create"])
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut short = short;
+    short.stdin.take().unwrap().write_all(b"short\n").unwrap();
+    assert!(
+        !short.wait().unwrap().success(),
+        "a short password is refused"
+    );
+}
