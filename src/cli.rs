@@ -18,8 +18,13 @@ pub struct Cli {
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the API (commands, docs, probes, metrics) on EMPORIUM_ADDR.
-    Serve,
+    /// Run Emporium on EMPORIUM_ADDR: everything in one process, or one role of a split
+    /// deployment.
+    Serve {
+        /// Which part to run.
+        #[arg(long, value_enum, default_value_t = Role::All, env = "EMPORIUM_ROLE")]
+        role: Role,
+    },
     /// Apply database migrations and exit.
     Migrate,
     /// Print the effective configuration, secrets masked.
@@ -30,6 +35,19 @@ pub enum Command {
         #[command(subcommand)]
         command: AdminCommand,
     },
+}
+
+/// The parts of Emporium a process can run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Role {
+    /// Command API, projector and query API together (the default).
+    All,
+    /// The command API (writes).
+    Command,
+    /// The query API (reads); the projector runs elsewhere.
+    Query,
+    /// The projector alone (probes and metrics on EMPORIUM_ADDR).
+    Projector,
 }
 
 /// Admin subcommands.

@@ -15,8 +15,10 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     web::telemetry::init();
     let settings = settings::Settings::from_env(cli.config.as_deref())?;
-    match cli.command.unwrap_or(Command::Serve) {
-        Command::Serve => serve::run(&settings).await,
+    match cli.command.unwrap_or(Command::Serve {
+        role: cli::Role::All,
+    }) {
+        Command::Serve { role } => serve::run(&settings, role).await,
         Command::Migrate => backends::Backends::open(&settings)
             .await
             .map(|_| println!("migrations applied")),

@@ -2,13 +2,14 @@
 //! one port, sharing one event store and one database.
 use std::time::Duration;
 
-use axum::routing::get;
-use command_api::{BootstrapAdmin, CommandApiConfig, auth::AuthConfig};
+use axum::{Router, routing::get};
+use command_api::{AppState, BootstrapAdmin, CommandApiConfig, auth::AuthConfig};
+use query_api::QueryState;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use web::{health, metrics, openapi::ApiDoc};
 
-use crate::{backends::Backends, settings::Settings};
+use crate::{backends::Backends, cli::Role, settings::Settings};
 
 /// The command API's settings.
 pub fn command_config(settings: &Settings) -> CommandApiConfig {
@@ -52,62 +53,98 @@ fn readiness(backends: &Backends) -> Vec<health::Check> {
     ]
 }
 
-/// Opens the backends, starts the projector, serves until Ctrl-C or SIGTERM, then lets the
-/// projector finish its batch.
-pub async fn run(settings: &Settings) -> anyhow::Result<()> {
+/// The HTTP routes of `role` (none for the projector, which serves only probes).
+fn routes(role: Role, commands: Option<AppState>, queries: Option<QueryState>) -> Router {
+    let mut api = OpenApiRouter::with_openapi(ApiDoc::openapi());
+    if let Some(commands) = commands {
+        api = api.merge(command_api::routes(commands));
+    }
+    if let Some(queries) = queries {
+        api = api.merge(query_api::routes(queries));
+    }
+    let (router, doc) = api.split_for_parts();
+    if role == Role::Projector {
+        router
+    } else {
+        router.merge(web::openapi::docs(doc))
+    }
+}
+
+/// Opens the backends and runs `role` until Ctrl-C or SIGTERM; a projector in this process
+/// finishes its batch before the process exits.
+pub async fn run(settings: &Settings, role: Role) -> anyhow::Result<()> {
     let backends = Backends::open(settings).await?;
-    let commands = command_api::build_state(
-        backends.store.clone(),
-        backends.sql.clone(),
-        &command_config(settings),
-    )
-    .await?;
-    let projector = projector::Projector::new(
-        backends.store.clone(),
-        backends.sql.clone(),
-        &projector::RunnerConfig::default(),
-        projector::default_projections(),
-    );
-    let query_config = query_api::QueryConfig {
-        min_position_wait: Duration::from_millis(settings.min_position_wait_ms),
-        ..query_api::QueryConfig::default()
+    let config = command_config(settings);
+    let serves_commands = matches!(role, Role::All | Role::Command);
+    let runs_projector = matches!(role, Role::All | Role::Projector);
+    let serves_queries = matches!(role, Role::All | Role::Query);
+
+    let commands = if serves_commands {
+        Some(command_api::build_state(backends.store.clone(), backends.sql.clone(), &config).await?)
+    } else {
+        None
     };
-    let queries = query_api::QueryState::new(
-        backends.sql.clone(),
-        commands.verifier.clone(),
-        Some(projector.positions()),
-        &query_config,
-    );
-    let (api, doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
-        .merge(command_api::routes(commands))
-        .merge(query_api::routes(queries))
-        .split_for_parts();
+    let projector = runs_projector.then(|| {
+        projector::Projector::new(
+            backends.store.clone(),
+            backends.sql.clone(),
+            &projector::RunnerConfig::default(),
+            projector::default_projections(),
+        )
+    });
+    let queries = if serves_queries {
+        // Query nodes verify tokens; they derive the public key from the shared key and
+        // never sign anything.
+        let verifier = match &commands {
+            Some(state) => state.verifier.clone(),
+            None => command_api::auth::Auth::new(&config.auth, backends.sql.clone())?.verifier(),
+        };
+        let query_config = query_api::QueryConfig {
+            min_position_wait: Duration::from_millis(settings.min_position_wait_ms),
+            ..query_api::QueryConfig::default()
+        };
+        let positions = projector.as_ref().map(projector::Projector::positions);
+        Some(QueryState::new(
+            backends.sql.clone(),
+            verifier,
+            positions,
+            &query_config,
+        ))
+    } else {
+        None
+    };
     let router = web::layers::apply(
-        api.merge(web::openapi::docs(doc))
+        routes(role, commands, queries)
             .merge(health::router(readiness(&backends)))
             .route("/metrics", get(metrics::render)),
     );
 
     let (stop_projector, projector_stopped) = tokio::sync::oneshot::channel::<()>();
-    let projector_task = tokio::spawn(projector.run_until_stopped(async move {
-        let _ = projector_stopped.await;
-    }));
+    let projector_task = projector.map(|projector| {
+        tokio::spawn(projector.run_until_stopped(async move {
+            let _ = projector_stopped.await;
+        }))
+    });
     let app = web::server::Application::bind(&settings.addr, router).await?;
     let addr = app.local_addr()?;
-    tracing::info!(%addr, backends = %backends.description, "Emporium is listening");
+    tracing::info!(%addr, ?role, backends = %backends.description, "Emporium is listening");
     println!(
-        "Emporium is listening on http://{addr} ({})",
+        "Emporium ({role:?}) is listening on http://{addr} ({})",
         backends.description
     );
-    println!("  Swagger UI:   http://{addr}/docs");
-    println!("  OpenAPI:      http://{addr}/api-docs/openapi.json");
-    if settings.bootstrap_admin_password.is_none() {
+    if role != Role::Projector {
+        println!("  Swagger UI:   http://{addr}/docs");
+        println!("  OpenAPI:      http://{addr}/api-docs/openapi.json");
+    }
+    if serves_commands && settings.bootstrap_admin_password.is_none() {
         println!(
             "  First admin:  set EMPORIUM_BOOTSTRAP_ADMIN_PASSWORD before starting, or run `emporium admin create`"
         );
     }
     app.run_until_stopped(web::shutdown::signal()).await?;
     let _ = stop_projector.send(());
-    let _ = projector_task.await;
+    if let Some(task) = projector_task {
+        let _ = task.await;
+    }
     Ok(())
 }

@@ -1,0 +1,214 @@
+//! The split deployment without Docker: two command APIs, two projectors and two query
+//! APIs, each a real `emporium serve --role …` process on its own loopback port, sharing
+//! one PostgreSQL database. Orders are spread across the command nodes; every one must be
+//! visible through both query nodes, and stock must be exact.
+use std::{
+    net::TcpListener,
+    path::Path,
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use eventstore::testsupport::TestPostgres;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+const ADMIN_PASSWORD: &str = "split-bootstrap-password";
+
+struct Node {
+    child: Child,
+    base: String,
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn start(role: &str, database_url: &str, data: &Path) -> Node {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = Command::new(env!("CARGO_BIN_EXE_emporium"))
+        .args(["serve", "--role", role])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("EMPORIUM_ADDR", format!("127.0.0.1:{port}"))
+        .env("EMPORIUM_DATABASE_URL", database_url)
+        .env("EMPORIUM_DATA_DIR", data)
+        .env("EMPORIUM_JWT_PRIVATE_KEY_FILE", data.join("shared-jwt.pem"))
+        .env("EMPORIUM_BOOTSTRAP_ADMIN_PASSWORD", ADMIN_PASSWORD)
+        .env("EMPORIUM_LOG", "warn")
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("start emporium");
+    let node = Node {
+        child,
+        base: format!("http://127.0.0.1:{port}"),
+    };
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let ready = client
+            .get(format!("{}/health/ready", node.base))
+            .send()
+            .await;
+        if ready.is_ok_and(|r| r.status() == StatusCode::OK) {
+            return node;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{role} node did not become ready"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn post(
+    client: &reqwest::Client,
+    url: String,
+    token: Option<&str>,
+    body: Value,
+) -> (StatusCode, Value) {
+    let mut request = client.post(url).json(&body);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let response = request.send().await.unwrap();
+    (
+        response.status(),
+        response.json().await.unwrap_or(Value::Null),
+    )
+}
+
+async fn get(
+    client: &reqwest::Client,
+    url: String,
+    token: Option<&str>,
+    min_position: u64,
+) -> Value {
+    let mut request = client
+        .get(url)
+        .header("x-emporium-min-position", min_position.to_string());
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let response = request.send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    response.json().await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn split_roles_share_one_store_and_agree() {
+    let Some(db) = TestPostgres::new().await else {
+        return;
+    };
+    let data = tempfile::tempdir().unwrap();
+    // The first command node creates the shared signing key and the admin; the rest reuse them.
+    let command_a = start("command", &db.url, data.path()).await;
+    let command_b = start("command", &db.url, data.path()).await;
+    let _projector_a = start("projector", &db.url, data.path()).await;
+    let _projector_b = start("projector", &db.url, data.path()).await;
+    let query_a = start("query", &db.url, data.path()).await;
+    let query_b = start("query", &db.url, data.path()).await;
+    let client = reqwest::Client::new();
+    let commands = [&command_a.base, &command_b.base];
+
+    let login = |base: String, username: &'static str, password: &'static str| {
+        let client = client.clone();
+        async move {
+            let (status, body) = post(
+                &client,
+                format!("{base}/api/v1/auth/login"),
+                None,
+                json!({"username": username, "password": password}),
+            )
+            .await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+            body["accessToken"].as_str().unwrap().to_owned()
+        }
+    };
+    let admin = login(command_a.base.clone(), "admin", ADMIN_PASSWORD).await;
+    let (status, _) = post(&client, format!("{}/api/v1/products", command_b.base), Some(&admin),
+        json!({"name": "Split test", "variants": [{"sku": "SPLIT-1", "price": {"amount": 1000, "currency": "EUR"}},
+                                                 {"sku": "SPLIT-2", "price": {"amount": 2500, "currency": "EUR"}}]})).await;
+    assert_eq!(status, StatusCode::CREATED);
+    for sku in ["SPLIT-1", "SPLIT-2"] {
+        let (status, _) = post(
+            &client,
+            format!("{}/api/v1/inventory/{sku}/adjustments", command_a.base),
+            Some(&admin),
+            json!({"delta": 30, "reason": "stock"}),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    let (status, _) = post(&client, format!("{}/api/v1/auth/register", command_a.base), None,
+        json!({"name": "Split Buyer", "email": "split@example.com", "mobileNumber": "+4915112345678", "password": "split-buyer-pass"})).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let buyer = login(
+        command_b.base.clone(),
+        "split@example.com",
+        "split-buyer-pass",
+    )
+    .await;
+
+    // 40 concurrent orders of 1 x SPLIT-1 and 1 x SPLIT-2, alternating command nodes:
+    // 30 units of each exist, so exactly 30 orders succeed.
+    let address = json!({"name": "B", "line1": "1 Main St", "city": "Berlin", "postalCode": "10115", "country": "DE"});
+    let tasks: Vec<_> = (0..40)
+        .map(|i| {
+            let (client, url, token, address) =
+                (client.clone(), format!("{}/api/v1/orders", commands[i % 2]), buyer.clone(), address.clone());
+            tokio::spawn(async move {
+                let body = json!({"lines": [{"sku": "SPLIT-2", "quantity": 1}, {"sku": "SPLIT-1", "quantity": 1}], "shippingAddress": address});
+                let response = client.post(url).bearer_auth(token).json(&body).send().await.unwrap();
+                let status = response.status();
+                (status, response.json::<Value>().await.unwrap_or(Value::Null))
+            })
+        })
+        .collect();
+    let mut placed = 0;
+    let mut last_position = 0;
+    for task in tasks {
+        let (status, body) = task.await.unwrap();
+        match status {
+            StatusCode::CREATED => {
+                placed += 1;
+                last_position = last_position.max(body["position"].as_u64().unwrap());
+            }
+            StatusCode::CONFLICT => assert_eq!(body["code"], "insufficient_stock", "{body}"),
+            other => panic!("unexpected {other}: {body}"),
+        }
+    }
+    assert_eq!(placed, 30);
+
+    // Both query nodes agree, once they have caught up with the last order.
+    for query in [&query_a.base, &query_b.base] {
+        for sku in ["SPLIT-1", "SPLIT-2"] {
+            let inventory = get(
+                &client,
+                format!("{query}/api/v1/inventory/{sku}"),
+                Some(&admin),
+                last_position,
+            )
+            .await;
+            assert_eq!(
+                inventory,
+                json!({"sku": sku, "onHand": 30, "reserved": 30, "committed": 0, "available": 0})
+            );
+        }
+        let products = get(
+            &client,
+            format!("{query}/api/v1/products"),
+            None,
+            last_position,
+        )
+        .await;
+        assert_eq!(products["total"], 1);
+    }
+}
