@@ -7,6 +7,9 @@ use clap::{Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "emporium", version, about)]
 pub struct Cli {
+    /// With `serve` (or no command): load the demo data first if the store is empty.
+    #[arg(long, global = true)]
+    pub demo: bool,
     /// Optional TOML settings file (environment variables override it).
     #[arg(long, global = true, env = "EMPORIUM_CONFIG")]
     pub config: Option<PathBuf>,
@@ -27,6 +30,9 @@ pub enum Command {
     },
     /// Apply database migrations and exit.
     Migrate,
+    /// Load the demo catalogue, a demo admin (password printed once), customers and
+    /// orders into an empty store, and exit.
+    Demo,
     /// Print the effective configuration, secrets masked.
     CheckConfig,
     /// Manage back-office accounts.

@@ -5,6 +5,7 @@ use clap::Parser;
 mod admin;
 mod backends;
 mod cli;
+mod demo;
 mod serve;
 mod settings;
 
@@ -18,7 +19,13 @@ async fn main() -> anyhow::Result<()> {
     match cli.command.unwrap_or(Command::Serve {
         role: cli::Role::All,
     }) {
-        Command::Serve { role } => serve::run(&settings, role).await,
+        Command::Serve { role } => {
+            if cli.demo {
+                demo::load(&settings).await?;
+            }
+            serve::run(&settings, role).await
+        }
+        Command::Demo => demo::load(&settings).await,
         Command::Migrate => backends::Backends::open(&settings)
             .await
             .map(|_| println!("migrations applied")),

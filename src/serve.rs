@@ -136,7 +136,8 @@ pub async fn run(settings: &Settings, role: Role) -> anyhow::Result<()> {
         println!("  Swagger UI:   http://{addr}/docs");
         println!("  OpenAPI:      http://{addr}/api-docs/openapi.json");
     }
-    if serves_commands && settings.bootstrap_admin_password.is_none() {
+    let empty_store = backends.store.head_position().await.unwrap_or(0) == 0;
+    if serves_commands && empty_store && settings.bootstrap_admin_password.is_none() {
         println!(
             "  First admin:  set EMPORIUM_BOOTSTRAP_ADMIN_PASSWORD before starting, or run `emporium admin create`"
         );

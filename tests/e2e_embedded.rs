@@ -331,3 +331,89 @@ async fn admin_create_reads_the_password_from_stdin_and_check_config_masks_secre
         "a short password is refused"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_data_loads_once_and_can_be_browsed() {
+    let data = tempfile::tempdir().unwrap();
+    let output = emporium(data.path()).arg("demo").output().unwrap();
+    let printed = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "{printed}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(printed.contains("320 products"), "{printed}");
+    let password = printed
+        .split("username demo-admin, password ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .expect("the demo admin's password is printed")
+        .to_owned();
+    let again = emporium(data.path()).arg("demo").output().unwrap();
+    assert!(
+        String::from_utf8_lossy(&again.stdout).contains("not loaded"),
+        "demo data is loaded only into an empty store"
+    );
+
+    let server = start(data.path()).await;
+    let client = reqwest::Client::new();
+    let admin = login(&client, &server.base, "demo-admin", &password).await;
+    login(
+        &client,
+        &server.base,
+        "ada@example.com",
+        "demo-customer-password",
+    )
+    .await;
+    // The projector catches up with the demo data in the background.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let all: Value = client
+            .get(format!("{}/api/v1/products?pageSize=1", server.base))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if all["total"] == 320 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the projector did not catch up with the demo data: {all}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let shirts: Value = client
+        .get(format!(
+            "{}/api/v1/products?category=shirts&pageSize=100",
+            server.base
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(shirts["total"], 30);
+    assert_eq!(
+        shirts["items"][0]["variants"].as_array().unwrap().len(),
+        6,
+        "apparel has sizes and colours"
+    );
+    let sku = shirts["items"][0]["variants"][0]["sku"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let inventory: Value = client
+        .get(format!("{}/api/v1/inventory/{sku}", server.base))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(inventory["onHand"].as_i64().unwrap() > 0, "{inventory}");
+}
