@@ -113,6 +113,19 @@ pub async fn run(settings: &Settings, role: Role) -> anyhow::Result<()> {
     } else {
         None
     };
+    // Command nodes release reservations whose order never appeared (or was cancelled).
+    let (stop_sweeper, sweeper_stopped) = tokio::sync::oneshot::channel::<()>();
+    let sweeper_task = commands.clone().map(|state| {
+        tokio::spawn(command_api::sweeper::run(
+            state,
+            backends.sql.clone(),
+            Duration::from_secs(60),
+            Duration::from_secs(settings.reservation_timeout_seconds),
+            async move {
+                let _ = sweeper_stopped.await;
+            },
+        ))
+    });
     let router = web::layers::apply(
         routes(role, commands, queries)
             .merge(health::router(readiness(&backends)))
@@ -144,6 +157,10 @@ pub async fn run(settings: &Settings, role: Role) -> anyhow::Result<()> {
     }
     app.run_until_stopped(web::shutdown::signal()).await?;
     let _ = stop_projector.send(());
+    let _ = stop_sweeper.send(());
+    if let Some(task) = sweeper_task {
+        let _ = task.await;
+    }
     if let Some(task) = projector_task {
         let _ = task.await;
     }

@@ -40,6 +40,9 @@ pub struct Settings {
     pub aggregate_cache_capacity: u64,
     /// `EMPORIUM_MIN_POSITION_WAIT_MS`: how long a query waits for `X-Emporium-Min-Position`.
     pub min_position_wait_ms: u64,
+    /// `EMPORIUM_RESERVATION_TIMEOUT_SECONDS`: a reservation whose order has not appeared
+    /// after this long is released by the sweeper (far longer than placing an order takes).
+    pub reservation_timeout_seconds: u64,
 }
 
 impl Default for Settings {
@@ -60,6 +63,7 @@ impl Default for Settings {
             database_max_connections: 16,
             aggregate_cache_capacity: 100_000,
             min_position_wait_ms: 5_000,
+            reservation_timeout_seconds: 15 * 60,
         }
     }
 }
@@ -131,6 +135,10 @@ impl Settings {
         env_parsed("DATABASE_MAX_CONNECTIONS", &mut s.database_max_connections)?;
         env_parsed("AGGREGATE_CACHE_CAPACITY", &mut s.aggregate_cache_capacity)?;
         env_parsed("MIN_POSITION_WAIT_MS", &mut s.min_position_wait_ms)?;
+        env_parsed(
+            "RESERVATION_TIMEOUT_SECONDS",
+            &mut s.reservation_timeout_seconds,
+        )?;
         Ok(settings)
     }
 

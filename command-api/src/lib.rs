@@ -5,7 +5,8 @@
 //! Shape: `routes/` holds one module per resource with thin handlers; [`service`] is the
 //! load-decide-append loop every handler goes through; [`ordering`] is the order flow
 //! (reservations in SKU order, release on shortage); [`idempotency`] replays retried
-//! commands; [`auth`] issues and rotates tokens.
+//! commands; [`auth`] issues and rotates tokens; [`sweeper`] releases reservations whose
+//! order never appeared.
 #![deny(missing_docs)]
 
 mod app;
@@ -17,6 +18,7 @@ pub mod ordering;
 pub mod routes;
 pub mod service;
 pub mod state;
+pub mod sweeper;
 
 pub use app::{BootstrapAdmin, CommandApiConfig, build_state, router, routes};
 pub use state::AppState;

@@ -29,19 +29,32 @@
 #![deny(missing_docs)]
 
 pub mod catalog;
+pub mod customers;
 pub mod inventory;
+pub mod orders;
 pub mod runtime;
+pub mod sales;
 
 use std::sync::Arc;
 
 pub use catalog::CatalogProjection;
+pub use customers::CustomersProjection;
 pub use inventory::InventoryProjection;
+pub use orders::OrdersProjection;
 pub use runtime::{
     BatchOutcome, Positions, Projection, ProjectionRunner, Projector, RunnerConfig, apply_batch,
     checkpoint, timestamp,
 };
+pub use sales::SalesProjection;
 
-/// Every projection this crate provides: `catalog` and `inventory`.
+/// Every projection this crate provides: `catalog`, `inventory`, `orders`, `customers`
+/// and `sales`.
 pub fn default_projections() -> Vec<Arc<dyn Projection>> {
-    vec![Arc::new(CatalogProjection), Arc::new(InventoryProjection)]
+    vec![
+        Arc::new(CatalogProjection),
+        Arc::new(InventoryProjection),
+        Arc::new(OrdersProjection),
+        Arc::new(CustomersProjection),
+        Arc::new(SalesProjection),
+    ]
 }

@@ -13,6 +13,9 @@ pub fn routes(state: QueryState) -> OpenApiRouter {
     OpenApiRouter::new()
         .merge(resources::products::router())
         .merge(resources::inventory::router())
+        .merge(resources::orders::router())
+        .merge(resources::customers::router())
+        .merge(resources::analytics::router())
         .route_layer(middleware::from_fn(metrics::track))
         .with_state(state)
 }

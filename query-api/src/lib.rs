@@ -7,13 +7,16 @@
 //! eventually consistent system ([`consistency`]). Errors are problem documents
 //! ([`web::ApiError`]); every SQL value is bound ([`read`]).
 //!
-//! Shape: `routes/` holds one module per resource with thin handlers; [`read`] holds the
-//! repositories and their SQL; [`views`] the JSON shapes. Compose it with an in-process
-//! projector by passing its positions:
+//! Shape: `routes/` holds one module per resource with thin handlers; [`read`] (catalogue
+//! and inventory) and [`order_read`] (orders, order histories, customers, sales) hold the
+//! repositories and their SQL; [`views`] and [`order_views`] the JSON shapes. Compose it
+//! with an in-process projector by passing its positions, and give it the event store for
+//! orders' audit trails (without one, `GET /api/v1/orders/{id}/history` answers 503):
 //!
 //! ```no_run
-//! # fn compose(pool: sqlx::AnyPool, verifier: std::sync::Arc<web::JwtVerifier>, positions: projector::Positions) {
-//! let state = query_api::QueryState::new(pool, verifier, Some(positions), &query_api::QueryConfig::default());
+//! # fn compose(pool: sqlx::AnyPool, verifier: std::sync::Arc<web::JwtVerifier>, positions: projector::Positions, store: std::sync::Arc<dyn eventstore::EventStore>) {
+//! let state = query_api::QueryState::new(pool, verifier, Some(positions), &query_api::QueryConfig::default())
+//!     .with_event_store(store);
 //! let router = query_api::router(state); // or merge query_api::routes(state) with other services
 //! # let _ = router;
 //! # }
@@ -22,6 +25,8 @@
 
 mod app;
 pub mod consistency;
+pub mod order_read;
+pub mod order_views;
 pub mod read;
 pub mod routes;
 pub mod state;

@@ -2,12 +2,14 @@
 use std::{sync::Arc, time::Duration};
 
 use axum::extract::FromRef;
+use eventstore::EventStore;
 use projector::Positions;
 use sqlx::AnyPool;
 use web::JwtVerifier;
 
 use crate::{
     consistency::Consistency,
+    order_read::{CustomerDirectory, OrderBook, OrderHistory, SalesFigures},
     read::{InventoryLevels, ProductCatalogue},
 };
 
@@ -46,6 +48,15 @@ pub struct QueryState {
     pub products: ProductCatalogue,
     /// Stock levels.
     pub inventory: InventoryLevels,
+    /// Orders: the list and the order views.
+    pub orders: OrderBook,
+    /// Customers' profiles.
+    pub customers: CustomerDirectory,
+    /// Sales figures.
+    pub sales: SalesFigures,
+    /// Orders' audit trails, read from the event store; `None` until
+    /// [`QueryState::with_event_store`] gives it one (the history route then answers 503).
+    pub history: Option<OrderHistory>,
 }
 
 impl QueryState {
@@ -63,10 +74,22 @@ impl QueryState {
         Self {
             products: ProductCatalogue::new(pool.clone(), consistency.clone(), config),
             inventory: InventoryLevels::new(pool.clone()),
+            orders: OrderBook::new(pool.clone()),
+            customers: CustomerDirectory::new(pool.clone()),
+            sales: SalesFigures::new(pool.clone()),
+            history: None,
             consistency,
             verifier,
             pool,
         }
+    }
+
+    /// The same state reading orders' audit trails (`GET /api/v1/orders/{id}/history`)
+    /// from the event store `store`.
+    #[must_use]
+    pub fn with_event_store(mut self, store: Arc<dyn EventStore>) -> Self {
+        self.history = Some(OrderHistory::new(store));
+        self
     }
 }
 

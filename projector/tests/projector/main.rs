@@ -2,7 +2,10 @@
 //! test gets its own database). Histories are appended to the event store as domain
 //! events; runners are waited for by polling their checkpoints, never by sleeping.
 mod catalog;
+mod customers;
 mod inventory;
+mod orders;
 mod restart;
 mod runners;
+mod sales;
 mod support;

@@ -27,10 +27,16 @@ async fn run_until(db: &Db, projection: Arc<dyn Projection>, batch: usize, targe
 }
 
 async fn killed_and_restarted_equals_uninterrupted(db: Db) {
-    db.append_history(&random_history(7, 90)).await;
+    db.append_history(&random_history(7, 160)).await;
     let head = db.head().await;
+    let events = db.store.read_all(0, 10_000).await.expect("read");
     for projection in projector::default_projections() {
         let name = projection.name();
+        let handled = events.iter().filter(|e| projection.handles(e)).count();
+        assert!(
+            handled > 25,
+            "{name}: only {handled} events to kill between"
+        );
         run_to_head(&db, projection.clone(), 500).await;
         let reference = db.dump(name).await;
         assert!(

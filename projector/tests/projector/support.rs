@@ -14,11 +14,13 @@ use std::{
 use async_trait::async_trait;
 use chrono::{DateTime, TimeZone, Utc};
 use domain::{
+    account::{AccountEvent, Email, Gender, MobileNumber, Role},
     aggregate::{DomainEvent, encode},
     catalog::{ProductEvent, VariantSpec},
-    ids::{OrderId, ProductId, Sku},
+    ids::{AccountId, OrderId, ProductId, ShipmentId, Sku},
     inventory::StockEvent,
     money::{Currency, Money},
+    order::{Actor, OrderEvent, OrderLine, OrderStatus, ShippingAddress},
 };
 use eventstore::{
     EventStore, ExpectedVersion, NewEvent, Position, RecordedEvent, StreamId,
@@ -146,6 +148,12 @@ impl Db {
                 Step::Stock(stream, event) => {
                     self.append(stream, std::slice::from_ref(event)).await
                 }
+                Step::Order(stream, event) => {
+                    self.append(stream, std::slice::from_ref(event)).await
+                }
+                Step::Account(stream, event) => {
+                    self.append(stream, std::slice::from_ref(event)).await
+                }
             };
         }
         head
@@ -227,6 +235,9 @@ pub fn tables_of(name: &str) -> &'static [&'static str] {
             "rm_variants",
         ],
         "inventory" => &["rm_inventory", "rm_reservations"],
+        "orders" => &["rm_orders"],
+        "customers" => &["rm_customers"],
+        "sales" => &["rm_sales_daily", "rm_sales_days", "rm_sales_orders"],
         other => panic!("unknown projection {other}"),
     }
 }
@@ -374,6 +385,8 @@ impl Projection for Flaky {
 pub enum Step {
     Product(StreamId, ProductEvent),
     Stock(StreamId, StockEvent),
+    Order(StreamId, OrderEvent),
+    Account(StreamId, AccountEvent),
 }
 
 pub fn at(seconds: i64) -> DateTime<Utc> {
@@ -444,8 +457,26 @@ pub fn random_history(seed: u64, steps: usize) -> Vec<Step> {
     let mut history = Vec::new();
     let mut clock = 0;
     let mut orders = 0u128;
+    let mut people = People::default();
     while history.len() < steps {
         clock += 1;
+        // A quarter of the steps are account events and a quarter order events, so every
+        // projection has plenty to apply.
+        match history.len() % 4 {
+            0 => {
+                account_step(&mut next, &mut people, &mut history, clock);
+                continue;
+            }
+            1 if !people.customers().is_empty() && !products.is_empty() => {
+                let skus: Vec<(ProductId, String)> = products
+                    .iter()
+                    .flat_map(|(id, skus, _)| skus.iter().map(|s| (*id, s.clone())))
+                    .collect();
+                order_step(&mut next, &mut people, &skus, &mut history, clock);
+                continue;
+            }
+            _ => {}
+        }
         let live: Vec<usize> = (0..products.len()).filter(|i| !products[*i].2).collect();
         match next(10) {
             0 | 1 if products.len() < 6 || live.is_empty() => {
@@ -573,4 +604,266 @@ pub fn random_history(seed: u64, steps: usize) -> Vec<Step> {
         }
     }
     history
+}
+
+pub fn account(n: u128) -> AccountId {
+    AccountId::new(Uuid::from_u128(
+        0x0193_0000_0000_7000_8000_0000_0000_0000 + n,
+    ))
+}
+
+pub fn placed_order(n: u128) -> OrderId {
+    OrderId::new(Uuid::from_u128(
+        0x0192_0000_0000_7000_8000_0000_0000_0000 + n,
+    ))
+}
+
+pub fn account_stream(id: AccountId) -> StreamId {
+    StreamId::of("account", id)
+}
+
+pub fn order_stream(id: OrderId) -> StreamId {
+    StreamId::of("order", id)
+}
+
+pub fn address() -> ShippingAddress {
+    ShippingAddress {
+        name: "Ada Lovelace".into(),
+        line1: "1 Analytical Way".into(),
+        line2: None,
+        city: "London".into(),
+        region: None,
+        postal_code: "N1 9GU".into(),
+        country: "GB".into(),
+    }
+}
+
+pub fn admin_actor() -> Actor {
+    Actor {
+        id: account(0),
+        role: Role::Admin,
+    }
+}
+
+/// A registered customer: e-mail and mobile number derived from `n`.
+pub fn registered(n: u128, role: Role, at_time: DateTime<Utc>) -> AccountEvent {
+    let customer = role == Role::Customer;
+    AccountEvent::AccountRegistered {
+        id: account(n),
+        role,
+        username: format!("user{n}@example.com"),
+        name: format!("Person {n}"),
+        email: customer.then(|| Email::parse(&format!("user{n}@example.com")).expect("email")),
+        mobile_number: customer
+            .then(|| MobileNumber::parse(&format!("+4915{n:07}")).expect("mobile")),
+        gender: customer.then_some(Gender::Female),
+        password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into(),
+        registered_at: at_time,
+    }
+}
+
+/// An order line of `quantity` units at `unit` cents.
+pub fn order_line(product_id: ProductId, code: &str, quantity: u32, unit: i64) -> OrderLine {
+    OrderLine {
+        sku: sku(code),
+        product_id,
+        name: format!("Product {code}"),
+        quantity,
+        unit_price: eur(unit),
+        line_total: eur(unit * i64::from(quantity)),
+    }
+}
+
+/// An `OrderPlaced` of `lines` for `customer`.
+pub fn order_placed(
+    id: OrderId,
+    customer: AccountId,
+    lines: Vec<OrderLine>,
+    placed_at: DateTime<Utc>,
+) -> OrderEvent {
+    let total = eur(lines.iter().map(|l| l.line_total.amount).sum());
+    OrderEvent::OrderPlaced {
+        id,
+        customer_id: customer,
+        lines,
+        total,
+        shipping_address: address(),
+        placed_at,
+    }
+}
+
+/// Accounts and orders of a random history.
+#[derive(Default)]
+pub struct People {
+    /// (account, role, locked)
+    accounts: Vec<(AccountId, Role, bool)>,
+    /// (order, customer, status)
+    orders: Vec<(OrderId, AccountId, OrderStatus)>,
+    shipments: u128,
+}
+
+impl People {
+    fn customers(&self) -> Vec<AccountId> {
+        self.accounts
+            .iter()
+            .filter(|(_, role, _)| *role == Role::Customer)
+            .map(|(id, _, _)| *id)
+            .collect()
+    }
+}
+
+/// Order events run on their own, coarser clock, so orders spread over several days.
+fn order_time(clock: i64) -> DateTime<Utc> {
+    at(clock * 7_000)
+}
+
+fn account_step(
+    next: &mut impl FnMut(u64) -> u64,
+    people: &mut People,
+    history: &mut Vec<Step>,
+    clock: i64,
+) {
+    if people.accounts.len() < 3 || next(4) == 0 {
+        let n = people.accounts.len() as u128 + 1;
+        // Every fourth account is staff: no e-mail, mobile number or gender.
+        let role = if n.is_multiple_of(4) {
+            Role::Staff
+        } else {
+            Role::Customer
+        };
+        history.push(Step::Account(
+            account_stream(account(n)),
+            registered(n, role, at(clock)),
+        ));
+        people.accounts.push((account(n), role, false));
+        return;
+    }
+    let i = next(people.accounts.len() as u64) as usize;
+    let (id, _, locked) = &mut people.accounts[i];
+    let event = match next(4) {
+        0 => AccountEvent::CustomerProfileUpdated {
+            name: Some(format!("Renamed {}", next(100))),
+            gender: (next(2) == 0).then_some(Gender::Other),
+            at: at(clock),
+        },
+        1 => AccountEvent::PasswordChanged {
+            password_hash: format!("$argon2id$new{}", next(1000)),
+            at: at(clock),
+        },
+        2 if !*locked => {
+            *locked = true;
+            AccountEvent::AccountLocked {
+                reason: "too many attempts".into(),
+                at: at(clock),
+            }
+        }
+        2 => {
+            *locked = false;
+            AccountEvent::AccountUnlocked { at: at(clock) }
+        }
+        _ => AccountEvent::CustomerProfileUpdated {
+            name: None,
+            gender: Some(Gender::Male),
+            at: at(clock),
+        },
+    };
+    history.push(Step::Account(account_stream(*id), event));
+}
+
+fn order_step(
+    next: &mut impl FnMut(u64) -> u64,
+    people: &mut People,
+    skus: &[(ProductId, String)],
+    history: &mut Vec<Step>,
+    clock: i64,
+) {
+    let open: Vec<usize> = (0..people.orders.len())
+        .filter(|i| !people.orders[*i].2.is_final())
+        .collect();
+    if open.is_empty() || next(3) == 0 {
+        let n = people.orders.len() as u128 + 1;
+        let customers = people.customers();
+        let customer = customers[next(customers.len() as u64) as usize];
+        let mut lines: Vec<OrderLine> = Vec::new();
+        for _ in 0..=next(3) {
+            let (product_id, code) = &skus[next(skus.len() as u64) as usize];
+            if lines.iter().all(|l| l.sku.as_str() != code) {
+                lines.push(order_line(
+                    *product_id,
+                    code,
+                    1 + next(4) as u32,
+                    500 + next(5000) as i64,
+                ));
+            }
+        }
+        let id = placed_order(n);
+        history.push(Step::Order(
+            order_stream(id),
+            order_placed(id, customer, lines, order_time(clock)),
+        ));
+        people.orders.push((id, customer, OrderStatus::Placed));
+        return;
+    }
+    let i = open[next(open.len() as u64) as usize];
+    let (id, customer, status) = &mut people.orders[i];
+    let stream = order_stream(*id);
+    let admin = admin_actor();
+    let moved = |from, to| OrderEvent::OrderStatusChanged {
+        from,
+        to,
+        by: admin,
+        at: order_time(clock),
+    };
+    let from = *status;
+    match from {
+        OrderStatus::Placed | OrderStatus::Paid | OrderStatus::Packed if next(4) == 0 => {
+            let by = if from == OrderStatus::Packed {
+                admin
+            } else {
+                Actor {
+                    id: *customer,
+                    role: Role::Customer,
+                }
+            };
+            history.push(Step::Order(
+                stream,
+                OrderEvent::OrderCancelled {
+                    from,
+                    by,
+                    reason: (next(2) == 0).then(|| "changed my mind".into()),
+                    at: order_time(clock),
+                },
+            ));
+            *status = OrderStatus::Cancelled;
+        }
+        OrderStatus::Placed => {
+            history.push(Step::Order(stream, moved(from, OrderStatus::Paid)));
+            *status = OrderStatus::Paid;
+        }
+        OrderStatus::Paid => {
+            history.push(Step::Order(stream, moved(from, OrderStatus::Packed)));
+            *status = OrderStatus::Packed;
+        }
+        OrderStatus::Packed | OrderStatus::Shipped => {
+            people.shipments += 1;
+            history.push(Step::Order(
+                stream.clone(),
+                OrderEvent::ShipmentCreated {
+                    shipment_id: ShipmentId::new(Uuid::from_u128(people.shipments)),
+                    carrier: "DHL".into(),
+                    tracking_number: format!("JJD{}", people.shipments),
+                    by: admin,
+                    at: order_time(clock),
+                },
+            ));
+            if from == OrderStatus::Packed {
+                history.push(Step::Order(stream, moved(from, OrderStatus::Shipped)));
+                *status = OrderStatus::Shipped;
+            } else if next(2) == 0 {
+                history.push(Step::Order(stream, moved(from, OrderStatus::Delivered)));
+                *status = OrderStatus::Delivered;
+            }
+        }
+        OrderStatus::Delivered | OrderStatus::Cancelled => unreachable!("open orders only"),
+    }
 }

@@ -6,7 +6,10 @@ use axum::{
 use std::sync::Arc;
 use web::{ApiError, AuthUser, JwtVerifier};
 
+pub mod analytics;
+pub mod customers;
 pub mod inventory;
+pub mod orders;
 pub mod products;
 
 /// The caller when a bearer token is sent, `None` when none is: for public routes that

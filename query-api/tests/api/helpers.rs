@@ -160,7 +160,8 @@ pub async fn spawn_app_with(
         .expect("public pem");
     let verifier = web::JwtVerifier::from_public_pem(public.as_bytes()).expect("verifier");
 
-    let state = QueryState::new(pool.clone(), Arc::new(verifier), watch, &config);
+    let state = QueryState::new(pool.clone(), Arc::new(verifier), watch, &config)
+        .with_event_store(store.clone());
     let app = web::server::Application::bind("127.0.0.1:0", query_api::router(state))
         .await
         .expect("bind");
@@ -223,9 +224,14 @@ impl TestApp {
 
     /// A valid access token of a new account with `role`.
     pub fn token(&self, role: Role) -> String {
+        self.token_for(AccountId::new(Uuid::now_v7()), role)
+    }
+
+    /// A valid access token of account `id` with `role`.
+    pub fn token_for(&self, id: AccountId, role: Role) -> String {
         let now = Utc::now().timestamp();
         let claims = AccessClaims {
-            sub: AccountId::new(Uuid::now_v7()),
+            sub: id,
             role,
             iss: "emporium".into(),
             aud: "emporium".into(),
@@ -253,11 +259,12 @@ impl TestApp {
             .position
     }
 
-    /// Waits (polling) until both projections have reached the head of the log.
+    /// Waits (polling) until every projection has reached the head of the log.
     pub async fn caught_up(&self) {
         let head = self.store.head_position().await.expect("head");
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-        for name in ["catalog", "inventory"] {
+        for projection in projector::default_projections() {
+            let name = projection.name();
             while projector::checkpoint(&self.pool, name)
                 .await
                 .expect("checkpoint")

@@ -1,8 +1,12 @@
 //! HTTP-level tests of the query API: the real router on a real port, the projector on the
 //! same database (SQLite always, PostgreSQL when reachable), a catalogue seeded through the
 //! event store, a real HTTP client.
+mod analytics;
 mod compose;
 mod consistency;
+mod customers;
 mod helpers;
 mod inventory;
+mod orders;
 mod products;
+mod shop;

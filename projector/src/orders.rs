@@ -1,0 +1,280 @@
+//! The `orders` projection: one row per order, with the order view the API serves.
+//!
+//! Table `rm_orders` (see `migrations/*/0004_order_read_models.sql`): the columns the
+//! order list filters and sorts on (customer, status, creation time), the order stream's
+//! version, and `view`: the order view JSON ([`OrderView`]), which holds everything needed
+//! to rebuild the order's state.
+//!
+//! Each event is applied by rebuilding the order's state from its stored view, folding the
+//! event with the domain's own `evolve` (so the read model means exactly what the write
+//! side means) and writing the row back.
+use anyhow::{Context, bail};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use domain::{
+    aggregate::{Aggregate, decode},
+    ids::{AccountId, OrderId, ProductId, ShipmentId, Sku},
+    money::Money,
+    order::{Order, OrderEvent, OrderLine, OrderState, OrderStatus, Shipment, ShippingAddress},
+};
+use eventstore::{RecordedEvent, StreamId};
+use serde::{Deserialize, Serialize};
+use sqlx::{Any, Transaction};
+
+use crate::runtime::{Projection, timestamp};
+
+/// The orders read model.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct OrdersProjection;
+
+impl OrdersProjection {
+    /// Its name (checkpoint key).
+    pub const NAME: &'static str = "orders";
+}
+
+/// One line of the stored order view.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderLineView {
+    /// The variant ordered.
+    pub sku: Sku,
+    /// Its product.
+    pub product_id: ProductId,
+    /// Product name at ordering time.
+    pub name: String,
+    /// Units.
+    pub quantity: u32,
+    /// Price of one unit at ordering time.
+    pub unit_price: Money,
+    /// `unitPrice × quantity`.
+    pub line_total: Money,
+}
+
+/// One parcel of the stored order view.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ShipmentView {
+    /// Shipment id.
+    pub id: ShipmentId,
+    /// Carrier.
+    pub carrier: String,
+    /// Tracking number.
+    pub tracking_number: String,
+    /// When it was handed to the carrier (RFC 3339, microseconds, UTC).
+    pub created_at: String,
+}
+
+/// The order view as `rm_orders.view` stores it (DESIGN.md's order view, each line also
+/// naming its product).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderView {
+    /// Order id.
+    pub id: OrderId,
+    /// The customer who placed it.
+    pub customer_id: AccountId,
+    /// Its status.
+    pub status: OrderStatus,
+    /// Lines with price snapshots.
+    pub lines: Vec<OrderLineView>,
+    /// Sum of the line totals.
+    pub total: Money,
+    /// Where to ship.
+    pub shipping_address: ShippingAddress,
+    /// Parcels, in order.
+    pub shipments: Vec<ShipmentView>,
+    /// When it was placed (RFC 3339, microseconds, UTC).
+    pub created_at: String,
+    /// When it last changed (RFC 3339, microseconds, UTC).
+    pub updated_at: String,
+}
+
+fn parse_time(text: &str) -> anyhow::Result<DateTime<Utc>> {
+    Ok(DateTime::parse_from_rfc3339(text)
+        .with_context(|| format!("bad stored time {text:?}"))?
+        .with_timezone(&Utc))
+}
+
+impl OrderView {
+    /// The view of a placed order's state.
+    ///
+    /// # Errors
+    /// When the state is not of a placed order.
+    pub fn of(state: &OrderState) -> anyhow::Result<Self> {
+        let placed_at = state.placed_at.context("order without placement time")?;
+        Ok(Self {
+            id: state.id.context("order without id")?,
+            customer_id: state.customer_id.context("order without customer")?,
+            status: state.status.context("order without status")?,
+            lines: state
+                .lines
+                .iter()
+                .map(|line| OrderLineView {
+                    sku: line.sku.clone(),
+                    product_id: line.product_id,
+                    name: line.name.clone(),
+                    quantity: line.quantity,
+                    unit_price: line.unit_price,
+                    line_total: line.line_total,
+                })
+                .collect(),
+            total: state.total.context("order without total")?,
+            shipping_address: state
+                .shipping_address
+                .clone()
+                .context("order without address")?,
+            shipments: state
+                .shipments
+                .iter()
+                .map(|s| ShipmentView {
+                    id: s.shipment_id,
+                    carrier: s.carrier.clone(),
+                    tracking_number: s.tracking_number.clone(),
+                    created_at: timestamp(s.at),
+                })
+                .collect(),
+            created_at: timestamp(placed_at),
+            updated_at: timestamp(state.updated_at.unwrap_or(placed_at)),
+        })
+    }
+
+    /// The order's state, rebuilt from the view.
+    ///
+    /// # Errors
+    /// When a stored time does not parse.
+    pub fn state(&self) -> anyhow::Result<OrderState> {
+        Ok(OrderState {
+            id: Some(self.id),
+            customer_id: Some(self.customer_id),
+            status: Some(self.status),
+            lines: self
+                .lines
+                .iter()
+                .map(|line| OrderLine {
+                    sku: line.sku.clone(),
+                    product_id: line.product_id,
+                    name: line.name.clone(),
+                    quantity: line.quantity,
+                    unit_price: line.unit_price,
+                    line_total: line.line_total,
+                })
+                .collect(),
+            total: Some(self.total),
+            shipping_address: Some(self.shipping_address.clone()),
+            shipments: self
+                .shipments
+                .iter()
+                .map(|s| {
+                    Ok(Shipment {
+                        shipment_id: s.id,
+                        carrier: s.carrier.clone(),
+                        tracking_number: s.tracking_number.clone(),
+                        at: parse_time(&s.created_at)?,
+                    })
+                })
+                .collect::<anyhow::Result<_>>()?,
+            placed_at: Some(parse_time(&self.created_at)?),
+            updated_at: Some(parse_time(&self.updated_at)?),
+        })
+    }
+}
+
+/// The order id named by an `order-{id}` stream.
+///
+/// # Errors
+/// When the stream is not an order stream.
+pub fn order_id(stream: &StreamId) -> anyhow::Result<OrderId> {
+    let raw = stream
+        .as_str()
+        .strip_prefix("order-")
+        .with_context(|| format!("{stream} is not an order stream"))?;
+    raw.parse()
+        .with_context(|| format!("{stream} does not name an order id"))
+}
+
+/// Decodes an order event.
+///
+/// # Errors
+/// When the event is not an order event of a known schema.
+pub fn decode_order_event(recorded: &RecordedEvent) -> anyhow::Result<OrderEvent> {
+    decode(
+        &recorded.event_type,
+        recorded.schema_version,
+        recorded.payload.clone(),
+    )
+    .context("undecodable order event")
+}
+
+/// The order's state as the read model holds it (`None`: not placed yet).
+async fn load(tx: &mut Transaction<'_, Any>, id: OrderId) -> anyhow::Result<Option<OrderState>> {
+    let view: Option<String> = sqlx::query_scalar("SELECT view FROM rm_orders WHERE id = $1")
+        .bind(id.to_string())
+        .fetch_optional(&mut **tx)
+        .await?;
+    view.map(|view| {
+        serde_json::from_str::<OrderView>(&view)
+            .context("bad stored order view")?
+            .state()
+    })
+    .transpose()
+}
+
+/// Refuses events that no valid history holds, before `evolve`.
+fn check(state: Option<&OrderState>, id: OrderId, event: &OrderEvent) -> anyhow::Result<()> {
+    match (state, event) {
+        (Some(_), OrderEvent::OrderPlaced { .. }) => bail!("order placed twice"),
+        (None, OrderEvent::OrderPlaced { id: placed, .. }) if *placed != id => {
+            bail!("OrderPlaced of {placed} in the stream of {id}")
+        }
+        (None, OrderEvent::OrderPlaced { .. }) | (Some(_), _) => Ok(()),
+        (None, _) => bail!("event for an order that was never placed"),
+    }
+}
+
+async fn save(tx: &mut Transaction<'_, Any>, view: &OrderView, version: u64) -> anyhow::Result<()> {
+    sqlx::query(
+        "INSERT INTO rm_orders (id, customer_id, status, total_amount, currency, created_at, \
+             updated_at, version, view) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+         ON CONFLICT (id) DO UPDATE SET customer_id = excluded.customer_id, \
+             status = excluded.status, total_amount = excluded.total_amount, \
+             currency = excluded.currency, created_at = excluded.created_at, \
+             updated_at = excluded.updated_at, version = excluded.version, view = excluded.view",
+    )
+    .bind(view.id.to_string())
+    .bind(view.customer_id.to_string())
+    .bind(view.status.as_str())
+    .bind(view.total.amount)
+    .bind(view.total.currency.to_string())
+    .bind(&view.created_at)
+    .bind(&view.updated_at)
+    .bind(i64::try_from(version)?)
+    .bind(serde_json::to_string(view)?)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+#[async_trait]
+impl Projection for OrdersProjection {
+    fn name(&self) -> &'static str {
+        Self::NAME
+    }
+
+    fn handles(&self, event: &RecordedEvent) -> bool {
+        event.stream.category() == Order::NAME
+    }
+
+    async fn apply(
+        &self,
+        tx: &mut Transaction<'_, Any>,
+        recorded: &RecordedEvent,
+    ) -> anyhow::Result<()> {
+        let event = decode_order_event(recorded)?;
+        let id = order_id(&recorded.stream)?;
+        let before = load(tx, id).await?;
+        check(before.as_ref(), id, &event)?;
+        let state = Order::evolve(before.unwrap_or_default(), &event);
+        save(tx, &OrderView::of(&state)?, recorded.version).await
+    }
+}

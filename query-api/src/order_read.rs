@@ -1,0 +1,602 @@
+//! Read repositories of the back office and the customer's own data: [`OrderBook`] (which
+//! orders match, and what one order looks like), [`OrderHistory`] (an order's events,
+//! straight from the event store), [`CustomerDirectory`] (a customer's profile) and
+//! [`SalesFigures`] (revenue, orders and units by day and product). Every value is bound,
+//! never spliced.
+use std::sync::Arc;
+
+use anyhow::Context;
+use chrono::{DateTime, Days, NaiveDate, SecondsFormat, Utc};
+use domain::{
+    aggregate::{Aggregate, DomainEvent, decode, encode},
+    ids::{AccountId, OrderId},
+    order::{Order, OrderEvent, OrderState},
+};
+use eventstore::{EventStore, StreamId};
+use sqlx::{AnyPool, Row, any::AnyArguments};
+use uuid::Uuid;
+use web::ApiError;
+
+use crate::{
+    order_views::{
+        CustomerProfileView, OrderEventView, OrderPage, OrderStatusView, OrderView, SalesItem,
+        SalesReport, SalesTotals,
+    },
+    read::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE},
+    views::MoneyView,
+};
+
+fn invalid(detail: impl Into<String>) -> ApiError {
+    ApiError::BadRequest {
+        code: "invalid_query",
+        detail: detail.into(),
+    }
+}
+
+fn internal(err: impl Into<anyhow::Error>) -> ApiError {
+    ApiError::Internal(err.into())
+}
+
+fn number(name: &str, value: &str, range: std::ops::RangeInclusive<u32>) -> Result<u32, ApiError> {
+    value
+        .parse::<u32>()
+        .ok()
+        .filter(|n| range.contains(n))
+        .ok_or_else(|| {
+            invalid(format!(
+                "{name} must be an integer from {} to {}",
+                range.start(),
+                range.end()
+            ))
+        })
+}
+
+/// Rejects a parameter given twice (so a repeated filter never silently wins).
+fn once<'a>(seen: &mut Vec<&'a str>, key: &'a str) -> Result<(), ApiError> {
+    if seen.contains(&key) {
+        return Err(invalid(format!("{key} is given twice")));
+    }
+    seen.push(key);
+    Ok(())
+}
+
+/// The read models' time format: RFC 3339 in UTC with microseconds (sorts as text).
+fn timestamp(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+/// A day (`YYYY-MM-DD`) or an instant (RFC 3339), as a query gives a period's end.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TimeBound {
+    /// A whole UTC day.
+    Day(NaiveDate),
+    /// An instant.
+    Instant(DateTime<Utc>),
+}
+
+impl TimeBound {
+    /// Parses `YYYY-MM-DD` or RFC 3339 (years 1 to 9999).
+    ///
+    /// # Errors
+    /// 400 (`invalid_query`) naming `name`.
+    pub fn parse(name: &str, value: &str) -> Result<Self, ApiError> {
+        let bad = || {
+            invalid(format!(
+                "{name} must be a date (YYYY-MM-DD) or an RFC 3339 time"
+            ))
+        };
+        let bound = if let Ok(day) = NaiveDate::parse_from_str(value, "%Y-%m-%d") {
+            Self::Day(day)
+        } else {
+            Self::Instant(
+                DateTime::parse_from_rfc3339(value)
+                    .map_err(|_| bad())?
+                    .with_timezone(&Utc),
+            )
+        };
+        let year = chrono::Datelike::year(&bound.day());
+        if !(1..=9999).contains(&year) {
+            return Err(bad());
+        }
+        Ok(bound)
+    }
+
+    /// The UTC day it falls on.
+    pub fn day(self) -> NaiveDate {
+        match self {
+            Self::Day(day) => day,
+            Self::Instant(at) => at.date_naive(),
+        }
+    }
+
+    /// The first instant of the period it starts, as stored text.
+    fn start(self) -> String {
+        match self {
+            Self::Day(day) => timestamp(day.and_time(chrono::NaiveTime::MIN).and_utc()),
+            Self::Instant(at) => timestamp(at),
+        }
+    }
+
+    /// The SQL comparison that keeps times up to and including this end, and the bound text.
+    fn end(self) -> (&'static str, String) {
+        match self {
+            Self::Day(day) => match day.checked_add_days(Days::new(1)) {
+                Some(next) => (
+                    "<",
+                    timestamp(next.and_time(chrono::NaiveTime::MIN).and_utc()),
+                ),
+                None => ("<=", "9999-12-31T23:59:59.999999Z".to_owned()),
+            },
+            Self::Instant(at) => ("<=", timestamp(at)),
+        }
+    }
+}
+
+/// A WHERE clause under construction: fixed SQL fragments, text values bound as `$n`.
+#[derive(Default)]
+struct Filter {
+    clauses: Vec<String>,
+    binds: Vec<String>,
+}
+
+impl Filter {
+    /// Adds `column op $n` with `value` bound to `$n` (`column` and `op` are fixed SQL).
+    fn push(&mut self, column: &str, op: &str, value: String) {
+        self.binds.push(value);
+        self.clauses
+            .push(format!("{column} {op} ${}", self.binds.len()));
+    }
+
+    fn where_clause(&self) -> String {
+        if self.clauses.is_empty() {
+            "1 = 1".to_owned()
+        } else {
+            self.clauses.join(" AND ")
+        }
+    }
+
+    fn query<'q>(&self, sql: String) -> sqlx::query::Query<'q, sqlx::Any, AnyArguments> {
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for bind in &self.binds {
+            query = query.bind(bind.clone());
+        }
+        query
+    }
+}
+
+/// A validated order list query.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OrderQuery {
+    /// Only this customer's orders: the caller when a customer asks, else the
+    /// `customerId` filter.
+    pub customer: Option<AccountId>,
+    /// With a customer caller, the `customerId` they asked for (when it is not theirs, the
+    /// page is empty).
+    pub also_customer: Option<AccountId>,
+    /// Only orders with this status.
+    pub status: Option<OrderStatusView>,
+    /// Placed at or after.
+    pub from: Option<TimeBound>,
+    /// Placed at or before (a day: until its end).
+    pub to: Option<TimeBound>,
+    /// Page number, from 1.
+    pub page: u32,
+    /// Orders per page, 1 to [`MAX_PAGE_SIZE`].
+    pub page_size: u32,
+}
+
+impl OrderQuery {
+    /// Validates the query string's pairs; `own` is the caller's id when the caller is a
+    /// customer (who sees their own orders only). Unknown or repeated parameters are
+    /// refused.
+    ///
+    /// # Errors
+    /// 400 (`invalid_query`) naming the parameter at fault.
+    pub fn parse(pairs: &[(String, String)], own: Option<AccountId>) -> Result<Self, ApiError> {
+        let mut query = Self {
+            customer: own,
+            also_customer: None,
+            status: None,
+            from: None,
+            to: None,
+            page: 1,
+            page_size: DEFAULT_PAGE_SIZE,
+        };
+        let mut seen = Vec::new();
+        for (key, value) in pairs {
+            once(&mut seen, key)?;
+            match key.as_str() {
+                "status" => {
+                    query.status = Some(OrderStatusView::parse(value).ok_or_else(|| {
+                        invalid(
+                            "status must be one of PLACED, PAID, PACKED, SHIPPED, DELIVERED, \
+                             CANCELLED",
+                        )
+                    })?);
+                }
+                "customerId" => {
+                    let id = value
+                        .parse::<Uuid>()
+                        .map(AccountId::new)
+                        .map_err(|_| invalid("customerId must be a UUID"))?;
+                    if own.is_some() {
+                        query.also_customer = Some(id);
+                    } else {
+                        query.customer = Some(id);
+                    }
+                }
+                "from" => query.from = Some(TimeBound::parse(key, value)?),
+                "to" => query.to = Some(TimeBound::parse(key, value)?),
+                "page" => query.page = number(key, value, 1..=1_000_000)?,
+                "pageSize" => query.page_size = number(key, value, 1..=MAX_PAGE_SIZE)?,
+                // Read by the read-your-writes extractor.
+                "minPosition" => {}
+                other => return Err(invalid(format!("unknown parameter {other}"))),
+            }
+        }
+        if let (Some(from), Some(to)) = (query.from, query.to)
+            && match to.end() {
+                ("<", end) => from.start() >= end,
+                (_, end) => from.start() > end,
+            }
+        {
+            return Err(invalid("from must not be after to"));
+        }
+        Ok(query)
+    }
+
+    fn filter(&self) -> Filter {
+        let mut filter = Filter::default();
+        if let Some(customer) = self.customer {
+            filter.push("o.customer_id", "=", customer.to_string());
+        }
+        if let Some(customer) = self.also_customer {
+            filter.push("o.customer_id", "=", customer.to_string());
+        }
+        if let Some(status) = self.status {
+            filter.push("o.status", "=", status.as_str().to_owned());
+        }
+        if let Some(from) = self.from {
+            filter.push("o.created_at", ">=", from.start());
+        }
+        if let Some(to) = self.to {
+            let (op, bound) = to.end();
+            filter.push("o.created_at", op, bound);
+        }
+        filter
+    }
+}
+
+fn view_of(text: &str) -> anyhow::Result<OrderView> {
+    serde_json::from_str(text).context("bad stored order view")
+}
+
+/// Which orders match a query, and what one order looks like (`rm_orders`).
+#[derive(Clone, Debug)]
+pub struct OrderBook {
+    pool: AnyPool,
+}
+
+impl OrderBook {
+    /// Over the read models in `pool`.
+    pub fn new(pool: AnyPool) -> Self {
+        Self { pool }
+    }
+
+    /// One page of the orders matching `query`, newest first, with the total over all
+    /// pages.
+    ///
+    /// # Errors
+    /// When the read models cannot be read.
+    pub async fn list(&self, query: &OrderQuery) -> Result<OrderPage, ApiError> {
+        let filter = query.filter();
+        let condition = filter.where_clause();
+        let total: i64 = filter
+            .query(format!(
+                "SELECT COUNT(*) AS total FROM rm_orders o WHERE {condition}"
+            ))
+            .fetch_one(&self.pool)
+            .await
+            .map_err(internal)?
+            .try_get("total")
+            .map_err(internal)?;
+        let n = filter.binds.len();
+        let limit = i64::from(query.page_size);
+        let offset = i64::from(query.page - 1) * limit;
+        let rows = filter
+            .query(format!(
+                "SELECT o.view FROM rm_orders o WHERE {condition} \
+                 ORDER BY o.created_at DESC, o.id DESC LIMIT ${} OFFSET ${}",
+                n + 1,
+                n + 2
+            ))
+            .bind(limit)
+            .bind(offset)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(internal)?;
+        let items = rows
+            .iter()
+            .map(|row| view_of(&row.try_get::<String, _>("view")?))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        Ok(OrderPage {
+            items,
+            page: query.page,
+            page_size: query.page_size,
+            total: u64::try_from(total).map_err(internal)?,
+        })
+    }
+
+    /// The order `id` (`None`: no such order, or a malformed id).
+    ///
+    /// # Errors
+    /// When the read models cannot be read.
+    pub async fn get(&self, id: &str) -> Result<Option<OrderView>, ApiError> {
+        let Ok(id) = id.parse::<Uuid>() else {
+            return Ok(None);
+        };
+        let view: Option<String> = sqlx::query_scalar("SELECT view FROM rm_orders WHERE id = $1")
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(internal)?;
+        Ok(view.as_deref().map(view_of).transpose()?)
+    }
+}
+
+/// An order's events, straight from the event store (the source of truth, so always
+/// current), and the order they fold into.
+#[derive(Clone)]
+pub struct OrderHistory {
+    store: Arc<dyn EventStore>,
+}
+
+/// An order's audit trail with the state it folds into.
+#[derive(Clone, Debug)]
+pub struct Trail {
+    /// The folded order (its customer decides who may read the trail).
+    pub order: OrderState,
+    /// Every event of the order, in stream order.
+    pub events: Vec<OrderEventView>,
+}
+
+impl OrderHistory {
+    /// Over the log `store`.
+    pub fn new(store: Arc<dyn EventStore>) -> Self {
+        Self { store }
+    }
+
+    /// The events of order `id` (`None`: no such order, or a malformed id).
+    ///
+    /// # Errors
+    /// When the store cannot be read or holds an undecodable order event.
+    pub async fn trail(&self, id: &str) -> Result<Option<Trail>, ApiError> {
+        let Ok(id) = id.parse::<Uuid>() else {
+            return Ok(None);
+        };
+        let stream = StreamId::of(Order::NAME, OrderId::new(id));
+        let mut order = OrderState::default();
+        let mut events = Vec::new();
+        let mut from = 1;
+        loop {
+            const PAGE: usize = 500;
+            let batch = self.store.read_stream(&stream, from, PAGE).await?;
+            let done = batch.len() < PAGE;
+            for recorded in batch {
+                let event: OrderEvent = decode(
+                    &recorded.event_type,
+                    recorded.schema_version,
+                    recorded.payload,
+                )
+                .with_context(|| format!("undecodable event in {stream}"))?;
+                order = Order::evolve(order, &event);
+                from = recorded.version + 1;
+                events.push(OrderEventView {
+                    event_id: recorded.event_id.to_string(),
+                    event_type: event.event_type().to_owned(),
+                    version: recorded.version,
+                    position: recorded.position,
+                    at: timestamp(recorded.recorded_at),
+                    actor: recorded.metadata.actor,
+                    // Re-encoded, so old schemas are shown upcast.
+                    data: encode(&event).1,
+                });
+            }
+            if done {
+                break;
+            }
+        }
+        Ok(order.exists().then_some(Trail { order, events }))
+    }
+}
+
+/// Customers' profiles (`rm_customers`).
+#[derive(Clone, Debug)]
+pub struct CustomerDirectory {
+    pool: AnyPool,
+}
+
+impl CustomerDirectory {
+    /// Over the read models in `pool`.
+    pub fn new(pool: AnyPool) -> Self {
+        Self { pool }
+    }
+
+    /// The profile of customer `id` (`None`: not seen yet, or not a customer).
+    ///
+    /// # Errors
+    /// When the read models cannot be read.
+    pub async fn profile(&self, id: AccountId) -> Result<Option<CustomerProfileView>, ApiError> {
+        let row = sqlx::query(
+            "SELECT id, name, email, mobile_number, gender, registered_at FROM rm_customers \
+             WHERE id = $1 AND role = 'CUSTOMER'",
+        )
+        .bind(id.to_string())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(internal)?;
+        row.map(|row| {
+            Ok(CustomerProfileView {
+                id: row.try_get("id")?,
+                name: row.try_get("name")?,
+                email: row.try_get("email")?,
+                mobile_number: row.try_get("mobile_number")?,
+                gender: row.try_get("gender")?,
+                registered_at: row.try_get("registered_at")?,
+            })
+        })
+        .transpose()
+        .map_err(|e: sqlx::Error| internal(e))
+    }
+}
+
+/// How sales are grouped.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum GroupBy {
+    /// By UTC day of placement (`day`, the default).
+    #[default]
+    Day,
+    /// By product (`product`).
+    Product,
+    /// By day and product (`day,product`).
+    DayProduct,
+}
+
+/// A validated sales query.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SalesQuery {
+    /// First day (inclusive).
+    pub from: Option<NaiveDate>,
+    /// Last day (inclusive).
+    pub to: Option<NaiveDate>,
+    /// The grouping.
+    pub group_by: GroupBy,
+}
+
+impl SalesQuery {
+    /// Validates the query string's pairs. Unknown or repeated parameters are refused.
+    ///
+    /// # Errors
+    /// 400 (`invalid_query`) naming the parameter at fault.
+    pub fn parse(pairs: &[(String, String)]) -> Result<Self, ApiError> {
+        let mut query = Self::default();
+        let mut seen = Vec::new();
+        for (key, value) in pairs {
+            once(&mut seen, key)?;
+            match key.as_str() {
+                "from" => query.from = Some(TimeBound::parse(key, value)?.day()),
+                "to" => query.to = Some(TimeBound::parse(key, value)?.day()),
+                "groupBy" => {
+                    query.group_by = match value.as_str() {
+                        "day" => GroupBy::Day,
+                        "product" => GroupBy::Product,
+                        "day,product" | "product,day" => GroupBy::DayProduct,
+                        _ => return Err(invalid("groupBy must be day, product or day,product")),
+                    };
+                }
+                "minPosition" => {}
+                other => return Err(invalid(format!("unknown parameter {other}"))),
+            }
+        }
+        if let (Some(from), Some(to)) = (query.from, query.to)
+            && from > to
+        {
+            return Err(invalid("from must not be after to"));
+        }
+        Ok(query)
+    }
+
+    fn filter(&self) -> Filter {
+        let mut filter = Filter::default();
+        if let Some(from) = self.from {
+            filter.push("day", ">=", from.format("%Y-%m-%d").to_string());
+        }
+        if let Some(to) = self.to {
+            filter.push("day", "<=", to.format("%Y-%m-%d").to_string());
+        }
+        filter
+    }
+}
+
+/// Revenue, orders and units by day and product (`rm_sales_daily`, `rm_sales_days`).
+#[derive(Clone, Debug)]
+pub struct SalesFigures {
+    pool: AnyPool,
+}
+
+impl SalesFigures {
+    /// Over the read models in `pool`.
+    pub fn new(pool: AnyPool) -> Self {
+        Self { pool }
+    }
+
+    /// The sales report `query` asks for.
+    ///
+    /// # Errors
+    /// When the read models cannot be read.
+    pub async fn report(&self, query: &SalesQuery) -> Result<SalesReport, ApiError> {
+        let filter = query.filter();
+        let condition = filter.where_clause();
+        // SUM is cast back to BIGINT: PostgreSQL sums BIGINTs as NUMERIC.
+        let sql = match query.group_by {
+            GroupBy::Day => format!(
+                "SELECT day, NULL AS product_id, currency, orders, units, revenue \
+                 FROM rm_sales_days WHERE {condition} ORDER BY day, currency"
+            ),
+            GroupBy::Product => format!(
+                "SELECT NULL AS day, product_id, currency, \
+                     CAST(SUM(orders) AS BIGINT) AS orders, CAST(SUM(units) AS BIGINT) AS units, \
+                     CAST(SUM(revenue) AS BIGINT) AS revenue \
+                 FROM rm_sales_daily WHERE {condition} \
+                 GROUP BY product_id, currency ORDER BY product_id, currency"
+            ),
+            GroupBy::DayProduct => format!(
+                "SELECT day, product_id, currency, orders, units, revenue \
+                 FROM rm_sales_daily WHERE {condition} ORDER BY day, product_id, currency"
+            ),
+        };
+        let items = filter
+            .query(sql)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(internal)?
+            .iter()
+            .map(|row| {
+                Ok(SalesItem {
+                    day: row.try_get("day")?,
+                    product_id: row.try_get("product_id")?,
+                    orders: row.try_get("orders")?,
+                    units: row.try_get("units")?,
+                    revenue: MoneyView {
+                        amount: row.try_get("revenue")?,
+                        currency: row.try_get("currency")?,
+                    },
+                })
+            })
+            .collect::<Result<Vec<_>, sqlx::Error>>()
+            .map_err(internal)?;
+        let mut totals = SalesTotals {
+            orders: 0,
+            units: 0,
+            revenue: Vec::new(),
+        };
+        let rows = filter
+            .query(format!(
+                "SELECT currency, CAST(SUM(orders) AS BIGINT) AS orders, \
+                     CAST(SUM(units) AS BIGINT) AS units, CAST(SUM(revenue) AS BIGINT) AS revenue \
+                 FROM rm_sales_days WHERE {condition} GROUP BY currency ORDER BY currency"
+            ))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(internal)?;
+        for row in rows {
+            totals.orders += row.try_get::<i64, _>("orders").map_err(internal)?;
+            totals.units += row.try_get::<i64, _>("units").map_err(internal)?;
+            totals.revenue.push(MoneyView {
+                amount: row.try_get("revenue").map_err(internal)?,
+                currency: row.try_get("currency").map_err(internal)?,
+            });
+        }
+        Ok(SalesReport { items, totals })
+    }
+}

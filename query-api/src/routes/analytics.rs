@@ -1,0 +1,65 @@
+//! `GET /api/v1/analytics/sales`: revenue, orders and units by day and product (admin).
+use axum::extract::{Query, State, rejection::QueryRejection};
+use domain::account::Role;
+use projector::SalesProjection;
+use utoipa::IntoParams;
+use utoipa_axum::{router::OpenApiRouter, routes};
+use web::{ApiError, AppJson, AuthUser, Problem};
+
+use crate::{
+    consistency::{MinPosition, ReadSide},
+    order_read::SalesQuery,
+    order_views::SalesReport,
+    state::QueryState,
+};
+
+/// Sales figures: the `sales` projection.
+#[derive(Debug)]
+pub struct SalesRead;
+
+impl ReadSide for SalesRead {
+    const PROJECTIONS: &'static [&'static str] = &[SalesProjection::NAME];
+}
+
+/// The analytics routes.
+pub fn router() -> OpenApiRouter<QueryState> {
+    OpenApiRouter::new().routes(routes!(sales))
+}
+
+/// Period and grouping of the sales report.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)] // documents the parameters; they are parsed by `SalesQuery::parse`
+struct SalesParams {
+    /// First UTC day of placement (`YYYY-MM-DD`, inclusive).
+    from: Option<String>,
+    /// Last UTC day of placement (`YYYY-MM-DD`, inclusive).
+    to: Option<String>,
+    /// `day` (default), `product` or `day,product`.
+    #[param(rename = "groupBy")]
+    group_by: Option<String>,
+    /// Answer only once this log position is reflected (also `X-Emporium-Min-Position`).
+    #[param(rename = "minPosition")]
+    min_position: Option<u64>,
+}
+
+/// Sales by UTC day of placement and by product, in each currency sold in; cancelled
+/// orders are not counted (admin only).
+#[utoipa::path(get, path = "/api/v1/analytics/sales", tag = "analytics", security(("bearer" = [])), params(SalesParams),
+    responses((status = 200, body = SalesReport), (status = 400, description = "a bad parameter", body = Problem),
+        (status = 401, body = Problem), (status = 403, body = Problem),
+        (status = 504, description = "the read model did not reach minPosition in time", body = Problem)))]
+async fn sales(
+    State(state): State<QueryState>,
+    user: AuthUser,
+    _: MinPosition<SalesRead>,
+    pairs: Result<Query<Vec<(String, String)>>, QueryRejection>,
+) -> Result<AppJson<SalesReport>, ApiError> {
+    user.require(&[Role::Admin])?;
+    let Query(pairs) = pairs.map_err(|e| ApiError::BadRequest {
+        code: "invalid_query",
+        detail: e.body_text(),
+    })?;
+    let query = SalesQuery::parse(&pairs)?;
+    Ok(AppJson(state.sales.report(&query).await?))
+}
