@@ -10,18 +10,17 @@
 //! and writing back what the event changed.
 use anyhow::{Context, bail};
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
 use domain::{
     aggregate::{Aggregate, decode},
     catalog::{Product, ProductEvent, ProductState, ProductStatus, VariantSpec},
     ids::{ProductId, Sku},
     money::{Currency, Money},
 };
-use eventstore::{RecordedEvent, StreamId};
+use eventstore::RecordedEvent;
 use serde_json::{Map, Value};
 use sqlx::{Any, Row, Transaction};
 
-use crate::runtime::{Projection, timestamp};
+use crate::runtime::{Projection, parse_timestamp, stream_id, timestamp};
 
 /// The catalogue read model.
 #[derive(Clone, Copy, Debug, Default)]
@@ -49,21 +48,6 @@ pub fn scalar_text(value: &Value) -> Option<String> {
         Value::Bool(b) => Some(b.to_string()),
         Value::Null | Value::Array(_) | Value::Object(_) => None,
     }
-}
-
-fn product_id(stream: &StreamId) -> anyhow::Result<ProductId> {
-    let raw = stream
-        .as_str()
-        .strip_prefix("product-")
-        .with_context(|| format!("{stream} is not a product stream"))?;
-    raw.parse()
-        .with_context(|| format!("{stream} does not name a product id"))
-}
-
-fn parse_time(text: &str) -> anyhow::Result<DateTime<Utc>> {
-    Ok(DateTime::parse_from_rfc3339(text)
-        .with_context(|| format!("bad stored time {text:?}"))?
-        .with_timezone(&Utc))
 }
 
 /// The product's state as the read model holds it (`None`: not created yet).
@@ -112,8 +96,8 @@ async fn load(
         attributes: serde_json::from_str(&row.try_get::<String, _>("attributes")?)?,
         variants,
         status: Some(status),
-        created_at: Some(parse_time(&row.try_get::<String, _>("created_at")?)?),
-        updated_at: Some(parse_time(&row.try_get::<String, _>("updated_at")?)?),
+        created_at: Some(parse_timestamp(&row.try_get::<String, _>("created_at")?)?),
+        updated_at: Some(parse_timestamp(&row.try_get::<String, _>("updated_at")?)?),
     }))
 }
 
@@ -274,7 +258,7 @@ impl Projection for CatalogProjection {
             recorded.payload.clone(),
         )
         .context("undecodable product event")?;
-        let id = product_id(&recorded.stream)?;
+        let id = stream_id(&recorded.stream, Product::NAME)?;
         let before = load(tx, id).await?;
         check(before.as_ref(), &event)?;
         let state = Product::evolve(before.unwrap_or_default(), &event);

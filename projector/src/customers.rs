@@ -13,11 +13,11 @@ use domain::{
     aggregate::{Aggregate, decode},
     ids::AccountId,
 };
-use eventstore::{RecordedEvent, StreamId};
+use eventstore::RecordedEvent;
 use serde_json::Value;
 use sqlx::{Any, Row, Transaction};
 
-use crate::runtime::{Projection, timestamp};
+use crate::runtime::{Projection, parse_timestamp, stream_id, timestamp};
 
 /// The customers read model.
 #[derive(Clone, Copy, Debug, Default)]
@@ -50,21 +50,6 @@ pub fn gender_text(gender: Gender) -> &'static str {
 /// Parses a stored value with the domain's own serde (which validates it).
 fn parse<T: serde::de::DeserializeOwned>(what: &str, text: String) -> anyhow::Result<T> {
     serde_json::from_value(Value::String(text)).with_context(|| format!("bad stored {what}"))
-}
-
-fn account_id(stream: &StreamId) -> anyhow::Result<AccountId> {
-    let raw = stream
-        .as_str()
-        .strip_prefix("account-")
-        .with_context(|| format!("{stream} is not an account stream"))?;
-    raw.parse()
-        .with_context(|| format!("{stream} does not name an account id"))
-}
-
-fn parse_time(text: &str) -> anyhow::Result<DateTime<Utc>> {
-    Ok(DateTime::parse_from_rfc3339(text)
-        .with_context(|| format!("bad stored time {text:?}"))?
-        .with_timezone(&Utc))
 }
 
 /// The account's state as the read model holds it (`None`: not registered yet). The
@@ -102,7 +87,9 @@ async fn load(
             .transpose()?,
         password_hash: String::new(),
         locked: row.try_get::<i64, _>("locked")? != 0,
-        registered_at: Some(parse_time(&row.try_get::<String, _>("registered_at")?)?),
+        registered_at: Some(parse_timestamp(
+            &row.try_get::<String, _>("registered_at")?,
+        )?),
     }))
 }
 
@@ -184,7 +171,7 @@ impl Projection for CustomersProjection {
             recorded.payload.clone(),
         )
         .context("undecodable account event")?;
-        let id = account_id(&recorded.stream)?;
+        let id = stream_id(&recorded.stream, Account::NAME)?;
         let before = load(tx, id).await?;
         check(before.as_ref(), id, &event)?;
         let state = Account::evolve(before.unwrap_or_default(), &event);

@@ -15,10 +15,10 @@ use domain::{
     ids::OrderId,
     inventory::{Stock, StockEvent},
 };
-use eventstore::{RecordedEvent, StreamId};
+use eventstore::RecordedEvent;
 use sqlx::{Any, Transaction};
 
-use crate::runtime::{Projection, timestamp};
+use crate::runtime::{Projection, stream_key, timestamp};
 
 /// The inventory read model.
 #[derive(Clone, Copy, Debug, Default)]
@@ -27,14 +27,6 @@ pub struct InventoryProjection;
 impl InventoryProjection {
     /// Its name (checkpoint key).
     pub const NAME: &'static str = "inventory";
-}
-
-fn sku_of(stream: &StreamId) -> anyhow::Result<&str> {
-    stream
-        .as_str()
-        .strip_prefix("stock-")
-        .filter(|sku| !sku.is_empty())
-        .with_context(|| format!("{stream} is not a stock stream"))
 }
 
 /// Changes of one SKU's counters.
@@ -105,7 +97,7 @@ impl Projection for InventoryProjection {
             recorded.payload.clone(),
         )
         .context("undecodable stock event")?;
-        let sku = sku_of(&recorded.stream)?;
+        let sku = stream_key(&recorded.stream, Stock::NAME)?;
         match event {
             StockEvent::StockAdjusted { delta, at, .. } => {
                 let delta = Delta {

@@ -10,7 +10,6 @@
 //! side means) and writing the row back.
 use anyhow::{Context, bail};
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
 use domain::{
     aggregate::{Aggregate, decode},
     ids::{AccountId, OrderId, ProductId, ShipmentId, Sku},
@@ -21,7 +20,7 @@ use eventstore::{RecordedEvent, StreamId};
 use serde::{Deserialize, Serialize};
 use sqlx::{Any, Transaction};
 
-use crate::runtime::{Projection, timestamp};
+use crate::runtime::{Projection, parse_timestamp, stream_id, timestamp};
 
 /// The orders read model.
 #[derive(Clone, Copy, Debug, Default)]
@@ -87,12 +86,6 @@ pub struct OrderView {
     pub created_at: String,
     /// When it last changed (RFC 3339, microseconds, UTC).
     pub updated_at: String,
-}
-
-fn parse_time(text: &str) -> anyhow::Result<DateTime<Utc>> {
-    Ok(DateTime::parse_from_rfc3339(text)
-        .with_context(|| format!("bad stored time {text:?}"))?
-        .with_timezone(&Utc))
 }
 
 impl OrderView {
@@ -169,12 +162,12 @@ impl OrderView {
                         shipment_id: s.id,
                         carrier: s.carrier.clone(),
                         tracking_number: s.tracking_number.clone(),
-                        at: parse_time(&s.created_at)?,
+                        at: parse_timestamp(&s.created_at)?,
                     })
                 })
                 .collect::<anyhow::Result<_>>()?,
-            placed_at: Some(parse_time(&self.created_at)?),
-            updated_at: Some(parse_time(&self.updated_at)?),
+            placed_at: Some(parse_timestamp(&self.created_at)?),
+            updated_at: Some(parse_timestamp(&self.updated_at)?),
         })
     }
 }
@@ -184,12 +177,7 @@ impl OrderView {
 /// # Errors
 /// When the stream is not an order stream.
 pub fn order_id(stream: &StreamId) -> anyhow::Result<OrderId> {
-    let raw = stream
-        .as_str()
-        .strip_prefix("order-")
-        .with_context(|| format!("{stream} is not an order stream"))?;
-    raw.parse()
-        .with_context(|| format!("{stream} does not name an order id"))
+    stream_id(stream, Order::NAME)
 }
 
 /// Decodes an order event.

@@ -29,7 +29,7 @@ use std::{
 use anyhow::{Context, anyhow};
 use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
-use eventstore::{EventStore, Position, RecordedEvent, Subscription};
+use eventstore::{EventStore, Position, RecordedEvent, StreamId, Subscription};
 use futures::FutureExt;
 use sqlx::{Any, AnyConnection, AnyPool, ConnectOptions, Connection, Transaction};
 use tokio::sync::watch;
@@ -91,6 +91,40 @@ impl Default for RunnerConfig {
 /// sorts correctly as text.
 pub fn timestamp(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+/// The inverse of [`timestamp`], for times read back from a read model.
+///
+/// # Errors
+/// When the stored text is not RFC 3339.
+pub fn parse_timestamp(text: &str) -> anyhow::Result<DateTime<Utc>> {
+    Ok(DateTime::parse_from_rfc3339(text)
+        .with_context(|| format!("bad stored time {text:?}"))?
+        .with_timezone(&Utc))
+}
+
+/// The key of a `{category}-{key}` stream (`stock-ABC-1` → `ABC-1`).
+///
+/// # Errors
+/// When the stream is not of `category` or has an empty key.
+pub fn stream_key<'a>(stream: &'a StreamId, category: &str) -> anyhow::Result<&'a str> {
+    stream
+        .as_str()
+        .strip_prefix(category)
+        .and_then(|rest| rest.strip_prefix('-'))
+        .filter(|key| !key.is_empty())
+        .with_context(|| format!("{stream} is not a {category} stream"))
+}
+
+/// The id a `{category}-{id}` stream names, parsed.
+///
+/// # Errors
+/// When the stream is not of `category` or its key is not such an id.
+pub fn stream_id<T: std::str::FromStr>(stream: &StreamId, category: &str) -> anyhow::Result<T> {
+    stream_key(stream, category)?
+        .parse()
+        .ok()
+        .with_context(|| format!("{stream} does not name a {category} id"))
 }
 
 fn to_i64(position: Position) -> anyhow::Result<i64> {
