@@ -177,8 +177,7 @@ pub async fn middleware(State(state): State<AppState>, request: Request, next: N
     let scope = request
         .headers()
         .get(header::AUTHORIZATION)
-        .and_then(|h| h.to_str().ok())
-        .and_then(|h| h.strip_prefix("Bearer "))
+        .and_then(web::extract::bearer_token)
         .and_then(|token| state.verifier.verify(token).ok())
         .map_or_else(|| "anonymous".to_owned(), |claims| claims.sub.to_string());
     let (parts, body) = request.into_parts();

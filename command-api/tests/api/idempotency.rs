@@ -8,7 +8,8 @@ use crate::helpers::{TestApp, address, assert_problem};
 crate::backend_tests!(
     a_retry_replays_the_first_answer,
     racing_retries_take_effect_once,
-    a_key_reused_for_another_request_is_refused
+    a_key_reused_for_another_request_is_refused,
+    keys_are_scoped_by_the_caller_whatever_the_scheme_case,
 );
 
 async fn order_with_key(app: &TestApp, token: &str, key: &str, quantity: i64) -> reqwest::Response {
@@ -106,4 +107,31 @@ async fn a_key_reused_for_another_request_is_refused(app: TestApp) {
         .unwrap();
     assert_problem(bad_key, StatusCode::BAD_REQUEST, "invalid_idempotency_key").await;
     assert_eq!(app.stock("IDEM").await, (100, 1, 0));
+}
+
+/// The handler accepts `bearer` in any case; the key's scope must follow the same caller,
+/// or two customers would be answered with each other's orders.
+async fn keys_are_scoped_by_the_caller_whatever_the_scheme_case(app: TestApp) {
+    let alice = setup(&app).await;
+    let (bob, _) = app.customer().await;
+    let mut ids = Vec::new();
+    for token in [&alice, &bob] {
+        let response = app
+            .client
+            .post(app.url("/api/v1/orders"))
+            .header("authorization", format!("bearer {token}"))
+            .header("idempotency-key", "shared-key")
+            .json(&json!({"lines": [{"sku": "IDEM", "quantity": 1}], "shippingAddress": address()}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::CREATED);
+        assert!(
+            response.headers().get("idempotent-replayed").is_none(),
+            "another caller's answer was replayed"
+        );
+        ids.push(response.json::<Value>().await.unwrap()["id"].clone());
+    }
+    assert_ne!(ids[0], ids[1]);
+    assert_eq!(app.stock("IDEM").await, (100, 2, 0));
 }

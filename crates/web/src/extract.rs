@@ -64,6 +64,14 @@ impl<T: Serialize> IntoResponse for AppJson<T> {
     }
 }
 
+/// The token of an `Authorization: Bearer <token>` header (scheme case-insensitive, as
+/// RFC 7235 says), trimmed; `None` for any other header.
+pub fn bearer_token(header: &axum::http::HeaderValue) -> Option<&str> {
+    let value = header.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
 /// The authenticated caller, from a verified `Authorization: Bearer` access token.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct AuthUser {
@@ -102,17 +110,10 @@ where
             .headers
             .get(header::AUTHORIZATION)
             .ok_or_else(|| ApiError::Unauthorized("missing bearer token".into()))?;
-        let token = header
-            .to_str()
-            .ok()
-            .and_then(|h| {
-                h.strip_prefix("Bearer ")
-                    .or_else(|| h.strip_prefix("bearer "))
-            })
-            .ok_or_else(|| {
-                ApiError::Unauthorized("the Authorization header must be `Bearer <token>`".into())
-            })?;
-        let claims = verifier.verify(token.trim())?;
+        let token = bearer_token(header).ok_or_else(|| {
+            ApiError::Unauthorized("the Authorization header must be `Bearer <token>`".into())
+        })?;
+        let claims = verifier.verify(token)?;
         Ok(Self {
             id: claims.sub,
             role: claims.role,
