@@ -104,12 +104,10 @@ pub async fn run(settings: &Settings, role: Role) -> anyhow::Result<()> {
             ..query_api::QueryConfig::default()
         };
         let positions = projector.as_ref().map(projector::Projector::positions);
-        Some(QueryState::new(
-            backends.sql.clone(),
-            verifier,
-            positions,
-            &query_config,
-        ))
+        Some(
+            QueryState::new(backends.sql.clone(), verifier, positions, &query_config)
+                .with_event_store(backends.store.clone()),
+        )
     } else {
         None
     };

@@ -204,6 +204,24 @@ async fn the_whole_flow_survives_a_restart() {
     )
     .await;
     assert_eq!(status, StatusCode::OK);
+    // The audit trail comes from the log itself.
+    let history: Value = client
+        .get(format!("{base}/api/v1/orders/{order_id}/history"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let types: Vec<&str> = history
+        .as_array()
+        .unwrap_or_else(|| panic!("a history: {history}"))
+        .iter()
+        .filter_map(|e| e["type"].as_str())
+        .collect();
+    assert_eq!(types.first(), Some(&"OrderPlaced"), "{history}");
+    assert!(types.contains(&"ShipmentCreated"), "{history}");
     let (status, body) = post(
         &client,
         format!("{base}/api/v1/orders"),
