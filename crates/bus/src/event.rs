@@ -716,7 +716,9 @@ mod tests {
     }
 
     fn map(event: &RecordedEvent, order: &OrderContext) -> IntegrationEvent {
-        map_event(event, order).unwrap().expect("an integration event")
+        map_event(event, order)
+            .unwrap()
+            .expect("an integration event")
     }
 
     fn placed() -> OrderEvent {
@@ -1038,7 +1040,10 @@ mod tests {
     #[test]
     fn customers_register_without_secrets() {
         let stream = format!("account-{}", Uuid::from_u128(CUSTOMER));
-        let mapped = map(&recorded(&stream, 1, &registered(Role::Customer)), &context());
+        let mapped = map(
+            &recorded(&stream, 1, &registered(Role::Customer)),
+            &context(),
+        );
         assert_eq!(mapped.subject, "emporium.customer.registered");
         assert_eq!(
             mapped.data,
@@ -1052,7 +1057,10 @@ mod tests {
             })
         );
         let wire = serde_json::to_string(&mapped).unwrap();
-        assert!(!wire.contains("argon2") && !wire.contains("secret"), "{wire}");
+        assert!(
+            !wire.contains("argon2") && !wire.contains("secret"),
+            "{wire}"
+        );
 
         // Back-office accounts and later account events are nobody else's business.
         for role in [Role::Admin, Role::Staff] {
@@ -1099,7 +1107,11 @@ mod tests {
             ("emporium.order", "emporium.order.placed", false),
             ("emporium.*", "emporium.order.placed", false),
         ] {
-            assert_eq!(subject_matches(filter, subject), matches, "{filter} {subject}");
+            assert_eq!(
+                subject_matches(filter, subject),
+                matches,
+                "{filter} {subject}"
+            );
         }
     }
 }

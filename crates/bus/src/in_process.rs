@@ -89,11 +89,7 @@ impl InProcessBus {
         }
     }
 
-    async fn open_consumer(
-        &self,
-        name: &str,
-        filters: &[&str],
-    ) -> Result<Arc<Consumer>, BusError> {
+    async fn open_consumer(&self, name: &str, filters: &[&str]) -> Result<Arc<Consumer>, BusError> {
         let filters: Vec<String> = filters.iter().map(|f| (*f).to_owned()).collect();
         if let Some(existing) = self.consumers_lock().get(name) {
             if existing.filters != filters {
@@ -300,7 +296,10 @@ struct InProcessSource {
 enum Step {
     Deliver(Delivery),
     /// Nothing is due: read the log (`true`) or just wait, until `until` at the latest.
-    Wait { read_log: bool, until: Option<Instant> },
+    Wait {
+        read_log: bool,
+        until: Option<Instant>,
+    },
 }
 
 impl InProcessSource {

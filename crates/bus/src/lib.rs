@@ -263,7 +263,9 @@ mod tests {
 
     #[test]
     fn filters_are_checked() {
-        assert!(validate_filters(&["emporium.>", "emporium.order.*", "emporium.*.created"]).is_ok());
+        assert!(
+            validate_filters(&["emporium.>", "emporium.order.*", "emporium.*.created"]).is_ok()
+        );
         for bad in [
             "",
             "order.placed",

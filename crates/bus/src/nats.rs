@@ -20,9 +20,8 @@
 use std::time::Duration;
 
 use async_nats::jetstream::{
-    self, AckKind,
+    self, AckKind, ErrorCode,
     consumer::{AckPolicy, DeliverPolicy, PullConsumer, pull},
-    ErrorCode,
     context::GetStreamErrorKind,
     message::PublishMessage,
     stream::{self, StorageType},
@@ -309,11 +308,17 @@ impl Bus for NatsBus {
             async_nats::connection::State::Connected => {}
             state => return Err(BusError::Unavailable(format!("NATS is {state}"))),
         }
-        self.js
-            .query_account()
+        // The account info request proves JetStream answers (read as plain JSON: its
+        // shape differs between server versions).
+        let info: serde_json::Value = self
+            .js
+            .request("INFO", &serde_json::json!({}))
             .await
-            .map(|_| ())
-            .map_err(|err| BusError::Unavailable(format!("JetStream: {err}")))
+            .map_err(|err| BusError::Unavailable(format!("JetStream: {err}")))?;
+        match info.get("error") {
+            Some(error) => Err(BusError::Unavailable(format!("JetStream: {error}"))),
+            None => Ok(()),
+        }
     }
 }
 
@@ -337,7 +342,8 @@ impl NatsSource {
     /// Finds the durable consumer again (it survives server restarts with its stream's
     /// storage; the server may also have been replaced).
     async fn refresh_consumer(&mut self) -> Result<(), BusError> {
-        self.consumer = create_consumer(&self.bus.js, &self.bus.stream, self.config.clone()).await?;
+        self.consumer =
+            create_consumer(&self.bus.js, &self.bus.stream, self.config.clone()).await?;
         Ok(())
     }
 }
@@ -367,7 +373,12 @@ impl DeliverySource for NatsSource {
                         .info()
                         .map_or(1, |info| u64::try_from(info.delivered).unwrap_or(1));
                     match serde_json::from_slice::<IntegrationEvent>(&message.payload) {
-                        Ok(event) if self.filters.iter().any(|f| subject_matches(f, &event.subject)) => {
+                        Ok(event)
+                            if self
+                                .filters
+                                .iter()
+                                .any(|f| subject_matches(f, &event.subject)) =>
+                        {
                             return Ok(Delivery::new(
                                 event,
                                 attempt,

@@ -123,7 +123,11 @@ impl NatsServer {
             child: None,
         };
         if let Err(err) = server.spawn() {
-            skip_or_fail("nats-server binary", &server.binary.display().to_string(), &err);
+            skip_or_fail(
+                "nats-server binary",
+                &server.binary.display().to_string(),
+                &err,
+            );
             return None;
         }
         server.wait_until_listening().await;
@@ -137,7 +141,14 @@ impl NatsServer {
 
     fn spawn(&mut self) -> std::io::Result<()> {
         let child = Command::new(&self.binary)
-            .args(["-a", "127.0.0.1", "-p", &self.port.to_string(), "-js", "-sd"])
+            .args([
+                "-a",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-js",
+                "-sd",
+            ])
             .arg(self.dir.path())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
