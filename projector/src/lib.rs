@@ -8,7 +8,8 @@
 //! (invariant 5). On PostgreSQL one process owns each projection (an advisory lock) and
 //! another takes over when it dies. [`Projector`] runs every projection as a task and
 //! exposes their positions ([`Positions`]) so an in-process query API can wait for
-//! read-your-writes without polling.
+//! read-your-writes without polling. The integration publisher ([`publisher`]) is a
+//! [`Sink`] of the same runtime: the log's integration events, published to the bus.
 //!
 //! Compose it in a process like this (the pool's database is migrated by the event
 //! store's migrator, which includes the read models' tables):
@@ -32,6 +33,7 @@ pub mod catalog;
 pub mod customers;
 pub mod inventory;
 pub mod orders;
+pub mod publisher;
 pub mod runtime;
 pub mod sales;
 
@@ -42,8 +44,8 @@ pub use customers::CustomersProjection;
 pub use inventory::InventoryProjection;
 pub use orders::OrdersProjection;
 pub use runtime::{
-    BatchOutcome, Positions, Projection, ProjectionRunner, Projector, RunnerConfig, apply_batch,
-    checkpoint, timestamp,
+    BatchOutcome, Positions, Projection, ProjectionRunner, Projector, RunnerConfig, Sink,
+    apply_batch, checkpoint, timestamp,
 };
 pub use sales::SalesProjection;
 

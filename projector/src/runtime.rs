@@ -59,6 +59,50 @@ pub trait Projection: Send + Sync + 'static {
     ) -> anyhow::Result<()>;
 }
 
+/// Anything that follows the log from its row in `projection_checkpoints`, one batch at a
+/// time: an SQL [`Projection`] (rows and checkpoint in one transaction, [`apply_batch`]),
+/// or a side-effect sink such as the integration publisher (effects first, then the
+/// checkpoint: at-least-once). A [`ProjectionRunner`] gives every sink the same single
+/// owner, retries and back-off.
+#[async_trait]
+pub trait Sink: Send + Sync + 'static {
+    /// Stable name: the key of its checkpoint and of its advisory lock.
+    fn name(&self) -> &'static str;
+
+    /// Handles `events` (consecutive events of the log, in order) and commits the new
+    /// checkpoint; events at or below the stored checkpoint are not handled again.
+    /// `committed` is the checkpoint the caller believes is stored.
+    ///
+    /// # Errors
+    /// Anything that prevents the batch; the checkpoint is then unchanged and the runner
+    /// retries the batch after a back-off.
+    async fn apply_batch(
+        &self,
+        pool: &AnyPool,
+        committed: Position,
+        events: &[RecordedEvent],
+    ) -> anyhow::Result<BatchOutcome>;
+}
+
+/// An SQL projection run as a [`Sink`].
+struct ProjectionSink(Arc<dyn Projection>);
+
+#[async_trait]
+impl Sink for ProjectionSink {
+    fn name(&self) -> &'static str {
+        self.0.name()
+    }
+
+    async fn apply_batch(
+        &self,
+        pool: &AnyPool,
+        committed: Position,
+        events: &[RecordedEvent],
+    ) -> anyhow::Result<BatchOutcome> {
+        apply_batch(pool, &*self.0, committed, events).await
+    }
+}
+
 /// How a runner reads, retries and polls.
 #[derive(Clone, Debug)]
 pub struct RunnerConfig {
@@ -292,9 +336,10 @@ struct Ownership {
     checked: Instant,
 }
 
-/// Runs one projection: follows the log from its checkpoint and applies batches.
+/// Runs one projection (or any [`Sink`]): follows the log from its checkpoint and applies
+/// batches.
 pub struct ProjectionRunner {
-    projection: Arc<dyn Projection>,
+    sink: Arc<dyn Sink>,
     store: Arc<dyn EventStore>,
     pool: AnyPool,
     config: RunnerConfig,
@@ -309,9 +354,19 @@ impl ProjectionRunner {
         pool: AnyPool,
         config: RunnerConfig,
     ) -> Self {
+        Self::for_sink(Arc::new(ProjectionSink(projection)), store, pool, config)
+    }
+
+    /// A runner of `sink` over the log `store`, keeping its checkpoint in `pool`.
+    pub fn for_sink(
+        sink: Arc<dyn Sink>,
+        store: Arc<dyn EventStore>,
+        pool: AnyPool,
+        config: RunnerConfig,
+    ) -> Self {
         let (position, _) = watch::channel(0);
         Self {
-            projection,
+            sink,
             store,
             pool,
             config,
@@ -321,7 +376,7 @@ impl ProjectionRunner {
 
     /// The projection's name.
     pub fn name(&self) -> &'static str {
-        self.projection.name()
+        self.sink.name()
     }
 
     /// The committed checkpoint as this runner last saw it, updated after every commit (and,
@@ -395,7 +450,7 @@ impl ProjectionRunner {
             };
             loop {
                 self.check_ownership(&mut ownership).await?;
-                match apply_batch(&self.pool, &*self.projection, committed, &batch).await {
+                match self.sink.apply_batch(&self.pool, committed, &batch).await {
                     Ok(BatchOutcome::Committed { checkpoint, .. }) => {
                         committed = checkpoint;
                         self.publish(committed);
