@@ -2,6 +2,7 @@
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
+use bus::{Bus, InProcessBus, InProcessConfig, NatsBus, NatsConfig};
 use eventstore::{
     EventStore,
     postgres::{PostgresConfig, PostgresEventStore},
@@ -89,6 +90,26 @@ impl Backends {
             }
             Some(other) => bail!("EMPORIUM_DATABASE_URL must be a postgres:// URL, got {other:?}"),
         }
+    }
+}
+
+impl Backends {
+    /// The integration bus: NATS JetStream when `EMPORIUM_NATS_URL` is set (a server that
+    /// is down is waited for in the background), else the in-process bus over this node's
+    /// log. Subscribers (a notifier) use either the same way.
+    pub async fn bus(&self, settings: &Settings) -> anyhow::Result<Arc<dyn Bus>> {
+        Ok(match settings.nats_url.as_deref() {
+            Some(url) => Arc::new(
+                NatsBus::connect(NatsConfig::new(url))
+                    .await
+                    .context("connecting to NATS")?,
+            ),
+            None => Arc::new(InProcessBus::new(
+                self.store.clone(),
+                self.sql.clone(),
+                InProcessConfig::default(),
+            )),
+        })
     }
 }
 

@@ -2,7 +2,10 @@
 //! one port, sharing one event store and one database.
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use axum::{Router, routing::get};
+use bus::{Bus, BusKind};
 use command_api::{AppState, BootstrapAdmin, CommandApiConfig, auth::AuthConfig};
 use query_api::QueryState;
 use utoipa::OpenApi;
@@ -33,9 +36,9 @@ pub fn command_config(settings: &Settings) -> CommandApiConfig {
     }
 }
 
-fn readiness(backends: &Backends) -> Vec<health::Check> {
+fn readiness(backends: &Backends, bus: Option<&Arc<dyn Bus>>) -> Vec<health::Check> {
     let (store, sql) = (backends.store.clone(), backends.sql.clone());
-    vec![
+    let mut checks = vec![
         health::Check::critical("eventStore", move || {
             let store = store.clone();
             async move { store.ping().await.map_err(|e| e.to_string()) }
@@ -50,7 +53,15 @@ fn readiness(backends: &Backends) -> Vec<health::Check> {
                     .map_err(|e| e.to_string())
             }
         }),
-    ]
+    ];
+    // Without NATS, events wait in the log: the node still works, degraded.
+    if let Some(bus) = bus.filter(|b| b.kind() == BusKind::Nats).cloned() {
+        checks.push(health::Check::degrading("nats", move || {
+            let bus = bus.clone();
+            async move { bus.ping().await.map_err(|e| e.to_string()) }
+        }));
+    }
+    checks
 }
 
 /// The HTTP routes of `role` (none for the projector, which serves only probes).
@@ -92,6 +103,25 @@ pub async fn run(settings: &Settings, role: Role) -> anyhow::Result<()> {
             projector::default_projections(),
         )
     });
+    // The integration bus, where the projector's nodes publish and a notifier subscribes.
+    let bus = if runs_projector {
+        Some(backends.bus(settings).await?)
+    } else {
+        None
+    };
+    // With NATS, the projector's nodes also publish the log's integration events to it; the
+    // in-process bus needs no publisher (its subscribers read the log).
+    let publisher = bus
+        .clone()
+        .filter(|b| b.kind() == BusKind::Nats)
+        .map(|bus| {
+            projector::publisher::runner(
+                backends.store.clone(),
+                backends.sql.clone(),
+                bus,
+                projector::RunnerConfig::default(),
+            )
+        });
     let queries = if serves_queries {
         // Query nodes verify tokens; they derive the public key from the shared key and
         // never sign anything.
@@ -126,7 +156,7 @@ pub async fn run(settings: &Settings, role: Role) -> anyhow::Result<()> {
     });
     let router = web::layers::apply(
         routes(role, commands, queries)
-            .merge(health::router(readiness(&backends)))
+            .merge(health::router(readiness(&backends, bus.as_ref())))
             .route("/metrics", get(metrics::render)),
     );
 
@@ -135,6 +165,16 @@ pub async fn run(settings: &Settings, role: Role) -> anyhow::Result<()> {
         tokio::spawn(projector.run_until_stopped(async move {
             let _ = projector_stopped.await;
         }))
+    });
+    let (stop_publisher, publisher_stopped) = tokio::sync::oneshot::channel::<()>();
+    let publisher_task = publisher.map(|runner| {
+        tokio::spawn(async move {
+            runner
+                .run_until_stopped(async move {
+                    let _ = publisher_stopped.await;
+                })
+                .await;
+        })
     });
     let app = web::server::Application::bind(&settings.addr, router).await?;
     let addr = app.local_addr()?;
@@ -155,11 +195,15 @@ pub async fn run(settings: &Settings, role: Role) -> anyhow::Result<()> {
     }
     app.run_until_stopped(web::shutdown::signal()).await?;
     let _ = stop_projector.send(());
+    let _ = stop_publisher.send(());
     let _ = stop_sweeper.send(());
     if let Some(task) = sweeper_task {
         let _ = task.await;
     }
     if let Some(task) = projector_task {
+        let _ = task.await;
+    }
+    if let Some(task) = publisher_task {
         let _ = task.await;
     }
     Ok(())

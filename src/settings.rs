@@ -18,6 +18,9 @@ pub struct Settings {
     pub database_url: Option<String>,
     /// `EMPORIUM_EVENTSTORE_URL`: `postgres://…`, `esdb://…` / `kurrentdb://…`, or `sqlite:…`.
     pub eventstore_url: Option<String>,
+    /// `EMPORIUM_NATS_URL`: NATS with JetStream for integration events (`nats://…`). None:
+    /// the in-process bus (subscribers read the log).
+    pub nats_url: Option<String>,
     /// `EMPORIUM_BOOTSTRAP_ADMIN_USERNAME`.
     pub bootstrap_admin_username: String,
     /// `EMPORIUM_BOOTSTRAP_ADMIN_PASSWORD`: creates the first admin on a store with none.
@@ -52,6 +55,7 @@ impl Default for Settings {
             data_dir: PathBuf::from("./data"),
             database_url: None,
             eventstore_url: None,
+            nats_url: None,
             bootstrap_admin_username: "admin".into(),
             bootstrap_admin_password: None,
             jwt_private_key: None,
@@ -106,6 +110,9 @@ impl Settings {
         }
         if let Some(v) = env("EVENTSTORE_URL") {
             s.eventstore_url = Some(v);
+        }
+        if let Some(v) = env("NATS_URL") {
+            s.nats_url = Some(v);
         }
         if let Some(v) = env("BOOTSTRAP_ADMIN_USERNAME") {
             s.bootstrap_admin_username = v;
@@ -172,6 +179,12 @@ impl Settings {
             format!(
                 "EMPORIUM_EVENTSTORE_URL                       {}",
                 url(&self.eventstore_url)
+            ),
+            format!(
+                "EMPORIUM_NATS_URL                             {}",
+                self.nats_url
+                    .as_deref()
+                    .map_or("(in-process bus)".to_owned(), mask_url)
             ),
             format!(
                 "EMPORIUM_BOOTSTRAP_ADMIN_USERNAME             {}",
