@@ -1,0 +1,4 @@
+//! The notifier against real peers: its admin API over HTTP, webhook receivers and SMTP
+//! servers started by the tests, on SQLite and PostgreSQL.
+mod support;
+mod webhooks_api;

@@ -1,0 +1,159 @@
+//! Databases per test, admin tokens, an API server, and polling with a deadline.
+#![allow(dead_code)]
+
+use std::{future::Future, sync::Arc, time::Duration};
+
+use command_api::auth::{Auth, AuthConfig};
+use domain::{account::Role, ids::AccountId};
+use eventstore::{
+    EventStore,
+    postgres::PostgresConfig,
+    testsupport::{TestPostgres, TestSqlite},
+};
+use sqlx::AnyPool;
+use tokio::sync::oneshot;
+use web::AccessClaims;
+
+/// Which backend a test runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+enum Guard {
+    Sqlite(TestSqlite),
+    Postgres(TestPostgres),
+}
+
+/// A migrated event store and SQL database of the test's own.
+pub struct TestDb {
+    pub store: Arc<dyn EventStore>,
+    pub sql: AnyPool,
+    pub backend: Backend,
+    _guard: Guard,
+}
+
+impl TestDb {
+    /// A fresh database, or `None` when PostgreSQL is absent and not required.
+    pub async fn new(backend: Backend) -> Option<Self> {
+        sqlx::any::install_default_drivers();
+        let (store, url, guard): (Arc<dyn EventStore>, String, Guard) = match backend {
+            Backend::Sqlite => {
+                let db = TestSqlite::new().await;
+                let store = eventstore::sqlite::SqliteEventStore::open(&db.path)
+                    .await
+                    .expect("sqlite");
+                let url = format!("sqlite://{}", db.path.display());
+                (Arc::new(store), url, Guard::Sqlite(db))
+            }
+            Backend::Postgres => {
+                let db = TestPostgres::new().await?;
+                let store = db.store(&PostgresConfig::default());
+                let url = db.url.clone();
+                (Arc::new(store), url, Guard::Postgres(db))
+            }
+        };
+        let sql = sqlx::any::AnyPoolOptions::new()
+            .max_connections(8)
+            .connect(&url)
+            .await
+            .expect("sql pool");
+        Some(Self {
+            store,
+            sql,
+            backend,
+            _guard: guard,
+        })
+    }
+}
+
+/// Expands each listed async test `fn name(db: TestDb)` into `sqlite::name` and
+/// `postgres::name` (skipped when PostgreSQL is absent).
+#[macro_export]
+macro_rules! backend_tests {
+    ($($name:ident),+ $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let Some(db) = $crate::support::TestDb::new($crate::support::Backend::Sqlite).await else { return };
+                    super::$name(db).await;
+                }
+            )+
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let Some(db) = $crate::support::TestDb::new($crate::support::Backend::Postgres).await else { return };
+                    super::$name(db).await;
+                }
+            )+
+        }
+    };
+}
+
+/// Signs tokens for any account and role.
+pub struct Tokens {
+    pub auth: Auth,
+}
+
+impl Tokens {
+    pub fn new(sql: AnyPool) -> Self {
+        let config = AuthConfig {
+            signing_key_pem: Some(command_api::auth::keys::generate_pem().unwrap()),
+            ..AuthConfig::default()
+        };
+        Self {
+            auth: Auth::new(&config, sql).unwrap(),
+        }
+    }
+
+    pub fn token(&self, role: Role) -> String {
+        let now = chrono::Utc::now().timestamp();
+        self.auth
+            .sign(&AccessClaims {
+                sub: AccountId::new(uuid::Uuid::now_v7()),
+                role,
+                iss: web::jwt::ISSUER.into(),
+                aud: web::jwt::ISSUER.into(),
+                iat: now,
+                exp: now + 600,
+                jti: uuid::Uuid::now_v7().to_string(),
+            })
+            .unwrap()
+    }
+}
+
+/// Serves `router` on a free loopback port until the returned guard is dropped.
+pub async fn serve(router: axum::Router) -> (String, oneshot::Sender<()>) {
+    let app = web::server::Application::bind("127.0.0.1:0", router)
+        .await
+        .expect("bind");
+    let address = format!("http://{}", app.local_addr().expect("address"));
+    let (stop, stopped) = oneshot::channel();
+    tokio::spawn(app.run_until_stopped(async {
+        let _ = stopped.await;
+    }));
+    (address, stop)
+}
+
+/// Polls `check` until it returns `Some`, or panics after `deadline` saying `what`.
+pub async fn eventually<T, F, Fut>(what: &str, deadline: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let until = tokio::time::Instant::now() + deadline;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(
+            tokio::time::Instant::now() < until,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
