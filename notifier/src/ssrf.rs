@@ -158,13 +158,11 @@ pub async fn check_destination(url: &Url, allow_private: bool) -> Result<(), Url
     if addrs.is_empty() {
         return Err(UrlRefused::Unresolvable(host));
     }
-    if !allow_private {
-        if let Some(bad) = addrs.iter().find(|a| is_internal(a.ip())) {
-            return Err(UrlRefused::Internal {
-                host,
-                addr: bad.ip(),
-            });
-        }
+    if let Some(bad) = addrs.iter().find(|a| !allow_private && is_internal(a.ip())) {
+        return Err(UrlRefused::Internal {
+            host,
+            addr: bad.ip(),
+        });
     }
     Ok(())
 }

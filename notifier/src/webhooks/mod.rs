@@ -12,6 +12,7 @@
 use std::time::Duration;
 
 pub mod api;
+pub mod delivery;
 
 pub mod signing;
 

@@ -157,3 +157,38 @@ where
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// Appends `events` to `stream`; returns the last position.
+pub async fn append<E: domain::aggregate::DomainEvent>(
+    store: &Arc<dyn EventStore>,
+    stream: &eventstore::StreamId,
+    events: &[E],
+) -> u64 {
+    let events = events
+        .iter()
+        .map(|e| {
+            let (event_type, data) = domain::aggregate::encode(e);
+            eventstore::NewEvent::new(event_type, E::schema_version(e.event_type()), data)
+        })
+        .collect();
+    store
+        .append(stream, eventstore::ExpectedVersion::Any, events)
+        .await
+        .expect("append")
+        .position
+}
+
+/// A restock of `sku`, now.
+pub async fn restock(store: &Arc<dyn EventStore>, sku: &str, delta: i64) -> u64 {
+    append(
+        store,
+        &eventstore::StreamId::of("stock", sku),
+        &[domain::inventory::StockEvent::StockAdjusted {
+            sku: domain::ids::Sku::parse(sku).expect("sku"),
+            delta,
+            reason: "restock".into(),
+            at: chrono::Utc::now(),
+        }],
+    )
+    .await
+}
