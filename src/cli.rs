@@ -54,6 +54,9 @@ pub enum Role {
     Query,
     /// The projector alone (probes and metrics on EMPORIUM_ADDR).
     Projector,
+    /// The notifier alone: webhooks from the integration events (probes and metrics on
+    /// EMPORIUM_ADDR).
+    Notifier,
 }
 
 /// Admin subcommands.

@@ -64,17 +64,42 @@ fn readiness(backends: &Backends, bus: Option<&Arc<dyn Bus>>) -> Vec<health::Che
     checks
 }
 
-/// The HTTP routes of `role` (none for the projector, which serves only probes).
-fn routes(role: Role, commands: Option<AppState>, queries: Option<QueryState>) -> Router {
+/// The notifier's webhook settings.
+pub fn webhook_config(settings: &Settings) -> notifier::WebhookConfig {
+    notifier::WebhookConfig {
+        allow_private: settings.webhook_allow_private,
+        max_attempts: settings.webhook_max_attempts.max(1),
+        base_delay: Duration::from_millis(settings.webhook_retry_base_ms),
+        timeout: Duration::from_millis(settings.webhook_timeout_ms),
+        ..notifier::WebhookConfig::default()
+    }
+}
+
+/// The HTTP routes of `role` (none for the projector and the notifier, which serve only
+/// probes). Command nodes also serve the webhook admin API.
+fn routes(
+    role: Role,
+    commands: Option<AppState>,
+    queries: Option<QueryState>,
+    sql: &sqlx::AnyPool,
+    settings: &Settings,
+) -> Router {
     let mut api = OpenApiRouter::with_openapi(ApiDoc::openapi());
     if let Some(commands) = commands {
+        api = api.merge(notifier::webhooks::api::routes(
+            notifier::webhooks::api::WebhookApi {
+                sql: sql.clone(),
+                verifier: commands.verifier.clone(),
+                allow_private: settings.webhook_allow_private,
+            },
+        ));
         api = api.merge(command_api::routes(commands));
     }
     if let Some(queries) = queries {
         api = api.merge(query_api::routes(queries));
     }
     let (router, doc) = api.split_for_parts();
-    if role == Role::Projector {
+    if matches!(role, Role::Projector | Role::Notifier) {
         router
     } else {
         router.merge(web::openapi::docs(doc))
@@ -89,6 +114,7 @@ pub async fn run(settings: &Settings, role: Role) -> anyhow::Result<()> {
     let serves_commands = matches!(role, Role::All | Role::Command);
     let runs_projector = matches!(role, Role::All | Role::Projector);
     let serves_queries = matches!(role, Role::All | Role::Query);
+    let runs_notifier = matches!(role, Role::All | Role::Notifier);
 
     let commands = if serves_commands {
         Some(command_api::build_state(backends.store.clone(), backends.sql.clone(), &config).await?)
@@ -104,7 +130,7 @@ pub async fn run(settings: &Settings, role: Role) -> anyhow::Result<()> {
         )
     });
     // The integration bus, where the projector's nodes publish and a notifier subscribes.
-    let bus = if runs_projector {
+    let bus = if runs_projector || runs_notifier {
         Some(backends.bus(settings).await?)
     } else {
         None
@@ -113,7 +139,7 @@ pub async fn run(settings: &Settings, role: Role) -> anyhow::Result<()> {
     // in-process bus needs no publisher (its subscribers read the log).
     let publisher = bus
         .clone()
-        .filter(|b| b.kind() == BusKind::Nats)
+        .filter(|b| runs_projector && b.kind() == BusKind::Nats)
         .map(|bus| {
             projector::publisher::runner(
                 backends.store.clone(),
@@ -155,7 +181,7 @@ pub async fn run(settings: &Settings, role: Role) -> anyhow::Result<()> {
         ))
     });
     let router = web::layers::apply(
-        routes(role, commands, queries)
+        routes(role, commands, queries, &backends.sql, settings)
             .merge(health::router(readiness(&backends, bus.as_ref())))
             .route("/metrics", get(metrics::render)),
     );
@@ -176,6 +202,18 @@ pub async fn run(settings: &Settings, role: Role) -> anyhow::Result<()> {
                 .await;
         })
     });
+    let (stop_notifier, notifier_stopped) = tokio::sync::oneshot::channel::<()>();
+    let notifier_task = match (&bus, runs_notifier) {
+        (Some(bus), true) => Some(tokio::spawn(notifier::run_webhooks(
+            bus.clone(),
+            backends.sql.clone(),
+            webhook_config(settings),
+            async move {
+                let _ = notifier_stopped.await;
+            },
+        ))),
+        _ => None,
+    };
     let app = web::server::Application::bind(&settings.addr, router).await?;
     let addr = app.local_addr()?;
     tracing::info!(%addr, ?role, backends = %backends.description, "Emporium is listening");
@@ -183,7 +221,7 @@ pub async fn run(settings: &Settings, role: Role) -> anyhow::Result<()> {
         "Emporium ({role:?}) is listening on http://{addr} ({})",
         backends.description
     );
-    if role != Role::Projector {
+    if !matches!(role, Role::Projector | Role::Notifier) {
         println!("  Swagger UI:   http://{addr}/docs");
         println!("  OpenAPI:      http://{addr}/api-docs/openapi.json");
     }
@@ -197,6 +235,12 @@ pub async fn run(settings: &Settings, role: Role) -> anyhow::Result<()> {
     let _ = stop_projector.send(());
     let _ = stop_publisher.send(());
     let _ = stop_sweeper.send(());
+    let _ = stop_notifier.send(());
+    if let Some(task) = notifier_task
+        && let Ok(Err(err)) = task.await
+    {
+        tracing::error!(%err, "the notifier failed");
+    }
     if let Some(task) = sweeper_task {
         let _ = task.await;
     }

@@ -46,6 +46,16 @@ pub struct Settings {
     /// `EMPORIUM_RESERVATION_TIMEOUT_SECONDS`: a reservation whose order has not appeared
     /// after this long is released by the sweeper (far longer than placing an order takes).
     pub reservation_timeout_seconds: u64,
+    /// `EMPORIUM_WEBHOOK_ALLOW_PRIVATE`: let webhooks reach private, loopback and
+    /// link-local addresses (tests and closed networks only; off by default, against SSRF).
+    pub webhook_allow_private: bool,
+    /// `EMPORIUM_WEBHOOK_MAX_ATTEMPTS`: attempts before a webhook delivery is dead.
+    pub webhook_max_attempts: u32,
+    /// `EMPORIUM_WEBHOOK_RETRY_BASE_MS`: delay before the second attempt; doubles each time
+    /// (up to an hour), with jitter.
+    pub webhook_retry_base_ms: u64,
+    /// `EMPORIUM_WEBHOOK_TIMEOUT_MS`: how long an endpoint may take to answer.
+    pub webhook_timeout_ms: u64,
 }
 
 impl Default for Settings {
@@ -68,6 +78,10 @@ impl Default for Settings {
             aggregate_cache_capacity: 100_000,
             min_position_wait_ms: 5_000,
             reservation_timeout_seconds: 15 * 60,
+            webhook_allow_private: false,
+            webhook_max_attempts: 8,
+            webhook_retry_base_ms: 5_000,
+            webhook_timeout_ms: 10_000,
         }
     }
 }
@@ -146,6 +160,10 @@ impl Settings {
             "RESERVATION_TIMEOUT_SECONDS",
             &mut s.reservation_timeout_seconds,
         )?;
+        env_parsed("WEBHOOK_ALLOW_PRIVATE", &mut s.webhook_allow_private)?;
+        env_parsed("WEBHOOK_MAX_ATTEMPTS", &mut s.webhook_max_attempts)?;
+        env_parsed("WEBHOOK_RETRY_BASE_MS", &mut s.webhook_retry_base_ms)?;
+        env_parsed("WEBHOOK_TIMEOUT_MS", &mut s.webhook_timeout_ms)?;
         Ok(settings)
     }
 
@@ -225,6 +243,22 @@ impl Settings {
             format!(
                 "EMPORIUM_AGGREGATE_CACHE_CAPACITY             {}",
                 self.aggregate_cache_capacity
+            ),
+            format!(
+                "EMPORIUM_WEBHOOK_ALLOW_PRIVATE                {}",
+                self.webhook_allow_private
+            ),
+            format!(
+                "EMPORIUM_WEBHOOK_MAX_ATTEMPTS                 {}",
+                self.webhook_max_attempts
+            ),
+            format!(
+                "EMPORIUM_WEBHOOK_RETRY_BASE_MS                {}",
+                self.webhook_retry_base_ms
+            ),
+            format!(
+                "EMPORIUM_WEBHOOK_TIMEOUT_MS                   {}",
+                self.webhook_timeout_ms
             ),
         ]
         .join("\n")
