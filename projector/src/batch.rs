@@ -1,0 +1,279 @@
+//! Batched SQL for projections that fold many events at once: multi-row `INSERT`s and
+//! `IN (…)` look-ups, chunked so that one statement stays well under every backend's limit
+//! on bind parameters (SQLite 32,766, PostgreSQL 65,535), in one SQL text for both.
+//!
+//! Chunks of the full size (and single rows, the live runner's usual case) are prepared
+//! once and cached by the connection; a chunk of any other size is prepared for one use
+//! only, so that batches of varying sizes do not churn the statement cache.
+use eventstore::RecordedEvent;
+use sqlx::{
+    Any, AnyConnection, AssertSqlSafe,
+    any::{AnyArguments, AnyRow},
+    query::Query,
+};
+
+/// Most bind parameters in one statement.
+const MAX_PARAMS: usize = 8_000;
+
+/// How an error names the event at fault.
+pub fn describe(event: &RecordedEvent) -> String {
+    format!(
+        "applying {} {} of {} at position {}",
+        event.event_type, event.event_id, event.stream, event.position
+    )
+}
+
+/// One value of a row to write.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Arg {
+    /// A `TEXT` value.
+    Text(String),
+    /// A `TEXT` `NULL`.
+    NullText,
+    /// A `BIGINT` value.
+    Int(i64),
+}
+
+impl From<String> for Arg {
+    fn from(value: String) -> Self {
+        Self::Text(value)
+    }
+}
+
+impl From<&str> for Arg {
+    fn from(value: &str) -> Self {
+        Self::Text(value.to_owned())
+    }
+}
+
+impl From<i64> for Arg {
+    fn from(value: i64) -> Self {
+        Self::Int(value)
+    }
+}
+
+impl From<Option<String>> for Arg {
+    fn from(value: Option<String>) -> Self {
+        value.map_or(Self::NullText, Self::Text)
+    }
+}
+
+fn bind<'q>(query: Query<'q, Any, AnyArguments>, arg: &Arg) -> Query<'q, Any, AnyArguments> {
+    match arg {
+        Arg::Text(text) => query.bind(text.clone()),
+        Arg::NullText => query.bind(None::<String>),
+        Arg::Int(value) => query.bind(*value),
+    }
+}
+
+/// `($first, $first+1, …)` groups: `rows` groups of `width` placeholders.
+fn placeholders(rows: usize, width: usize, first: usize) -> String {
+    let mut text = String::with_capacity(rows * width * 6);
+    for row in 0..rows {
+        if row > 0 {
+            text.push_str(", ");
+        }
+        text.push('(');
+        for column in 0..width {
+            if column > 0 {
+                text.push_str(", ");
+            }
+            text.push('$');
+            text.push_str(&(first + row * width + column).to_string());
+        }
+        text.push(')');
+    }
+    text
+}
+
+/// Rows per statement for rows of `width` values.
+fn chunk_rows(width: usize) -> usize {
+    (MAX_PARAMS / width.max(1)).clamp(1, 1_000)
+}
+
+/// `{head} VALUES (…), (…) {tail}` for every row, in chunks: a multi-row `INSERT` (with an
+/// `ON CONFLICT` clause in `tail` for an upsert). Every row must have the same width, and
+/// a chunk must not name one key twice when `tail` updates on conflict.
+///
+/// # Errors
+/// When the database refuses a statement.
+pub async fn insert_rows(
+    conn: &mut AnyConnection,
+    head: &str,
+    tail: &str,
+    rows: &[Vec<Arg>],
+) -> anyhow::Result<()> {
+    let Some(width) = rows.first().map(Vec::len) else {
+        return Ok(());
+    };
+    let per_chunk = chunk_rows(width);
+    for chunk in rows.chunks(per_chunk) {
+        let sql = format!(
+            "{head} VALUES {} {tail}",
+            placeholders(chunk.len(), width, 1)
+        );
+        let mut query = sqlx::query(AssertSqlSafe(sql))
+            .persistent(chunk.len() == 1 || chunk.len() == per_chunk);
+        for row in chunk {
+            anyhow::ensure!(row.len() == width, "rows of different widths");
+            for arg in row {
+                query = bind(query, arg);
+            }
+        }
+        query.execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+/// `{head} ($1, $2, …) {tail}` for the keys, in chunks: the rows of a `SELECT … WHERE key
+/// IN` (`head` ends with `IN`). Rows come chunk by chunk, in each chunk in the order the
+/// statement gives them.
+///
+/// # Errors
+/// When the database refuses a statement.
+pub async fn fetch_in(
+    conn: &mut AnyConnection,
+    head: &str,
+    tail: &str,
+    keys: &[String],
+) -> anyhow::Result<Vec<AnyRow>> {
+    let mut rows = Vec::new();
+    let per_chunk = chunk_rows(1);
+    for chunk in keys.chunks(per_chunk) {
+        let list = (1..=chunk.len())
+            .map(|i| format!("${i}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!("{head} ({list}) {tail}");
+        let mut query = sqlx::query(AssertSqlSafe(sql))
+            .persistent(chunk.len() == 1 || chunk.len() == per_chunk);
+        for key in chunk {
+            query = query.bind(key.clone());
+        }
+        rows.extend(query.fetch_all(&mut *conn).await?);
+    }
+    Ok(rows)
+}
+
+/// `{head} ($1, $2, …)` for the keys, in chunks: a `DELETE … WHERE key IN`.
+///
+/// # Errors
+/// When the database refuses a statement.
+pub async fn delete_in(
+    conn: &mut AnyConnection,
+    head: &str,
+    keys: &[String],
+) -> anyhow::Result<()> {
+    let per_chunk = chunk_rows(1);
+    for chunk in keys.chunks(per_chunk) {
+        let list = (1..=chunk.len())
+            .map(|i| format!("${i}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let mut query = sqlx::query(AssertSqlSafe(format!("{head} ({list})")))
+            .persistent(chunk.len() == 1 || chunk.len() == per_chunk);
+        for key in chunk {
+            query = query.bind(key.clone());
+        }
+        query.execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+/// `{head} ((c1 = $1 AND c2 = $2 …) OR (…))` for composite keys, in chunks: a statement on
+/// the rows with these keys that uses the key's index on SQLite and PostgreSQL alike
+/// (SQLite scans the table for a row-value `IN`). `head` ends where the condition starts,
+/// e.g. `DELETE FROM t WHERE orders <= 0 AND`.
+///
+/// # Errors
+/// When the database refuses a statement.
+pub async fn execute_for_keys(
+    conn: &mut AnyConnection,
+    head: &str,
+    columns: &[&str],
+    keys: &[Vec<String>],
+) -> anyhow::Result<()> {
+    let per_chunk = chunk_rows(columns.len()).min(500);
+    for chunk in keys.chunks(per_chunk) {
+        let mut condition = String::new();
+        for (row, key) in chunk.iter().enumerate() {
+            anyhow::ensure!(key.len() == columns.len(), "key of the wrong width");
+            if row > 0 {
+                condition.push_str(" OR ");
+            }
+            condition.push('(');
+            for (i, column) in columns.iter().enumerate() {
+                if i > 0 {
+                    condition.push_str(" AND ");
+                }
+                condition.push_str(&format!("{column} = ${}", row * columns.len() + i + 1));
+            }
+            condition.push(')');
+        }
+        let mut query = sqlx::query(AssertSqlSafe(format!("{head} ({condition})")))
+            .persistent(chunk.len() == 1 || chunk.len() == per_chunk);
+        for value in chunk.iter().flatten() {
+            query = query.bind(value.clone());
+        }
+        query.execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+/// The rows with these composite keys: `SELECT {columns} FROM (VALUES …) AS k JOIN {table}
+/// t ON t.{key columns} = k.column1, …` in chunks (a join on `VALUES`, which both backends
+/// answer with index look-ups). `columns` are qualified with `t.`.
+///
+/// # Errors
+/// When the database refuses a statement.
+pub async fn fetch_keys(
+    conn: &mut AnyConnection,
+    table: &str,
+    key_columns: &[&str],
+    columns: &str,
+    keys: &[Vec<String>],
+) -> anyhow::Result<Vec<AnyRow>> {
+    let width = key_columns.len();
+    let per_chunk = chunk_rows(width);
+    let on = key_columns
+        .iter()
+        .enumerate()
+        .map(|(i, column)| format!("t.{column} = k.column{}", i + 1))
+        .collect::<Vec<_>>()
+        .join(" AND ");
+    let mut rows = Vec::new();
+    for chunk in keys.chunks(per_chunk) {
+        let sql = format!(
+            "SELECT {columns} FROM (VALUES {}) AS k JOIN {table} t ON {on}",
+            placeholders(chunk.len(), width, 1)
+        );
+        let mut query = sqlx::query(AssertSqlSafe(sql))
+            .persistent(chunk.len() == 1 || chunk.len() == per_chunk);
+        for key in chunk {
+            anyhow::ensure!(key.len() == width, "key of the wrong width");
+            for value in key {
+                query = query.bind(value.clone());
+            }
+        }
+        rows.extend(query.fetch_all(&mut *conn).await?);
+    }
+    Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_number_rows_in_order() {
+        assert_eq!(placeholders(2, 3, 1), "($1, $2, $3), ($4, $5, $6)");
+        assert_eq!(placeholders(1, 1, 1), "($1)");
+    }
+
+    #[test]
+    fn chunks_stay_under_the_parameter_limit() {
+        assert_eq!(chunk_rows(13) * 13 <= MAX_PARAMS, true);
+        assert_eq!(chunk_rows(1), 1_000);
+        assert_eq!(chunk_rows(0), 1_000);
+    }
+}
