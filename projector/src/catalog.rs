@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use anyhow::{Context, bail};
 use async_trait::async_trait;
 use domain::{
-    aggregate::{Aggregate, decode},
+    aggregate::Aggregate,
     catalog::{Product, ProductEvent, ProductState, ProductStatus, VariantSpec},
     ids::{ProductId, Sku},
     money::{Currency, Money},
@@ -246,7 +246,7 @@ impl Changes {
                  currency = excluded.currency, min_price = excluded.min_price, \
                  max_price = excluded.max_price, version = excluded.version, \
                  created_at = excluded.created_at, updated_at = excluded.updated_at",
-            &products,
+            products,
         )
         .await?;
 
@@ -268,7 +268,7 @@ impl Changes {
             conn,
             "INSERT INTO rm_product_categories (product_id, category)",
             "ON CONFLICT (product_id, category) DO NOTHING",
-            &categories,
+            categories,
         )
         .await?;
 
@@ -295,7 +295,7 @@ impl Changes {
             conn,
             "INSERT INTO rm_product_attributes (product_id, key, value)",
             "",
-            &attributes,
+            attributes,
         )
         .await?;
 
@@ -310,19 +310,15 @@ impl Changes {
             "ON CONFLICT (sku) DO UPDATE SET product_id = excluded.product_id, \
                  price_amount = excluded.price_amount, currency = excluded.currency, \
                  options = excluded.options, ordinal = excluded.ordinal",
-            &variants,
+            variants,
         )
         .await
     }
 }
 
 fn decode_one(recorded: &RecordedEvent) -> anyhow::Result<(ProductId, ProductEvent)> {
-    let event: ProductEvent = decode(
-        &recorded.event_type,
-        recorded.schema_version,
-        recorded.payload.clone(),
-    )
-    .context("undecodable product event")?;
+    let event: ProductEvent =
+        batch::decode_event::<ProductEvent>(recorded).context("undecodable product event")?;
     Ok((stream_id(&recorded.stream, Product::NAME)?, event))
 }
 
@@ -343,6 +339,11 @@ impl Projection for CatalogProjection {
             "rm_product_attributes",
             "rm_variants",
         ]
+    }
+
+    fn lookup_indexes(&self) -> &'static [&'static str] {
+        // Loading a product's variants.
+        &["rm_variants_product"]
     }
 
     async fn apply(

@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use domain::{
     account::{Account, AccountEvent, AccountState, Email, Gender, MobileNumber, Role},
-    aggregate::{Aggregate, decode},
+    aggregate::Aggregate,
     ids::AccountId,
 };
 use eventstore::RecordedEvent;
@@ -152,7 +152,7 @@ fn row(id: AccountId, state: &AccountState, updated_at: DateTime<Utc>) -> anyhow
     ])
 }
 
-async fn save(conn: &mut AnyConnection, rows: &[Vec<Arg>]) -> anyhow::Result<()> {
+async fn save(conn: &mut AnyConnection, rows: Vec<Vec<Arg>>) -> anyhow::Result<()> {
     batch::insert_rows(
         conn,
         "INSERT INTO rm_customers (id, role, username, name, email, mobile_number, gender, \
@@ -168,12 +168,8 @@ async fn save(conn: &mut AnyConnection, rows: &[Vec<Arg>]) -> anyhow::Result<()>
 }
 
 fn decode_one(recorded: &RecordedEvent) -> anyhow::Result<(AccountId, AccountEvent)> {
-    let event: AccountEvent = decode(
-        &recorded.event_type,
-        recorded.schema_version,
-        recorded.payload.clone(),
-    )
-    .context("undecodable account event")?;
+    let event: AccountEvent =
+        batch::decode_event::<AccountEvent>(recorded).context("undecodable account event")?;
     Ok((stream_id(&recorded.stream, Account::NAME)?, event))
 }
 
@@ -231,6 +227,6 @@ impl Projection for CustomersProjection {
                 )
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
-        save(tx, &rows).await
+        save(tx, rows).await
     }
 }

@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use anyhow::Context;
 use async_trait::async_trait;
 use domain::{
-    aggregate::{Aggregate, decode},
+    aggregate::Aggregate,
     ids::OrderId,
     inventory::{Stock, StockEvent},
 };
@@ -167,7 +167,7 @@ impl Fold {
             "ON CONFLICT (sku) DO UPDATE SET on_hand = excluded.on_hand, \
                  reserved = excluded.reserved, committed = excluded.committed, \
                  updated_at = excluded.updated_at",
-            &counters,
+            counters,
         )
         .await?;
         let mut closed = Vec::new();
@@ -201,19 +201,15 @@ impl Fold {
             "INSERT INTO rm_reservations (sku, order_id, qty, reserved_at)",
             "ON CONFLICT (sku, order_id) DO UPDATE SET qty = excluded.qty, \
                  reserved_at = excluded.reserved_at",
-            &open,
+            open,
         )
         .await
     }
 }
 
 fn decode_one(recorded: &RecordedEvent) -> anyhow::Result<(&str, StockEvent)> {
-    let event: StockEvent = decode(
-        &recorded.event_type,
-        recorded.schema_version,
-        recorded.payload.clone(),
-    )
-    .context("undecodable stock event")?;
+    let event: StockEvent =
+        batch::decode_event::<StockEvent>(recorded).context("undecodable stock event")?;
     Ok((stream_key(&recorded.stream, Stock::NAME)?, event))
 }
 

@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, HashMap};
 use anyhow::{Context, bail};
 use async_trait::async_trait;
 use domain::{
-    aggregate::{Aggregate, decode},
+    aggregate::Aggregate,
     ids::{AccountId, OrderId, ProductId, ShipmentId, Sku},
     money::Money,
     order::{Order, OrderEvent, OrderLine, OrderState, OrderStatus, Shipment, ShippingAddress},
@@ -191,12 +191,7 @@ pub fn order_id(stream: &StreamId) -> anyhow::Result<OrderId> {
 /// # Errors
 /// When the event is not an order event of a known schema.
 pub fn decode_order_event(recorded: &RecordedEvent) -> anyhow::Result<OrderEvent> {
-    decode(
-        &recorded.event_type,
-        recorded.schema_version,
-        recorded.payload.clone(),
-    )
-    .context("undecodable order event")
+    batch::decode_event::<OrderEvent>(recorded).context("undecodable order event")
 }
 
 /// The states of these orders as the read model holds them (absent: not placed yet).
@@ -247,7 +242,7 @@ fn row(view: &OrderView, version: u64) -> anyhow::Result<Vec<Arg>> {
     ])
 }
 
-async fn save(conn: &mut AnyConnection, rows: &[Vec<Arg>]) -> anyhow::Result<()> {
+async fn save(conn: &mut AnyConnection, rows: Vec<Vec<Arg>>) -> anyhow::Result<()> {
     batch::insert_rows(
         conn,
         "INSERT INTO rm_orders (id, customer_id, status, total_amount, currency, created_at, \
@@ -316,6 +311,6 @@ impl Projection for OrdersProjection {
                 row(&OrderView::of(state)?, *version)
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
-        save(tx, &rows).await
+        save(tx, rows).await
     }
 }

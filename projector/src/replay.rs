@@ -65,13 +65,17 @@ pub struct ReplayConfig {
     /// The replay swaps once it is at most this many positions behind the head; the rest
     /// is applied inside the swap transaction, while the projection's live runner waits.
     pub swap_lag: u64,
+    /// How long to wait for another replay of the same database to end (one that has just
+    /// died may still hold the lock for a moment) before giving up.
+    pub lock_wait: Duration,
 }
 
 impl Default for ReplayConfig {
     fn default() -> Self {
         Self {
-            batch_size: 10_000,
+            batch_size: 25_000,
             swap_lag: 2_000,
+            lock_wait: Duration::from_secs(5),
         }
     }
 }
@@ -168,7 +172,7 @@ impl Replayer {
         let progress: Progress = Arc::new(progress);
         check_projections(projections)?;
         let live = Live::of(&self.pool).await?;
-        let _lock = live.lock(&self.pool).await?;
+        let _lock = live.lock(&self.pool, self.config.lock_wait).await?;
         live.drop_shadows(&self.pool).await?;
         let outcome = self.replay(&live, projections, &progress, started).await;
         if outcome.is_err() {
@@ -201,7 +205,7 @@ impl Replayer {
         let mut workers = JoinSet::new();
         let mut senders = Vec::with_capacity(shadows.len());
         for mut shadow in shadows {
-            let (sender, mut batches) = mpsc::channel::<Arc<Vec<RecordedEvent>>>(2);
+            let (sender, mut batches) = mpsc::channel::<Arc<Vec<RecordedEvent>>>(1);
             senders.push(sender);
             workers.spawn(async move {
                 while let Some(batch) = batches.recv().await {
@@ -249,7 +253,7 @@ impl Replayer {
                     .context("swapped an unknown projection")?;
                 for table in projection.tables() {
                     // The live table was rewritten: refresh the planner's statistics.
-                    sqlx::query(AssertSqlSafe(format!(
+                    sqlx::raw_sql(AssertSqlSafe(format!(
                         "ANALYZE {}",
                         qualified(schema, table)
                     )))
@@ -443,7 +447,21 @@ impl Live {
         PathBuf::from(format!("{}{projection}", Self::shadow_prefix(path)))
     }
 
-    async fn lock(&self, pool: &AnyPool) -> anyhow::Result<ReplayLock> {
+    /// Takes the replay lock, waiting up to `wait` for another replay to release it.
+    async fn lock(&self, pool: &AnyPool, wait: Duration) -> anyhow::Result<ReplayLock> {
+        let deadline = Instant::now() + wait;
+        loop {
+            if let Some(lock) = self.try_lock(pool).await? {
+                return Ok(lock);
+            }
+            if Instant::now() >= deadline {
+                bail!("another replay is running on this database");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn try_lock(&self, pool: &AnyPool) -> anyhow::Result<Option<ReplayLock>> {
         match self {
             Self::Postgres { .. } => {
                 let mut conn = pool.connect_options().connect().await?;
@@ -451,8 +469,7 @@ impl Live {
                     .bind(REPLAY_LOCK_KEY)
                     .fetch_one(&mut conn)
                     .await?;
-                ensure!(locked, "another replay is running on this database");
-                Ok(ReplayLock::Postgres(conn))
+                Ok(locked.then_some(ReplayLock::Postgres(conn)))
             }
             Self::Sqlite { path } => {
                 let lock_path = format!("{}.replay.lock", path.display());
@@ -463,10 +480,8 @@ impl Live {
                     .open(&lock_path)
                     .with_context(|| format!("opening {lock_path}"))?;
                 match file.try_lock() {
-                    Ok(()) => Ok(ReplayLock::Sqlite(file)),
-                    Err(std::fs::TryLockError::WouldBlock) => {
-                        bail!("another replay is running on this database ({lock_path} is locked)")
-                    }
+                    Ok(()) => Ok(Some(ReplayLock::Sqlite(file))),
+                    Err(std::fs::TryLockError::WouldBlock) => Ok(None),
                     Err(std::fs::TryLockError::Error(err)) => {
                         Err(err).with_context(|| format!("locking {lock_path}"))
                     }
@@ -486,7 +501,7 @@ impl Live {
                 .await?;
                 for schema in schemas {
                     ensure!(is_identifier(&schema), "unexpected schema {schema:?}");
-                    sqlx::query(AssertSqlSafe(format!("DROP SCHEMA \"{schema}\" CASCADE")))
+                    sqlx::raw_sql(AssertSqlSafe(format!("DROP SCHEMA \"{schema}\" CASCADE")))
                         .execute(pool)
                         .await?;
                 }
@@ -509,7 +524,7 @@ impl Live {
     async fn drop_shadow(&self, pool: &AnyPool, projection: &str) -> anyhow::Result<()> {
         match self {
             Self::Postgres { .. } => {
-                sqlx::query(AssertSqlSafe(format!(
+                sqlx::raw_sql(AssertSqlSafe(format!(
                     "DROP SCHEMA IF EXISTS \"{}\" CASCADE",
                     Self::shadow_schema(projection)
                 )))
@@ -569,23 +584,70 @@ impl Shadow {
         let mut conn = match live {
             Live::Postgres { schema } => {
                 let shadow = Live::shadow_schema(name);
-                sqlx::query(AssertSqlSafe(format!("CREATE SCHEMA \"{shadow}\"")))
+                sqlx::raw_sql(AssertSqlSafe(format!("CREATE SCHEMA \"{shadow}\"")))
                     .execute(pool)
                     .await?;
                 for table in &tables {
-                    // No WAL for a table that is thrown away after the swap.
-                    sqlx::query(AssertSqlSafe(format!(
-                        "CREATE UNLOGGED TABLE {} (LIKE {} INCLUDING ALL)",
-                        qualified(&shadow, table),
-                        qualified(schema, table)
+                    let (shadow_table, live_table) =
+                        (qualified(&shadow, table), qualified(schema, table));
+                    // No WAL for a table that is thrown away after the swap, and only the
+                    // indexes that writing it needs.
+                    sqlx::raw_sql(AssertSqlSafe(format!(
+                        "CREATE UNLOGGED TABLE {shadow_table} \
+                         (LIKE {live_table} INCLUDING ALL EXCLUDING INDEXES)"
                     )))
                     .execute(pool)
                     .await?;
+                    let constraints: Vec<(String, String)> = sqlx::query_as(
+                        "SELECT conname::text, pg_get_constraintdef(oid) FROM pg_constraint \
+                         WHERE conrelid = to_regclass($1) AND contype IN ('p', 'u') ORDER BY conname",
+                    )
+                    .bind(&live_table)
+                    .fetch_all(pool)
+                    .await?;
+                    for (name, definition) in constraints {
+                        sqlx::raw_sql(AssertSqlSafe(format!(
+                            "ALTER TABLE {shadow_table} ADD CONSTRAINT \"{name}\" {definition}"
+                        )))
+                        .execute(pool)
+                        .await?;
+                    }
+                    // Indexes that back no constraint: the unique ones (an upsert may rely on
+                    // them) and the ones `apply` looks rows up by.
+                    let indexes: Vec<(String, String, bool)> = sqlx::query_as(
+                        "SELECT c.relname::text, pg_get_indexdef(i.indexrelid), i.indisunique \
+                         FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid \
+                         WHERE i.indrelid = to_regclass($1) AND NOT EXISTS \
+                             (SELECT 1 FROM pg_constraint k WHERE k.conindid = i.indexrelid) \
+                         ORDER BY c.relname",
+                    )
+                    .bind(&live_table)
+                    .fetch_all(pool)
+                    .await?;
+                    for (name, definition, unique) in indexes {
+                        if !unique && !projection.lookup_indexes().contains(&name.as_str()) {
+                            continue;
+                        }
+                        // `CREATE INDEX name ON schema.table USING …`: the same, on the shadow.
+                        let method = definition
+                            .split_once(" USING ")
+                            .map(|(_, rest)| rest)
+                            .with_context(|| {
+                                format!("unexpected index definition {definition:?}")
+                            })?;
+                        ensure!(is_identifier(&name), "unexpected index name {name:?}");
+                        let unique = if unique { "UNIQUE " } else { "" };
+                        sqlx::raw_sql(AssertSqlSafe(format!(
+                            "CREATE {unique}INDEX \"{name}\" ON {shadow_table} USING {method}"
+                        )))
+                        .execute(pool)
+                        .await?;
+                    }
                 }
                 let mut conn = pool.connect_options().connect().await?;
                 // The shadow schema alone: the projection's unqualified SQL can reach
                 // nothing live.
-                sqlx::query(AssertSqlSafe(format!("SET search_path TO \"{shadow}\"")))
+                sqlx::raw_sql(AssertSqlSafe(format!("SET search_path TO \"{shadow}\"")))
                     .execute(&mut conn)
                     .await?;
                 conn
@@ -604,14 +666,19 @@ impl Shadow {
                     // The swap waits for the live database's writers.
                     "PRAGMA busy_timeout = 60000",
                 ] {
-                    sqlx::query(pragma).execute(&mut conn).await?;
+                    sqlx::raw_sql(pragma).execute(&mut conn).await?;
                 }
                 for table in &tables {
+                    // The table (with its primary key and unique constraints) and the indexes
+                    // that writing it needs.
                     let ddl: Vec<String> = sqlx::query_scalar(
                         "SELECT sql FROM sqlite_master WHERE tbl_name = $1 AND sql IS NOT NULL \
+                         AND (type = 'table' OR sql LIKE 'CREATE UNIQUE INDEX%' \
+                              OR name IN (SELECT value FROM json_each($2))) \
                          ORDER BY CASE type WHEN 'table' THEN 0 ELSE 1 END, name",
                     )
                     .bind(*table)
+                    .bind(serde_json::to_string(projection.lookup_indexes())?)
                     .fetch_all(pool)
                     .await?;
                     ensure!(
@@ -619,7 +686,7 @@ impl Shadow {
                         "the database has no table {table}: migrate it first"
                     );
                     for statement in ddl {
-                        sqlx::query(AssertSqlSafe(statement))
+                        sqlx::raw_sql(AssertSqlSafe(statement))
                             .execute(&mut conn)
                             .await?;
                     }
@@ -741,7 +808,7 @@ impl Shadow {
         tx.commit().await?;
         let took = started.elapsed();
         if matches!(live, Live::Sqlite { .. }) {
-            sqlx::query(AssertSqlSafe(format!("DETACH DATABASE {SQLITE_LIVE}")))
+            sqlx::raw_sql(AssertSqlSafe(format!("DETACH DATABASE {SQLITE_LIVE}")))
                 .execute(&mut self.conn)
                 .await?;
         }
@@ -827,6 +894,52 @@ mod tests {
                 .to_string()
                 .starts_with(&Live::shadow_prefix(path))
         );
+    }
+
+    /// A projection of nothing, named `name`, owning `tables`.
+    struct Bare {
+        name: &'static str,
+        tables: &'static [&'static str],
+    }
+
+    #[async_trait::async_trait]
+    impl Projection for Bare {
+        fn name(&self) -> &'static str {
+            self.name
+        }
+
+        fn handles(&self, _: &RecordedEvent) -> bool {
+            false
+        }
+
+        fn tables(&self) -> &'static [&'static str] {
+            self.tables
+        }
+
+        async fn apply(
+            &self,
+            _: &mut Transaction<'_, Any>,
+            _: &RecordedEvent,
+        ) -> anyhow::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn bare(name: &'static str, tables: &'static [&'static str]) -> Arc<dyn Projection> {
+        Arc::new(Bare { name, tables })
+    }
+
+    #[test]
+    fn only_projections_that_own_tables_can_be_replayed() {
+        assert!(check_projections(&crate::default_projections()).is_ok());
+        let refused = |projections: &[Arc<dyn Projection>]| {
+            check_projections(projections).unwrap_err().to_string()
+        };
+        assert!(refused(&[]).contains("nothing to replay"));
+        assert!(refused(&[bare("search", &[])]).contains("declares no tables"));
+        assert!(refused(&[bare("x", &["rm_x; DROP TABLE events"])]).contains("bad table name"));
+        assert!(refused(&[bare("x", &["projection_checkpoints"])]).contains("bad table name"));
+        assert!(refused(&[bare("x", &["rm_x"]), bare("x", &["rm_y"])]).contains("named twice"));
     }
 
     #[test]

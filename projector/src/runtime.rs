@@ -85,6 +85,13 @@ pub trait Projection: Send + Sync + 'static {
     fn tables(&self) -> &'static [&'static str] {
         &[]
     }
+
+    /// The secondary indexes of its tables that `apply` looks rows up by. A replay builds
+    /// its shadow tables with their primary keys, unique constraints and these indexes
+    /// only: the other indexes serve readers, who read the live tables.
+    fn lookup_indexes(&self) -> &'static [&'static str] {
+        &[]
+    }
 }
 
 /// How a runner reads, retries and polls.

@@ -191,7 +191,7 @@ impl Fold {
             conn,
             "INSERT INTO rm_sales_orders (order_id, day, currency, lines)",
             "",
-            &counted,
+            counted,
         )
         .await?;
 
@@ -222,7 +222,7 @@ impl Fold {
                  orders = rm_sales_daily.orders + excluded.orders, \
                  units = rm_sales_daily.units + excluded.units, \
                  revenue = rm_sales_daily.revenue + excluded.revenue",
-            &rows,
+            rows,
         )
         .await?;
         batch::execute_for_keys(
@@ -257,7 +257,7 @@ impl Fold {
                  orders = rm_sales_days.orders + excluded.orders, \
                  units = rm_sales_days.units + excluded.units, \
                  revenue = rm_sales_days.revenue + excluded.revenue",
-            &rows,
+            rows,
         )
         .await?;
         batch::execute_for_keys(
@@ -308,6 +308,13 @@ impl Projection for SalesProjection {
         tx: &mut Transaction<'_, Any>,
         events: &[&RecordedEvent],
     ) -> anyhow::Result<()> {
+        // Only placements and cancellations count: the other order events are not even
+        // decoded.
+        let events: Vec<&RecordedEvent> = events
+            .iter()
+            .copied()
+            .filter(|e| matches!(e.event_type.as_str(), "OrderPlaced" | "OrderCancelled"))
+            .collect();
         let decoded = events
             .iter()
             .map(|recorded| {
@@ -326,7 +333,7 @@ impl Projection for SalesProjection {
             return Ok(());
         }
         let mut fold = Fold::load(tx, &orders).await?;
-        for ((id, event), recorded) in decoded.into_iter().zip(events) {
+        for ((id, event), recorded) in decoded.into_iter().zip(&events) {
             match event {
                 OrderEvent::OrderPlaced {
                     lines,

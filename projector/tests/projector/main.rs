@@ -5,6 +5,7 @@ mod catalog;
 mod customers;
 mod inventory;
 mod orders;
+mod replay;
 mod restart;
 mod runners;
 mod sales;
