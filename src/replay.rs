@@ -110,7 +110,10 @@ mod tests {
         assert_eq!(select(None).unwrap().len(), 5);
         assert_eq!(select(Some("all")).unwrap().len(), 5);
         assert_eq!(select(Some("orders")).unwrap()[0].name(), "orders");
-        let err = select(Some("nope")).unwrap_err().to_string();
+        let Err(err) = select(Some("nope")) else {
+            panic!("an unknown name is refused");
+        };
+        let err = err.to_string();
         assert!(
             err.contains("\"nope\"")
                 && err.contains("catalog, inventory, orders, customers, sales"),

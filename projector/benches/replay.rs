@@ -522,35 +522,35 @@ fn main() {
                 .len(),
             started.elapsed().as_secs_f64()
         );
-        if backends.contains("postgres") {
-            if let Some(db) = TestPostgres::new().await {
-                load_postgres(&db.url, &rows).await;
-                let store = Arc::new(db.store(&PostgresConfig::default()));
-                let pool = AnyPoolOptions::new().connect(&db.url).await.unwrap();
-                // The server processes that work for this database, for CPU profiles
-                // (`perf record -a`, then count the samples of these pids).
-                let backends = setting("EMPORIUM_REPLAY_BENCH_PIDS").map(|_| {
-                    let url = db.url.clone();
-                    tokio::spawn(async move {
-                        let pool = sqlx::PgPool::connect(&url).await.unwrap();
-                        let mut pids = std::collections::BTreeSet::new();
-                        loop {
-                            let now: Vec<i32> = sqlx::query_scalar(
-                                "SELECT pid FROM pg_stat_activity WHERE datname = current_database()",
-                            )
-                            .fetch_all(&pool)
-                            .await
-                            .unwrap_or_default();
-                            pids.extend(now);
-                            println!("backend pids: {pids:?}");
-                            tokio::time::sleep(Duration::from_millis(100)).await;
-                        }
-                    })
-                });
-                measure("PostgreSQL", store, pool, config.clone()).await;
-                if let Some(task) = backends {
-                    task.abort();
-                }
+        if backends.contains("postgres")
+            && let Some(db) = TestPostgres::new().await
+        {
+            load_postgres(&db.url, &rows).await;
+            let store = Arc::new(db.store(&PostgresConfig::default()));
+            let pool = AnyPoolOptions::new().connect(&db.url).await.unwrap();
+            // The server processes that work for this database, for CPU profiles
+            // (`perf record -a`, then count the samples of these pids).
+            let backends = setting("EMPORIUM_REPLAY_BENCH_PIDS").map(|_| {
+                let url = db.url.clone();
+                tokio::spawn(async move {
+                    let pool = sqlx::PgPool::connect(&url).await.unwrap();
+                    let mut pids = std::collections::BTreeSet::new();
+                    loop {
+                        let now: Vec<i32> = sqlx::query_scalar(
+                            "SELECT pid FROM pg_stat_activity WHERE datname = current_database()",
+                        )
+                        .fetch_all(&pool)
+                        .await
+                        .unwrap_or_default();
+                        pids.extend(now);
+                        println!("backend pids: {pids:?}");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                })
+            });
+            measure("PostgreSQL", store, pool, config.clone()).await;
+            if let Some(task) = backends {
+                task.abort();
             }
         }
         if backends.contains("sqlite") {
