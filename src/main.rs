@@ -6,6 +6,7 @@ mod admin;
 mod backends;
 mod cli;
 mod demo;
+mod replay;
 mod serve;
 mod settings;
 
@@ -29,6 +30,10 @@ async fn main() -> anyhow::Result<()> {
         Command::Migrate => backends::Backends::open(&settings)
             .await
             .map(|_| println!("migrations applied")),
+        Command::Replay {
+            projection,
+            batch_size,
+        } => replay::run(&settings, projection.as_deref(), batch_size).await,
         Command::CheckConfig => {
             println!("{}", settings.describe());
             Ok(())

@@ -9,7 +9,9 @@
 //! another takes over when it dies. [`Projector`] runs every projection as a task and
 //! exposes their positions ([`Positions`]) so an in-process query API can wait for
 //! read-your-writes without polling. The integration publisher ([`publisher`]) is a
-//! [`Sink`] of the same runtime: the log's integration events, published to the bus.
+//! [`Sink`] of the same runtime: the log's integration events, published to the bus. A
+//! [`Replayer`] rebuilds projections from position 0 into shadow tables and swaps them in
+//! while the old ones keep serving.
 //!
 //! Compose it in a process like this (the pool's database is migrated by the event
 //! store's migrator, which includes the read models' tables):
@@ -29,11 +31,13 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod batch;
 pub mod catalog;
 pub mod customers;
 pub mod inventory;
 pub mod orders;
 pub mod publisher;
+pub mod replay;
 pub mod runtime;
 pub mod sales;
 
@@ -43,6 +47,7 @@ pub use catalog::CatalogProjection;
 pub use customers::CustomersProjection;
 pub use inventory::InventoryProjection;
 pub use orders::OrdersProjection;
+pub use replay::{ReplayConfig, ReplayProgress, ReplayReport, Replayer};
 pub use runtime::{
     BatchOutcome, Positions, Projection, ProjectionRunner, Projector, RunnerConfig, Sink,
     apply_batch, checkpoint, timestamp,

@@ -6,6 +6,7 @@ mod customers;
 mod inventory;
 mod orders;
 mod publisher;
+mod replay;
 mod restart;
 mod runners;
 mod sales;
