@@ -100,10 +100,12 @@ fn hits(c: &mut Criterion) {
         eprintln!("skipped: no Redis at {url}: the Redis hit is not measured");
         return;
     };
-    let remote = ViewCache::new("product", &LocalConfig::default()).with_shared(shared);
-    runtime.block_on(async {
+    // Registering the L1 starts its invalidation listener: inside the runtime.
+    let remote = runtime.block_on(async {
+        let remote = ViewCache::new("product", &LocalConfig::default()).with_shared(shared);
         remote.evict_local(ID);
         assert_eq!(lookup(&remote).await, Source::Shared);
+        remote
     });
     c.bench_function("product view: Redis hit (L1 miss)", |b| {
         b.to_async(&runtime).iter(|| async {

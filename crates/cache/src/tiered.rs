@@ -100,7 +100,9 @@ where
         }
     }
 
-    /// The same cache with `shared` as its L2; its L1 now obeys `shared`'s invalidations.
+    /// The same cache with `shared` as its L2; its L1 now obeys `shared`'s invalidations
+    /// (the first L1 registered starts `shared`'s listener task: call it inside a tokio
+    /// runtime).
     #[must_use]
     pub fn with_shared(mut self, shared: SharedViews) -> Self {
         shared.register(self.kind, Arc::new(LocalViews(self.local.clone())));
