@@ -145,10 +145,6 @@ async fn in_redis(shared: &SharedViews, kind: &str, id: &str) -> Option<(u64, Va
     ))
 }
 
-fn redis_config(config: &RedisConfig) -> RedisConfig {
-    config.clone()
-}
-
 async fn change_price(app: &TestApp, product: domain::ids::ProductId, amount: i64) -> u64 {
     app.append(
         &product_stream(product),
@@ -187,7 +183,7 @@ async fn write_through_fills_redis_and_a_fresh_node_serves_from_it(app: TestApp)
     };
     let catalogue = app.seed().await;
     let shop = seed_orders(&app).await;
-    let shared = SharedViews::connect(redis_config(&config)).unwrap();
+    let shared = SharedViews::connect(config.clone()).unwrap();
     let _writer = start_writer(&app, shared.clone());
     writer_caught_up(&app).await;
     let (shirt, a1) = (catalogue.shirt.to_string(), shop.a1.to_string());
@@ -272,8 +268,10 @@ async fn write_through_fills_redis_and_a_fresh_node_serves_from_it(app: TestApp)
         fresh.get(&path, None).await.status(),
         StatusCode::UNAUTHORIZED
     );
-    let ready = fresh.ready().await;
-    assert_eq!(ready["checks"]["cache"], "ok", "{ready}");
+    eventually("the fresh node reports its cache ready", async || {
+        fresh.ready().await["checks"]["cache"] == "ok"
+    })
+    .await;
 }
 
 async fn stale_entries_in_redis_are_never_served(app: TestApp) {
