@@ -95,6 +95,14 @@ pub async fn run(settings: &Settings, role: Role) -> anyhow::Result<()> {
     } else {
         None
     };
+    // Nodes that read or write views share them through Redis when it is configured;
+    // otherwise each caches in process only.
+    let shared_cache = match settings.redis_cache() {
+        Some(config) if serves_queries || runs_projector => {
+            Some(cache::SharedViews::connect(config)?)
+        }
+        _ => None,
+    };
     let projector = runs_projector.then(|| {
         projector::Projector::new(
             backends.store.clone(),
@@ -129,15 +137,21 @@ pub async fn run(settings: &Settings, role: Role) -> anyhow::Result<()> {
             Some(state) => state.verifier.clone(),
             None => command_api::auth::Auth::new(&config.auth, backends.sql.clone())?.verifier(),
         };
+        let local_ttl = Duration::from_secs(settings.cache_local_ttl_seconds);
         let query_config = query_api::QueryConfig {
             min_position_wait: Duration::from_millis(settings.min_position_wait_ms),
-            ..query_api::QueryConfig::default()
+            product_cache_ttl: local_ttl,
+            product_cache_capacity: settings.cache_local_capacity,
+            order_cache_ttl: local_ttl,
+            order_cache_capacity: settings.cache_local_capacity,
         };
         let positions = projector.as_ref().map(projector::Projector::positions);
-        Some(
-            QueryState::new(backends.sql.clone(), verifier, positions, &query_config)
-                .with_event_store(backends.store.clone()),
-        )
+        let state = QueryState::new(backends.sql.clone(), verifier, positions, &query_config)
+            .with_event_store(backends.store.clone());
+        Some(match &shared_cache {
+            Some(shared) => state.with_shared_cache(shared.clone()),
+            None => state,
+        })
     } else {
         None
     };
@@ -154,12 +168,32 @@ pub async fn run(settings: &Settings, role: Role) -> anyhow::Result<()> {
             },
         ))
     });
+    let mut checks = readiness(&backends, bus.as_ref());
+    checks.extend(shared_cache.clone().map(query_api::cache_writer::readiness));
     let router = web::layers::apply(
         routes(role, commands, queries)
-            .merge(health::router(readiness(&backends, bus.as_ref())))
+            .merge(health::router(checks))
             .route("/metrics", get(metrics::render)),
     );
 
+    // Projector nodes write the views the projections touch through to Redis.
+    let (stop_writer, writer_stopped) = tokio::sync::oneshot::channel::<()>();
+    let writer_task = shared_cache.filter(|_| runs_projector).map(|shared| {
+        let writer = query_api::ViewCacheWriter::new(
+            backends.store.clone(),
+            backends.sql.clone(),
+            shared,
+            projector.as_ref().map(projector::Projector::positions),
+            projector::RunnerConfig::default(),
+        );
+        tokio::spawn(async move {
+            writer
+                .run_until_stopped(async move {
+                    let _ = writer_stopped.await;
+                })
+                .await;
+        })
+    });
     let (stop_projector, projector_stopped) = tokio::sync::oneshot::channel::<()>();
     let projector_task = projector.map(|projector| {
         tokio::spawn(projector.run_until_stopped(async move {
@@ -197,6 +231,10 @@ pub async fn run(settings: &Settings, role: Role) -> anyhow::Result<()> {
     let _ = stop_projector.send(());
     let _ = stop_publisher.send(());
     let _ = stop_sweeper.send(());
+    let _ = stop_writer.send(());
+    if let Some(task) = writer_task {
+        let _ = task.await;
+    }
     if let Some(task) = sweeper_task {
         let _ = task.await;
     }

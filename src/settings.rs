@@ -1,6 +1,6 @@
 //! Settings: defaults, then an optional TOML file, then `EMPORIUM_*` environment
 //! variables. Secrets are kept out of `Debug` and masked by `describe`.
-use std::{path::Path, path::PathBuf};
+use std::{path::Path, path::PathBuf, time::Duration};
 
 use anyhow::Context;
 use serde::Deserialize;
@@ -46,6 +46,21 @@ pub struct Settings {
     /// `EMPORIUM_RESERVATION_TIMEOUT_SECONDS`: a reservation whose order has not appeared
     /// after this long is released by the sweeper (far longer than placing an order takes).
     pub reservation_timeout_seconds: u64,
+    /// `EMPORIUM_REDIS_URL`: Redis for the shared view cache (`redis://host:6379/0`). None:
+    /// every node caches views in process only.
+    pub redis_url: Option<String>,
+    /// `EMPORIUM_CACHE_NAMESPACE`: prefix of the cache's Redis keys and channel.
+    pub cache_namespace: String,
+    /// `EMPORIUM_CACHE_REDIS_TTL_SECONDS`: expiry of a view in Redis (a backstop).
+    pub cache_redis_ttl_seconds: u64,
+    /// `EMPORIUM_CACHE_TIMEOUT_MS`: longest wait for Redis on a request; then the read model
+    /// answers.
+    pub cache_timeout_ms: u64,
+    /// `EMPORIUM_CACHE_LOCAL_CAPACITY`: product views, and order views, each node keeps in
+    /// process.
+    pub cache_local_capacity: u64,
+    /// `EMPORIUM_CACHE_LOCAL_TTL_SECONDS`: longest a view stays in process.
+    pub cache_local_ttl_seconds: u64,
 }
 
 impl Default for Settings {
@@ -68,6 +83,12 @@ impl Default for Settings {
             aggregate_cache_capacity: 100_000,
             min_position_wait_ms: 5_000,
             reservation_timeout_seconds: 15 * 60,
+            redis_url: None,
+            cache_namespace: "emporium".into(),
+            cache_redis_ttl_seconds: 3600,
+            cache_timeout_ms: 100,
+            cache_local_capacity: 10_000,
+            cache_local_ttl_seconds: 10,
         }
     }
 }
@@ -146,7 +167,28 @@ impl Settings {
             "RESERVATION_TIMEOUT_SECONDS",
             &mut s.reservation_timeout_seconds,
         )?;
+        if let Some(v) = env("REDIS_URL") {
+            s.redis_url = Some(v);
+        }
+        if let Some(v) = env("CACHE_NAMESPACE") {
+            s.cache_namespace = v;
+        }
+        env_parsed("CACHE_REDIS_TTL_SECONDS", &mut s.cache_redis_ttl_seconds)?;
+        env_parsed("CACHE_TIMEOUT_MS", &mut s.cache_timeout_ms)?;
+        env_parsed("CACHE_LOCAL_CAPACITY", &mut s.cache_local_capacity)?;
+        env_parsed("CACHE_LOCAL_TTL_SECONDS", &mut s.cache_local_ttl_seconds)?;
         Ok(settings)
+    }
+
+    /// The shared view cache's settings, when `EMPORIUM_REDIS_URL` is set.
+    pub fn redis_cache(&self) -> Option<cache::RedisConfig> {
+        let url = self.redis_url.as_deref()?;
+        Some(cache::RedisConfig {
+            namespace: self.cache_namespace.clone(),
+            ttl: Duration::from_secs(self.cache_redis_ttl_seconds),
+            command_timeout: Duration::from_millis(self.cache_timeout_ms),
+            ..cache::RedisConfig::new(url)
+        })
     }
 
     /// The signing key file: the setting, or `<data dir>/jwt-ed25519.pem`.
@@ -225,6 +267,32 @@ impl Settings {
             format!(
                 "EMPORIUM_AGGREGATE_CACHE_CAPACITY             {}",
                 self.aggregate_cache_capacity
+            ),
+            format!(
+                "EMPORIUM_REDIS_URL                            {}",
+                self.redis_url
+                    .as_deref()
+                    .map_or("(in-process cache only)".to_owned(), mask_url)
+            ),
+            format!(
+                "EMPORIUM_CACHE_NAMESPACE                      {}",
+                self.cache_namespace
+            ),
+            format!(
+                "EMPORIUM_CACHE_REDIS_TTL_SECONDS              {}",
+                self.cache_redis_ttl_seconds
+            ),
+            format!(
+                "EMPORIUM_CACHE_TIMEOUT_MS                     {}",
+                self.cache_timeout_ms
+            ),
+            format!(
+                "EMPORIUM_CACHE_LOCAL_CAPACITY                 {}",
+                self.cache_local_capacity
+            ),
+            format!(
+                "EMPORIUM_CACHE_LOCAL_TTL_SECONDS              {}",
+                self.cache_local_ttl_seconds
             ),
         ]
         .join("\n")

@@ -26,6 +26,7 @@ pub fn router(state: QueryState) -> Router {
     // Install the recorder now, so requests before the first scrape are counted too.
     metrics::handle();
     let pool = state.pool.clone();
+    let shared_cache = state.shared_cache.clone();
     let (api, doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(routes(state))
         .split_for_parts();
@@ -39,9 +40,11 @@ pub fn router(state: QueryState) -> Router {
                 .map_err(|e| e.to_string())
         }
     });
+    let mut checks = vec![ready];
+    checks.extend(shared_cache.map(crate::cache_writer::readiness));
     web::layers::apply(
         api.merge(web::openapi::docs(doc))
-            .merge(health::router(vec![ready]))
+            .merge(health::router(checks))
             .route("/metrics", get(metrics::render)),
     )
 }

@@ -1,5 +1,7 @@
 //! Query API: the REST reads of Emporium, served from the read models the projector
-//! writes (and, for product views, from an in-process cache in front of them).
+//! writes (and, for product and order views, from the view cache in front of them: in
+//! process, and in Redis with [`QueryState::with_shared_cache`], which the projector side
+//! fills through [`ViewCacheWriter`]).
 //!
 //! Every GET accepts `X-Emporium-Min-Position: N` (or `?minPosition=N`): it is answered
 //! only once the projections it reads have reached the log position a command answered
@@ -24,6 +26,7 @@
 #![deny(missing_docs)]
 
 mod app;
+pub mod cache_writer;
 pub mod consistency;
 pub mod order_read;
 pub mod order_views;
@@ -33,4 +36,5 @@ pub mod state;
 pub mod views;
 
 pub use app::{router, routes};
+pub use cache_writer::ViewCacheWriter;
 pub use state::{QueryConfig, QueryState};

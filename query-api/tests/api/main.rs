@@ -10,3 +10,4 @@ mod inventory;
 mod orders;
 mod products;
 mod shop;
+mod view_cache;
