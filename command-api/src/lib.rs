@@ -6,12 +6,13 @@
 //! load-decide-append loop every handler goes through; [`ordering`] is the order flow
 //! (reservations in SKU order, release on shortage); [`idempotency`] replays retried
 //! commands; [`auth`] issues and rotates tokens; [`sweeper`] releases reservations whose
-//! order never appeared.
+//! order never appeared; [`carts`] keeps carts and wishlists (Redis or SQL).
 #![deny(missing_docs)]
 
 mod app;
 pub mod auth;
 pub mod bootstrap;
+pub mod carts;
 pub mod claims;
 pub mod idempotency;
 pub mod ordering;
