@@ -3,6 +3,7 @@
 mod accounts;
 mod auth;
 mod cart_store;
+mod carts;
 mod helpers;
 mod idempotency;
 mod inventory;
