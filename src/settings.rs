@@ -43,6 +43,11 @@ pub struct Settings {
     /// `EMPORIUM_RESERVATION_TIMEOUT_SECONDS`: a reservation whose order has not appeared
     /// after this long is released by the sweeper (far longer than placing an order takes).
     pub reservation_timeout_seconds: u64,
+    /// `EMPORIUM_REDIS_URL`: Redis for carts and wishlists (and the shared cache). None:
+    /// carts are kept in the SQL database.
+    pub redis_url: Option<String>,
+    /// `EMPORIUM_CART_TTL_SECONDS`: a cart or wishlist untouched this long is dropped.
+    pub cart_ttl_seconds: u64,
 }
 
 impl Default for Settings {
@@ -64,6 +69,8 @@ impl Default for Settings {
             aggregate_cache_capacity: 100_000,
             min_position_wait_ms: 5_000,
             reservation_timeout_seconds: 15 * 60,
+            redis_url: None,
+            cart_ttl_seconds: 30 * 24 * 3600,
         }
     }
 }
@@ -139,6 +146,13 @@ impl Settings {
             "RESERVATION_TIMEOUT_SECONDS",
             &mut s.reservation_timeout_seconds,
         )?;
+        if let Some(v) = env("REDIS_URL") {
+            s.redis_url = Some(v);
+        }
+        env_parsed("CART_TTL_SECONDS", &mut s.cart_ttl_seconds)?;
+        if s.cart_ttl_seconds == 0 {
+            anyhow::bail!("EMPORIUM_CART_TTL_SECONDS must be at least 1");
+        }
         Ok(settings)
     }
 
@@ -212,6 +226,16 @@ impl Settings {
             format!(
                 "EMPORIUM_AGGREGATE_CACHE_CAPACITY             {}",
                 self.aggregate_cache_capacity
+            ),
+            format!(
+                "EMPORIUM_REDIS_URL                            {}",
+                self.redis_url
+                    .as_deref()
+                    .map_or("(not set: carts in the SQL database)".to_owned(), mask_url)
+            ),
+            format!(
+                "EMPORIUM_CART_TTL_SECONDS                     {}",
+                self.cart_ttl_seconds
             ),
         ]
         .join("\n")
