@@ -1,8 +1,6 @@
 //! `emporium serve`: the command API, the projector and the query API in one process, on
 //! one port, sharing one event store and one database.
-use std::time::Duration;
-
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use axum::{Router, routing::get};
 use bus::{Bus, BusKind};
@@ -34,6 +32,22 @@ pub fn command_config(settings: &Settings) -> CommandApiConfig {
                 password,
             }),
     }
+}
+
+/// Where carts and wishlists are kept: Redis when `EMPORIUM_REDIS_URL` is set, else the
+/// SQL database.
+pub fn cart_store(
+    settings: &Settings,
+    backends: &Backends,
+) -> anyhow::Result<Arc<dyn command_api::carts::CartStore>> {
+    command_api::carts::open_store(
+        settings.redis_url.as_deref(),
+        backends.sql.clone(),
+        command_api::carts::CartStoreConfig {
+            ttl: Duration::from_secs(settings.cart_ttl_seconds),
+            ..command_api::carts::CartStoreConfig::default()
+        },
+    )
 }
 
 fn readiness(backends: &Backends, bus: Option<&Arc<dyn Bus>>) -> Vec<health::Check> {
@@ -91,7 +105,9 @@ pub async fn run(settings: &Settings, role: Role) -> anyhow::Result<()> {
     let serves_queries = matches!(role, Role::All | Role::Query);
 
     let commands = if serves_commands {
-        Some(command_api::build_state(backends.store.clone(), backends.sql.clone(), &config).await?)
+        let state =
+            command_api::build_state(backends.store.clone(), backends.sql.clone(), &config).await?;
+        Some(state.with_cart_store(cart_store(settings, &backends)?))
     } else {
         None
     };
@@ -170,6 +186,7 @@ pub async fn run(settings: &Settings, role: Role) -> anyhow::Result<()> {
     });
     let mut checks = readiness(&backends, bus.as_ref());
     checks.extend(shared_cache.clone().map(query_api::cache_writer::readiness));
+    checks.extend(commands.as_ref().map(command_api::carts_check));
     let router = web::layers::apply(
         routes(role, commands, queries)
             .merge(health::router(checks))

@@ -46,8 +46,9 @@ pub struct Settings {
     /// `EMPORIUM_RESERVATION_TIMEOUT_SECONDS`: a reservation whose order has not appeared
     /// after this long is released by the sweeper (far longer than placing an order takes).
     pub reservation_timeout_seconds: u64,
-    /// `EMPORIUM_REDIS_URL`: Redis for the shared view cache (`redis://host:6379/0`). None:
-    /// every node caches views in process only.
+    /// `EMPORIUM_REDIS_URL`: Redis for the shared view cache and for carts and wishlists
+    /// (`redis://host:6379/0`). None: views are cached in process only, carts are kept in the
+    /// SQL database.
     pub redis_url: Option<String>,
     /// `EMPORIUM_CACHE_NAMESPACE`: prefix of the cache's Redis keys and channel.
     pub cache_namespace: String,
@@ -61,6 +62,8 @@ pub struct Settings {
     pub cache_local_capacity: u64,
     /// `EMPORIUM_CACHE_LOCAL_TTL_SECONDS`: longest a view stays in process.
     pub cache_local_ttl_seconds: u64,
+    /// `EMPORIUM_CART_TTL_SECONDS`: a cart or wishlist untouched this long is dropped.
+    pub cart_ttl_seconds: u64,
 }
 
 impl Default for Settings {
@@ -89,6 +92,7 @@ impl Default for Settings {
             cache_timeout_ms: 100,
             cache_local_capacity: 10_000,
             cache_local_ttl_seconds: 10,
+            cart_ttl_seconds: 30 * 24 * 3600,
         }
     }
 }
@@ -177,6 +181,10 @@ impl Settings {
         env_parsed("CACHE_TIMEOUT_MS", &mut s.cache_timeout_ms)?;
         env_parsed("CACHE_LOCAL_CAPACITY", &mut s.cache_local_capacity)?;
         env_parsed("CACHE_LOCAL_TTL_SECONDS", &mut s.cache_local_ttl_seconds)?;
+        env_parsed("CART_TTL_SECONDS", &mut s.cart_ttl_seconds)?;
+        if s.cart_ttl_seconds == 0 {
+            anyhow::bail!("EMPORIUM_CART_TTL_SECONDS must be at least 1");
+        }
         Ok(settings)
     }
 
@@ -272,7 +280,7 @@ impl Settings {
                 "EMPORIUM_REDIS_URL                            {}",
                 self.redis_url
                     .as_deref()
-                    .map_or("(in-process cache only)".to_owned(), mask_url)
+                    .map_or("(not set: in-process cache, carts in SQL)".to_owned(), mask_url)
             ),
             format!(
                 "EMPORIUM_CACHE_NAMESPACE                      {}",
@@ -293,6 +301,10 @@ impl Settings {
             format!(
                 "EMPORIUM_CACHE_LOCAL_TTL_SECONDS              {}",
                 self.cache_local_ttl_seconds
+            ),
+            format!(
+                "EMPORIUM_CART_TTL_SECONDS                     {}",
+                self.cart_ttl_seconds
             ),
         ]
         .join("\n")
