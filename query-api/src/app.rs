@@ -16,6 +16,7 @@ pub fn routes(state: QueryState) -> OpenApiRouter {
         .merge(resources::orders::router())
         .merge(resources::customers::router())
         .merge(resources::analytics::router())
+        .merge(resources::search::router())
         .route_layer(middleware::from_fn(metrics::track))
         .with_state(state)
 }
@@ -26,6 +27,10 @@ pub fn router(state: QueryState) -> Router {
     // Install the recorder now, so requests before the first scrape are counted too.
     metrics::handle();
     let pool = state.pool.clone();
+    let search = state
+        .search
+        .as_ref()
+        .map(crate::search::SearchIndex::readiness_check);
     let (api, doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(routes(state))
         .split_for_parts();
@@ -41,7 +46,9 @@ pub fn router(state: QueryState) -> Router {
     });
     web::layers::apply(
         api.merge(web::openapi::docs(doc))
-            .merge(health::router(vec![ready]))
+            .merge(health::router(
+                std::iter::once(ready).chain(search).collect(),
+            ))
             .route("/metrics", get(metrics::render)),
     )
 }

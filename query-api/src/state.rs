@@ -11,6 +11,7 @@ use crate::{
     consistency::Consistency,
     order_read::{CustomerDirectory, OrderBook, OrderHistory, SalesFigures},
     read::{InventoryLevels, ProductCatalogue},
+    search::{SEARCH_PROJECTION, SearchIndex},
 };
 
 /// Settings of the query API.
@@ -57,6 +58,9 @@ pub struct QueryState {
     /// Orders' audit trails, read from the event store; `None` until
     /// [`QueryState::with_event_store`] gives it one (the history route then answers 503).
     pub history: Option<OrderHistory>,
+    /// This node's search index; `None` until [`QueryState::with_search`] gives it one
+    /// (the search route then answers 503).
+    pub search: Option<SearchIndex>,
 }
 
 impl QueryState {
@@ -78,6 +82,7 @@ impl QueryState {
             customers: CustomerDirectory::new(pool.clone()),
             sales: SalesFigures::new(pool.clone()),
             history: None,
+            search: None,
             consistency,
             verifier,
             pool,
@@ -89,6 +94,17 @@ impl QueryState {
     #[must_use]
     pub fn with_event_store(mut self, store: Arc<dyn EventStore>) -> Self {
         self.history = Some(OrderHistory::new(store));
+        self
+    }
+
+    /// The same state answering `GET /api/v1/search` from `index`, whose position
+    /// read-your-writes waits on.
+    #[must_use]
+    pub fn with_search(mut self, index: SearchIndex) -> Self {
+        self.consistency = self
+            .consistency
+            .with_local(SEARCH_PROJECTION, index.subscribe());
+        self.search = Some(index);
         self
     }
 }
