@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use axum::{Router, routing::get};
 use command_api::{AppState, BootstrapAdmin, CommandApiConfig, auth::AuthConfig};
-use query_api::QueryState;
+use query_api::{QueryState, search::SearchIndex};
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use web::{health, metrics, openapi::ApiDoc};
@@ -92,6 +92,13 @@ pub async fn run(settings: &Settings, role: Role) -> anyhow::Result<()> {
             projector::default_projections(),
         )
     });
+    // Each query node keeps its own search index, a projection it runs itself.
+    let (search, search_projection) = if serves_queries {
+        Some(SearchIndex::open(&settings.search_dir())?)
+    } else {
+        None
+    }
+    .unzip();
     let queries = if serves_queries {
         // Query nodes verify tokens; they derive the public key from the shared key and
         // never sign anything.
@@ -104,10 +111,12 @@ pub async fn run(settings: &Settings, role: Role) -> anyhow::Result<()> {
             ..query_api::QueryConfig::default()
         };
         let positions = projector.as_ref().map(projector::Projector::positions);
-        Some(
-            QueryState::new(backends.sql.clone(), verifier, positions, &query_config)
-                .with_event_store(backends.store.clone()),
-        )
+        let state = QueryState::new(backends.sql.clone(), verifier, positions, &query_config)
+            .with_event_store(backends.store.clone());
+        Some(match search.clone() {
+            Some(index) => state.with_search(index),
+            None => state,
+        })
     } else {
         None
     };
@@ -124,9 +133,11 @@ pub async fn run(settings: &Settings, role: Role) -> anyhow::Result<()> {
             },
         ))
     });
+    let mut checks = readiness(&backends);
+    checks.extend(search.as_ref().map(SearchIndex::readiness_check));
     let router = web::layers::apply(
         routes(role, commands, queries)
-            .merge(health::router(readiness(&backends)))
+            .merge(health::router(checks))
             .route("/metrics", get(metrics::render)),
     );
 
@@ -135,6 +146,16 @@ pub async fn run(settings: &Settings, role: Role) -> anyhow::Result<()> {
         tokio::spawn(projector.run_until_stopped(async move {
             let _ = projector_stopped.await;
         }))
+    });
+    let (stop_search, search_stopped) = tokio::sync::oneshot::channel::<()>();
+    let search_task = search_projection.map(|projection| {
+        tokio::spawn(projection.run_until_stopped(
+            backends.store.clone(),
+            query_api::search::SearchConfig::default(),
+            async move {
+                let _ = search_stopped.await;
+            },
+        ))
     });
     let app = web::server::Application::bind(&settings.addr, router).await?;
     let addr = app.local_addr()?;
@@ -156,6 +177,10 @@ pub async fn run(settings: &Settings, role: Role) -> anyhow::Result<()> {
     app.run_until_stopped(web::shutdown::signal()).await?;
     let _ = stop_projector.send(());
     let _ = stop_sweeper.send(());
+    let _ = stop_search.send(());
+    if let Some(task) = search_task {
+        let _ = task.await;
+    }
     if let Some(task) = sweeper_task {
         let _ = task.await;
     }

@@ -43,6 +43,9 @@ pub struct Settings {
     /// `EMPORIUM_RESERVATION_TIMEOUT_SECONDS`: a reservation whose order has not appeared
     /// after this long is released by the sweeper (far longer than placing an order takes).
     pub reservation_timeout_seconds: u64,
+    /// `EMPORIUM_SEARCH_DIR`: this query node's own search index (default
+    /// `<data dir>/search`); deleted or unreadable, it is rebuilt from the log.
+    pub search_dir: Option<PathBuf>,
 }
 
 impl Default for Settings {
@@ -64,6 +67,7 @@ impl Default for Settings {
             aggregate_cache_capacity: 100_000,
             min_position_wait_ms: 5_000,
             reservation_timeout_seconds: 15 * 60,
+            search_dir: None,
         }
     }
 }
@@ -139,6 +143,9 @@ impl Settings {
             "RESERVATION_TIMEOUT_SECONDS",
             &mut s.reservation_timeout_seconds,
         )?;
+        if let Some(v) = env("SEARCH_DIR") {
+            s.search_dir = Some(v.into());
+        }
         Ok(settings)
     }
 
@@ -147,6 +154,13 @@ impl Settings {
         self.jwt_private_key_file
             .clone()
             .unwrap_or_else(|| self.data_dir.join("jwt-ed25519.pem"))
+    }
+
+    /// The search index folder: the setting, or `<data dir>/search`.
+    pub fn search_dir(&self) -> PathBuf {
+        self.search_dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("search"))
     }
 
     /// The effective configuration for humans, secrets masked.
@@ -212,6 +226,10 @@ impl Settings {
             format!(
                 "EMPORIUM_AGGREGATE_CACHE_CAPACITY             {}",
                 self.aggregate_cache_capacity
+            ),
+            format!(
+                "EMPORIUM_SEARCH_DIR                           {}",
+                self.search_dir().display()
             ),
         ]
         .join("\n")

@@ -4,7 +4,8 @@
 //!
 //! Matching: every word of `q` must match (in the name, the description, or the attribute
 //! and option values), exactly or within its typo allowance ([`typo_allowance`]); the last
-//! word also matches as a prefix (search as you type). Scoring: an exact match earns a
+//! word (from 2 characters) also matches as the exact prefix of a longer word (search as
+//! you type). Scoring: an exact match earns a
 //! fixed bonus plus its BM25 relevance, a typo or prefix match a smaller fixed score, each
 //! multiplied by the field's weight (name 3, attributes 1.5, description 1), so exact hits
 //! rank above typo-only hits; the whole of `q` as a phrase in the name earns a bonus.
@@ -224,8 +225,9 @@ pub(crate) fn text_query(fields: &Fields, words: &[String]) -> Box<dyn Query> {
     Box::new(BooleanQuery::new(clauses))
 }
 
-/// The ways `word` matches in `field`: exactly (a fixed bonus and BM25), and within its
-/// typo allowance or, for the last word, as a (typo-tolerant) prefix.
+/// The ways `word` matches in `field`: exactly (a fixed bonus and BM25), within its typo
+/// allowance, and, for the last word, as a prefix. Typos are allowed on whole words only:
+/// a typo-tolerant prefix matches far too much (`teal` would find `tall`).
 fn word_in_field(field: Field, weight: Score, word: &str, last: bool) -> Vec<Box<dyn Query>> {
     let term = Term::from_field_text(field, word);
     let exact = || Box::new(TermQuery::new(term.clone(), IndexRecordOption::WithFreqs));
@@ -234,15 +236,15 @@ fn word_in_field(field: Field, weight: Score, word: &str, last: bool) -> Vec<Box
         Box::new(BoostQuery::new(exact(), weight)),
     ];
     let distance = typo_allowance(word);
-    let prefix = last && word.chars().count() >= MIN_PREFIX_LEN;
-    let fuzzy = match (prefix, distance) {
-        (true, _) => Some(FuzzyTermQuery::new_prefix(term.clone(), distance, true)),
-        (false, 0) => None,
-        (false, _) => Some(FuzzyTermQuery::new(term.clone(), distance, true)),
-    };
-    if let Some(fuzzy) = fuzzy {
+    if distance > 0 {
         queries.push(Box::new(BoostQuery::new(
-            Box::new(fuzzy),
+            Box::new(FuzzyTermQuery::new(term.clone(), distance, true)),
+            weight * FUZZY_SCORE,
+        )));
+    }
+    if last && word.chars().count() >= MIN_PREFIX_LEN {
+        queries.push(Box::new(BoostQuery::new(
+            Box::new(FuzzyTermQuery::new_prefix(term, 0, true)),
             weight * FUZZY_SCORE,
         )));
     }
