@@ -352,3 +352,29 @@ fn facets(tally: FacetTally) -> SearchFacets {
             .collect(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_folder_has_one_writer() {
+        let folder = tempfile::tempdir().unwrap();
+        let (index, _projection) = SearchIndex::open(folder.path()).unwrap();
+        assert_eq!(index.position(), 0);
+        assert!(index.is_empty());
+        let second = SearchIndex::open(folder.path());
+        assert!(
+            second.is_err(),
+            "a second writer on the same folder is refused"
+        );
+    }
+
+    #[test]
+    fn the_checkpoint_payload_round_trips() {
+        let payload = Checkpoint::new(42).to_payload().unwrap();
+        assert_eq!(payload, r#"{"schemaVersion":1,"position":42}"#);
+        let back: Checkpoint = serde_json::from_str(&payload).unwrap();
+        assert_eq!(back.position, 42);
+    }
+}
