@@ -5,7 +5,7 @@ use std::{sync::Arc, time::Duration};
 use axum::{Router, routing::get};
 use bus::{Bus, BusKind};
 use command_api::{AppState, BootstrapAdmin, CommandApiConfig, auth::AuthConfig};
-use query_api::QueryState;
+use query_api::{QueryState, search::SearchIndex};
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use web::{health, metrics, openapi::ApiDoc};
@@ -146,6 +146,13 @@ pub async fn run(settings: &Settings, role: Role) -> anyhow::Result<()> {
                 projector::RunnerConfig::default(),
             )
         });
+    // Each query node keeps its own search index, a projection it runs itself.
+    let (search, search_projection) = if serves_queries {
+        Some(SearchIndex::open(&settings.search_dir())?)
+    } else {
+        None
+    }
+    .unzip();
     let queries = if serves_queries {
         // Query nodes verify tokens; they derive the public key from the shared key and
         // never sign anything.
@@ -164,8 +171,12 @@ pub async fn run(settings: &Settings, role: Role) -> anyhow::Result<()> {
         let positions = projector.as_ref().map(projector::Projector::positions);
         let state = QueryState::new(backends.sql.clone(), verifier, positions, &query_config)
             .with_event_store(backends.store.clone());
-        Some(match &shared_cache {
+        let state = match &shared_cache {
             Some(shared) => state.with_shared_cache(shared.clone()),
+            None => state,
+        };
+        Some(match search.clone() {
+            Some(index) => state.with_search(index),
             None => state,
         })
     } else {
@@ -187,6 +198,7 @@ pub async fn run(settings: &Settings, role: Role) -> anyhow::Result<()> {
     let mut checks = readiness(&backends, bus.as_ref());
     checks.extend(shared_cache.clone().map(query_api::cache_writer::readiness));
     checks.extend(commands.as_ref().map(command_api::carts_check));
+    checks.extend(search.as_ref().map(SearchIndex::readiness_check));
     let router = web::layers::apply(
         routes(role, commands, queries)
             .merge(health::router(checks))
@@ -227,6 +239,16 @@ pub async fn run(settings: &Settings, role: Role) -> anyhow::Result<()> {
                 .await;
         })
     });
+    let (stop_search, search_stopped) = tokio::sync::oneshot::channel::<()>();
+    let search_task = search_projection.map(|projection| {
+        tokio::spawn(projection.run_until_stopped(
+            backends.store.clone(),
+            query_api::search::SearchConfig::default(),
+            async move {
+                let _ = search_stopped.await;
+            },
+        ))
+    });
     let app = web::server::Application::bind(&settings.addr, router).await?;
     let addr = app.local_addr()?;
     tracing::info!(%addr, ?role, backends = %backends.description, "Emporium is listening");
@@ -249,7 +271,11 @@ pub async fn run(settings: &Settings, role: Role) -> anyhow::Result<()> {
     let _ = stop_publisher.send(());
     let _ = stop_sweeper.send(());
     let _ = stop_writer.send(());
+    let _ = stop_search.send(());
     if let Some(task) = writer_task {
+        let _ = task.await;
+    }
+    if let Some(task) = search_task {
         let _ = task.await;
     }
     if let Some(task) = sweeper_task {

@@ -64,6 +64,9 @@ pub struct Settings {
     pub cache_local_ttl_seconds: u64,
     /// `EMPORIUM_CART_TTL_SECONDS`: a cart or wishlist untouched this long is dropped.
     pub cart_ttl_seconds: u64,
+    /// `EMPORIUM_SEARCH_DIR`: this query node's own search index (default
+    /// `<data dir>/search`); deleted or unreadable, it is rebuilt from the log.
+    pub search_dir: Option<PathBuf>,
 }
 
 impl Default for Settings {
@@ -93,6 +96,7 @@ impl Default for Settings {
             cache_local_capacity: 10_000,
             cache_local_ttl_seconds: 10,
             cart_ttl_seconds: 30 * 24 * 3600,
+            search_dir: None,
         }
     }
 }
@@ -184,6 +188,8 @@ impl Settings {
         env_parsed("CART_TTL_SECONDS", &mut s.cart_ttl_seconds)?;
         if s.cart_ttl_seconds == 0 {
             anyhow::bail!("EMPORIUM_CART_TTL_SECONDS must be at least 1");
+        if let Some(v) = env("SEARCH_DIR") {
+            s.search_dir = Some(v.into());
         }
         Ok(settings)
     }
@@ -204,6 +210,13 @@ impl Settings {
         self.jwt_private_key_file
             .clone()
             .unwrap_or_else(|| self.data_dir.join("jwt-ed25519.pem"))
+    }
+
+    /// The search index folder: the setting, or `<data dir>/search`.
+    pub fn search_dir(&self) -> PathBuf {
+        self.search_dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("search"))
     }
 
     /// The effective configuration for humans, secrets masked.
@@ -305,6 +318,8 @@ impl Settings {
             format!(
                 "EMPORIUM_CART_TTL_SECONDS                     {}",
                 self.cart_ttl_seconds
+                "EMPORIUM_SEARCH_DIR                           {}",
+                self.search_dir().display()
             ),
         ]
         .join("\n")

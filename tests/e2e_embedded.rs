@@ -156,6 +156,17 @@ async fn the_whole_flow_survives_a_restart() {
         listed["items"][0]["variants"][0]["available"], 3,
         "{listed}"
     );
+    // Full-text search, from this node's own index, with a typo.
+    let searched: Value = client
+        .get(format!("{base}/api/v1/search?q=walnot"))
+        .header("x-emporium-min-position", restocked["position"].to_string())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(searched["items"][0]["name"], "Walnut desk", "{searched}");
     let (status, _) = post(&client, format!("{base}/api/v1/auth/register"), None,
         json!({"name": "Grace Hopper", "email": "grace@example.com", "mobileNumber": "+15550100", "password": "cobol-rules-1959"})).await;
     assert_eq!(status, StatusCode::CREATED);
@@ -186,6 +197,16 @@ async fn the_whole_flow_survives_a_restart() {
     // state (it can ship, and only once), and the stock it holds.
     let server = start(data.path()).await;
     let base = server.base.clone();
+    let searched: Value = client
+        .get(format!("{base}/api/v1/search?q=desk"))
+        .header("x-emporium-min-position", restocked["position"].to_string())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(searched["total"], 1, "{searched}");
     let admin = login(&client, &base, "admin", ADMIN_PASSWORD).await;
     let grace = login(&client, &base, "+15550100", "cobol-rules-1959").await;
     let (status, _) = post(

@@ -16,6 +16,7 @@ pub fn routes(state: QueryState) -> OpenApiRouter {
         .merge(resources::orders::router())
         .merge(resources::customers::router())
         .merge(resources::analytics::router())
+        .merge(resources::search::router())
         .route_layer(middleware::from_fn(metrics::track))
         .with_state(state)
 }
@@ -27,6 +28,10 @@ pub fn router(state: QueryState) -> Router {
     metrics::handle();
     let pool = state.pool.clone();
     let shared_cache = state.shared_cache.clone();
+    let search = state
+        .search
+        .as_ref()
+        .map(crate::search::SearchIndex::readiness_check);
     let (api, doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(routes(state))
         .split_for_parts();
@@ -42,6 +47,7 @@ pub fn router(state: QueryState) -> Router {
     });
     let mut checks = vec![ready];
     checks.extend(shared_cache.map(crate::cache_writer::readiness));
+    checks.extend(search);
     web::layers::apply(
         api.merge(web::openapi::docs(doc))
             .merge(health::router(checks))

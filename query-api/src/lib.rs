@@ -13,7 +13,9 @@
 //! and inventory) and [`order_read`] (orders, order histories, customers, sales) hold the
 //! repositories and their SQL; [`views`] and [`order_views`] the JSON shapes. Compose it
 //! with an in-process projector by passing its positions, and give it the event store for
-//! orders' audit trails (without one, `GET /api/v1/orders/{id}/history` answers 503):
+//! orders' audit trails (without one, `GET /api/v1/orders/{id}/history` answers 503) and
+//! a [`search::SearchIndex`] for full-text search (without one, `GET /api/v1/search`
+//! answers 503; its [`search::SearchProjection`] keeps it current):
 //!
 //! ```no_run
 //! # fn compose(pool: sqlx::AnyPool, verifier: std::sync::Arc<web::JwtVerifier>, positions: projector::Positions, store: std::sync::Arc<dyn eventstore::EventStore>) {
@@ -32,6 +34,7 @@ pub mod order_read;
 pub mod order_views;
 pub mod read;
 pub mod routes;
+pub mod search;
 pub mod state;
 pub mod views;
 

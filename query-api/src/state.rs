@@ -12,6 +12,7 @@ use crate::{
     consistency::Consistency,
     order_read::{CustomerDirectory, OrderBook, OrderHistory, SalesFigures},
     read::{InventoryLevels, ProductCatalogue},
+    search::{SEARCH_PROJECTION, SearchIndex},
 };
 
 /// Settings of the query API.
@@ -67,6 +68,9 @@ pub struct QueryState {
     /// The shared view cache (Redis) behind the in-process ones, if this node has one
     /// ([`QueryState::with_shared_cache`]); its health is a degrading readiness check.
     pub shared_cache: Option<SharedViews>,
+    /// This node's search index; `None` until [`QueryState::with_search`] gives it one
+    /// (the search route then answers 503).
+    pub search: Option<SearchIndex>,
 }
 
 impl QueryState {
@@ -89,6 +93,7 @@ impl QueryState {
             sales: SalesFigures::new(pool.clone()),
             history: None,
             shared_cache: None,
+            search: None,
             consistency,
             verifier,
             pool,
@@ -100,6 +105,17 @@ impl QueryState {
     #[must_use]
     pub fn with_event_store(mut self, store: Arc<dyn EventStore>) -> Self {
         self.history = Some(OrderHistory::new(store));
+        self
+    }
+
+    /// The same state answering `GET /api/v1/search` from `index`, whose position
+    /// read-your-writes waits on.
+    #[must_use]
+    pub fn with_search(mut self, index: SearchIndex) -> Self {
+        self.consistency = self
+            .consistency
+            .with_local(SEARCH_PROJECTION, index.subscribe());
+        self.search = Some(index);
         self
     }
 }

@@ -9,5 +9,6 @@ mod helpers;
 mod inventory;
 mod orders;
 mod products;
+mod search;
 mod shop;
 mod view_cache;
