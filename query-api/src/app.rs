@@ -16,6 +16,7 @@ pub fn routes(state: QueryState) -> OpenApiRouter {
         .merge(resources::orders::router())
         .merge(resources::customers::router())
         .merge(resources::analytics::router())
+        .merge(resources::recommendations::router())
         .route_layer(middleware::from_fn(metrics::track))
         .with_state(state)
 }

@@ -11,6 +11,7 @@ use crate::{
     consistency::Consistency,
     order_read::{CustomerDirectory, OrderBook, OrderHistory, SalesFigures},
     read::{InventoryLevels, ProductCatalogue},
+    recommendations::Recommendations,
 };
 
 /// Settings of the query API.
@@ -54,6 +55,8 @@ pub struct QueryState {
     pub customers: CustomerDirectory,
     /// Sales figures.
     pub sales: SalesFigures,
+    /// Bought-together and similar products.
+    pub recommendations: Recommendations,
     /// Orders' audit trails, read from the event store; `None` until
     /// [`QueryState::with_event_store`] gives it one (the history route then answers 503).
     pub history: Option<OrderHistory>,
@@ -77,6 +80,7 @@ impl QueryState {
             orders: OrderBook::new(pool.clone()),
             customers: CustomerDirectory::new(pool.clone()),
             sales: SalesFigures::new(pool.clone()),
+            recommendations: Recommendations::new(pool.clone()),
             history: None,
             consistency,
             verifier,

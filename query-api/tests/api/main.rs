@@ -9,4 +9,5 @@ mod helpers;
 mod inventory;
 mod orders;
 mod products;
+mod recommendations;
 mod shop;
