@@ -350,7 +350,6 @@ async fn customer_recommendations_leave_out_their_purchases(app: TestApp) {
         .await
         .unwrap();
     assert_eq!(list, json!({"items": []}));
-    let _ = shop.bob;
 }
 
 async fn recommendations_refuse_bad_requests(app: TestApp) {
