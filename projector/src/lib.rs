@@ -32,6 +32,7 @@
 #![deny(missing_docs)]
 
 pub mod batch;
+pub mod bought_together;
 pub mod catalog;
 pub mod customers;
 pub mod inventory;
@@ -43,6 +44,7 @@ pub mod sales;
 
 use std::sync::Arc;
 
+pub use bought_together::BoughtTogetherProjection;
 pub use catalog::CatalogProjection;
 pub use customers::CustomersProjection;
 pub use inventory::InventoryProjection;
@@ -54,8 +56,8 @@ pub use runtime::{
 };
 pub use sales::SalesProjection;
 
-/// Every projection this crate provides: `catalog`, `inventory`, `orders`, `customers`
-/// and `sales`.
+/// Every projection this crate provides: `catalog`, `inventory`, `orders`, `customers`,
+/// `sales` and `bought_together`.
 pub fn default_projections() -> Vec<Arc<dyn Projection>> {
     vec![
         Arc::new(CatalogProjection),
@@ -63,5 +65,6 @@ pub fn default_projections() -> Vec<Arc<dyn Projection>> {
         Arc::new(OrdersProjection),
         Arc::new(CustomersProjection),
         Arc::new(SalesProjection),
+        Arc::new(BoughtTogetherProjection),
     ]
 }

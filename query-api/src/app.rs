@@ -17,6 +17,7 @@ pub fn routes(state: QueryState) -> OpenApiRouter {
         .merge(resources::customers::router())
         .merge(resources::analytics::router())
         .merge(resources::search::router())
+        .merge(resources::recommendations::router())
         .route_layer(middleware::from_fn(metrics::track))
         .with_state(state)
 }

@@ -33,6 +33,7 @@ pub mod consistency;
 pub mod order_read;
 pub mod order_views;
 pub mod read;
+pub mod recommendations;
 pub mod routes;
 pub mod search;
 pub mod state;

@@ -361,6 +361,35 @@ fn group(rows: &[AnyRow], with_available: bool) -> anyhow::Result<Vec<ProductVie
     Ok(products)
 }
 
+/// The views of the products `ids` as the product list shows them (variants with live
+/// availability), in no particular order; ids without a product are left out.
+///
+/// # Errors
+/// When the read models cannot be read.
+pub(crate) async fn product_views(
+    pool: &AnyPool,
+    ids: &[String],
+) -> Result<Vec<ProductView>, ApiError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let placeholders: Vec<String> = (1..=ids.len()).map(|n| format!("${n}")).collect();
+    let sql = format!(
+        "SELECT {PRODUCT_COLUMNS}, {VARIANT_COLUMNS}, i.on_hand - i.reserved AS v_available \
+         FROM rm_products p \
+         LEFT JOIN rm_variants v ON v.product_id = p.id \
+         LEFT JOIN rm_inventory i ON i.sku = v.sku \
+         WHERE p.id IN ({}) ORDER BY p.id, v.ordinal",
+        placeholders.join(", ")
+    );
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for id in ids {
+        query = query.bind(id.clone());
+    }
+    let rows = query.fetch_all(pool).await.map_err(internal)?;
+    Ok(group(&rows, true)?)
+}
+
 /// Which products match a query, and what one product looks like.
 #[derive(Clone, Debug)]
 pub struct ProductCatalogue {

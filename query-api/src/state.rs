@@ -13,6 +13,7 @@ use crate::{
     order_read::{CustomerDirectory, OrderBook, OrderHistory, SalesFigures},
     read::{InventoryLevels, ProductCatalogue},
     search::{SEARCH_PROJECTION, SearchIndex},
+    recommendations::Recommendations,
 };
 
 /// Settings of the query API.
@@ -62,6 +63,8 @@ pub struct QueryState {
     pub customers: CustomerDirectory,
     /// Sales figures.
     pub sales: SalesFigures,
+    /// Bought-together and similar products.
+    pub recommendations: Recommendations,
     /// Orders' audit trails, read from the event store; `None` until
     /// [`QueryState::with_event_store`] gives it one (the history route then answers 503).
     pub history: Option<OrderHistory>,
@@ -91,6 +94,7 @@ impl QueryState {
             orders: OrderBook::new(pool.clone(), consistency.clone(), config),
             customers: CustomerDirectory::new(pool.clone()),
             sales: SalesFigures::new(pool.clone()),
+            recommendations: Recommendations::new(pool.clone()),
             history: None,
             shared_cache: None,
             search: None,

@@ -10,5 +10,6 @@ mod inventory;
 mod orders;
 mod products;
 mod search;
+mod recommendations;
 mod shop;
 mod view_cache;
