@@ -6,6 +6,7 @@ mod admin;
 mod backends;
 mod cli;
 mod demo;
+mod lake;
 mod serve;
 mod settings;
 
@@ -33,6 +34,7 @@ async fn main() -> anyhow::Result<()> {
             println!("{}", settings.describe());
             Ok(())
         }
+        Command::Export { from, to, out } => lake::run(&settings, from, to, &out).await,
         Command::Admin {
             command:
                 AdminCommand::Create {

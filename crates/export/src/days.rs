@@ -90,7 +90,10 @@ mod tests {
 
     #[test]
     fn days_are_read_exactly_as_yyyy_mm_dd() {
-        assert_eq!(day("2024-02-29"), NaiveDate::from_ymd_opt(2024, 2, 29).unwrap());
+        assert_eq!(
+            day("2024-02-29"),
+            NaiveDate::from_ymd_opt(2024, 2, 29).unwrap()
+        );
         for bad in [
             "2023-02-29",
             "2024-5-01",

@@ -77,7 +77,9 @@ impl Destination {
             });
         }
         if let Some((scheme, _)) = out.split_once("://") {
-            bail!("{out:?}: unsupported destination {scheme}://; use a folder or s3://bucket/prefix");
+            bail!(
+                "{out:?}: unsupported destination {scheme}://; use a folder or s3://bucket/prefix"
+            );
         }
         if out.is_empty() {
             bail!("--out must name a folder or s3://bucket/prefix");

@@ -11,7 +11,9 @@ use std::sync::Arc;
 use anyhow::Context;
 use arrow_array::{
     ArrayRef, RecordBatch,
-    builder::{ArrayBuilder, Int32Builder, Int64Builder, StringBuilder, TimestampMicrosecondBuilder},
+    builder::{
+        ArrayBuilder, Int32Builder, Int64Builder, StringBuilder, TimestampMicrosecondBuilder,
+    },
 };
 use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use projector::{orders::OrderView, runtime::parse_timestamp};

@@ -154,7 +154,11 @@ pub async fn write_day(
         return Err(err.context(format!("exporting {day}")));
     }
     let mut kept = [None, None];
-    if let Some(DayFiles { mut lines, mut orders }) = files {
+    if let Some(DayFiles {
+        mut lines,
+        mut orders,
+    }) = files
+    {
         // A failed finish is not aborted: its upload may already be completing. An
         // unfinished S3 multipart upload is invisible (a bucket lifecycle rule reclaims it).
         for part in [&mut lines, &mut orders] {

@@ -13,8 +13,8 @@ use std::{
 use arrow_array::{Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray};
 use chrono::{DateTime, NaiveDate, Utc};
 use domain::{
-    aggregate::{DomainEvent, encode},
     account::Role,
+    aggregate::{DomainEvent, encode},
     ids::{AccountId, OrderId, ProductId, Sku},
     money::{Currency, Money},
     order::{Actor, OrderEvent, OrderLine, OrderStatus, ShippingAddress},
@@ -40,7 +40,9 @@ fn day(text: &str) -> NaiveDate {
 }
 
 fn at(text: &str) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(text).unwrap().with_timezone(&Utc)
+    DateTime::parse_from_rfc3339(text)
+        .unwrap()
+        .with_timezone(&Utc)
 }
 
 /// Every file under `root`, relative, sorted.
@@ -166,7 +168,13 @@ async fn a_day_is_replaced_whole_and_never_duplicated() {
     assert_eq!((report.orders, report.lines, report.removed), (2, 3, 0));
     assert_eq!(files(&root), [LINES_1, ORDERS_1], "no staging file is left");
     let (orders, metadata) = read(&root.join(ORDERS_1));
-    assert_eq!(strings(&orders, "order_id"), [Uuid::from_u128(1).to_string(), Uuid::from_u128(2).to_string()]);
+    assert_eq!(
+        strings(&orders, "order_id"),
+        [
+            Uuid::from_u128(1).to_string(),
+            Uuid::from_u128(2).to_string()
+        ]
+    );
     assert_eq!(ints(&orders, "units"), [5, 1]);
     assert_eq!(ints(&orders, "total_minor"), [2_495, 499]);
     assert_eq!(
@@ -197,16 +205,28 @@ async fn a_day_is_replaced_whole_and_never_duplicated() {
     assert_eq!((report.orders, report.lines, report.removed), (1, 1, 1));
     assert_eq!(files(&root), [LINES_1, ORDERS_1]);
     let (orders, _) = read(&root.join(ORDERS_1));
-    assert_eq!(strings(&orders, "order_id"), [Uuid::from_u128(3).to_string()]);
+    assert_eq!(
+        strings(&orders, "order_id"),
+        [Uuid::from_u128(3).to_string()]
+    );
     assert_eq!(read(&root.join(LINES_1)).0.num_rows(), 1);
 
     // Another day is untouched by this one's runs and listed beside it.
-    write_day(&lake, day("2024-05-02"), records(vec![record(4, "2024-05-02T08:00:00Z", &[1])]), &meta)
-        .await
-        .unwrap();
+    write_day(
+        &lake,
+        day("2024-05-02"),
+        records(vec![record(4, "2024-05-02T08:00:00Z", &[1])]),
+        &meta,
+    )
+    .await
+    .unwrap();
     for dataset in Dataset::ALL {
         assert_eq!(
-            lake.partition_days(dataset).await.unwrap().into_iter().collect::<Vec<_>>(),
+            lake.partition_days(dataset)
+                .await
+                .unwrap()
+                .into_iter()
+                .collect::<Vec<_>>(),
             [may1, day("2024-05-02")]
         );
     }
@@ -232,9 +252,14 @@ async fn a_failed_run_leaves_the_day_as_it_was() {
     let root = dir.path().to_path_buf();
     let lake = Destination::open(root.to_str().unwrap()).unwrap();
     let may1 = day("2024-05-01");
-    write_day(&lake, may1, records(vec![record(1, "2024-05-01T10:00:00Z", &[1, 2])]), &[])
-        .await
-        .unwrap();
+    write_day(
+        &lake,
+        may1,
+        records(vec![record(1, "2024-05-01T10:00:00Z", &[1, 2])]),
+        &[],
+    )
+    .await
+    .unwrap();
     let before = (
         std::fs::read(root.join(ORDERS_1)).unwrap(),
         std::fs::read(root.join(LINES_1)).unwrap(),
@@ -248,7 +273,10 @@ async fn a_failed_run_leaves_the_day_as_it_was() {
     let err = write_day(&lake, may1, futures::stream::iter(list), &[])
         .await
         .unwrap_err();
-    assert!(format!("{err:#}").contains("the database went away"), "{err:#}");
+    assert!(
+        format!("{err:#}").contains("the database went away"),
+        "{err:#}"
+    );
 
     assert_eq!(files(&root), [LINES_1, ORDERS_1]);
     assert_eq!(std::fs::read(root.join(ORDERS_1)).unwrap(), before.0);
@@ -380,15 +408,71 @@ fn admin() -> Actor {
 /// microsecond), 05-02 (one cancelled, one at the first microsecond, then paid), 05-04
 /// (EUR and USD). 05-03 has none.
 async fn history(db: &Db) {
-    let order = |n: u128| OrderId::new(Uuid::from_u128(0x0190_0000_0000_7000_8000_0000_0000_0000 + n));
+    let order = |n: u128| {
+        OrderId::new(Uuid::from_u128(
+            0x0190_0000_0000_7000_8000_0000_0000_0000 + n,
+        ))
+    };
     let script = [
-        (1, placed(order(1), vec![line("MUG-B", 11, 2, 1_250, "EUR")], "2024-04-30T12:00:00Z")),
-        (2, placed(order(2), vec![line("MUG-B", 11, 1, 1_250, "EUR"), line("TEA-G", 12, 3, 800, "EUR")], "2024-05-01T08:30:00Z")),
-        (3, placed(order(3), vec![line("TEA-G", 12, 1, 800, "EUR")], "2024-05-01T23:59:59.999999Z")),
-        (4, placed(order(4), vec![line("MUG-B", 11, 5, 1_250, "EUR")], "2024-05-02T09:00:00Z")),
-        (5, placed(order(5), vec![line("TEA-G", 12, 2, 800, "EUR")], "2024-05-02T00:00:00Z")),
-        (6, placed(order(6), vec![line("MUG-B", 11, 1, 1_250, "EUR")], "2024-05-04T10:00:00Z")),
-        (7, placed(order(7), vec![line("MUG-US", 13, 2, 1_500, "USD")], "2024-05-04T11:00:00Z")),
+        (
+            1,
+            placed(
+                order(1),
+                vec![line("MUG-B", 11, 2, 1_250, "EUR")],
+                "2024-04-30T12:00:00Z",
+            ),
+        ),
+        (
+            2,
+            placed(
+                order(2),
+                vec![
+                    line("MUG-B", 11, 1, 1_250, "EUR"),
+                    line("TEA-G", 12, 3, 800, "EUR"),
+                ],
+                "2024-05-01T08:30:00Z",
+            ),
+        ),
+        (
+            3,
+            placed(
+                order(3),
+                vec![line("TEA-G", 12, 1, 800, "EUR")],
+                "2024-05-01T23:59:59.999999Z",
+            ),
+        ),
+        (
+            4,
+            placed(
+                order(4),
+                vec![line("MUG-B", 11, 5, 1_250, "EUR")],
+                "2024-05-02T09:00:00Z",
+            ),
+        ),
+        (
+            5,
+            placed(
+                order(5),
+                vec![line("TEA-G", 12, 2, 800, "EUR")],
+                "2024-05-02T00:00:00Z",
+            ),
+        ),
+        (
+            6,
+            placed(
+                order(6),
+                vec![line("MUG-B", 11, 1, 1_250, "EUR")],
+                "2024-05-04T10:00:00Z",
+            ),
+        ),
+        (
+            7,
+            placed(
+                order(7),
+                vec![line("MUG-US", 13, 2, 1_500, "USD")],
+                "2024-05-04T11:00:00Z",
+            ),
+        ),
     ];
     for (n, event) in &script {
         db.append(order(*n), event).await;
@@ -451,12 +535,20 @@ fn lake_by_day(root: &FsPath) -> BTreeMap<(String, String), (i64, i64, i64)> {
         );
         let (quantities, totals) = (ints(&lines, "quantity"), ints(&lines, "line_total_minor"));
         for (placed_at, i) in times(&lines, "placed_at").into_iter().zip(0..) {
-            let placed_day = DateTime::from_timestamp_micros(placed_at).unwrap().date_naive();
-            assert_eq!(placed_day.to_string(), day, "a line lies in its placement day");
+            let placed_day = DateTime::from_timestamp_micros(placed_at)
+                .unwrap()
+                .date_naive();
+            assert_eq!(
+                placed_day.to_string(),
+                day,
+                "a line lies in its placement day"
+            );
             if statuses[i] == "CANCELLED" {
                 continue;
             }
-            let entry = figures.entry((day.clone(), currencies[i].clone())).or_default();
+            let entry = figures
+                .entry((day.clone(), currencies[i].clone()))
+                .or_default();
             entry.0.insert(ids[i].clone());
             entry.1 += quantities[i];
             entry.2 += totals[i];
@@ -502,7 +594,11 @@ async fn exports_days_with_the_sales_reports_figures(db: Db) {
     );
     let layout = files(&root);
     assert_eq!(layout.len(), 6, "{layout:?}");
-    assert!(layout.iter().all(|f| !f.contains("2024-04-30") && !f.contains("2024-05-03")));
+    assert!(
+        layout
+            .iter()
+            .all(|f| !f.contains("2024-04-30") && !f.contains("2024-05-03"))
+    );
 
     let (orders, metadata) = read(&root.join("orders/date=2024-05-02/part-0.parquet"));
     assert_eq!(metadata["emporium.orders_checkpoint"], head.to_string());
@@ -517,12 +613,21 @@ async fn exports_days_with_the_sales_reports_figures(db: Db) {
     assert_eq!(lake_by_day(&root), expected);
 
     // A re-run rewrites the same days with the same rows: nothing added, nothing removed.
-    let bytes: Vec<Vec<u8>> = layout.iter().map(|f| std::fs::read(root.join(f)).unwrap()).collect();
+    let bytes: Vec<Vec<u8>> = layout
+        .iter()
+        .map(|f| std::fs::read(root.join(f)).unwrap())
+        .collect();
     let again = export::export(&db.pool, &lake, range).await.unwrap();
     assert_eq!(again.days.len(), 3, "the emptied day is not revisited");
     assert_eq!(files(&root), layout);
-    let after: Vec<Vec<u8>> = layout.iter().map(|f| std::fs::read(root.join(f)).unwrap()).collect();
-    assert!(bytes == after, "a re-run over unchanged orders writes identical files");
+    let after: Vec<Vec<u8>> = layout
+        .iter()
+        .map(|f| std::fs::read(root.join(f)).unwrap())
+        .collect();
+    assert!(
+        bytes == after,
+        "a re-run over unchanged orders writes identical files"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
