@@ -16,7 +16,8 @@ pub async fn run(
     // Before touching the database: a bad destination is an input error.
     let destination = Destination::open(out)?;
     let backends = Backends::open(settings).await?;
-    let report = export::export(&backends.sql, &destination, range).await?;
+    let report =
+        export::export(backends.store.as_ref(), &backends.sql, &destination, range).await?;
     let (mut orders, mut lines) = (0, 0);
     for day in &report.days {
         orders += day.orders;
@@ -42,8 +43,8 @@ pub async fn run(
     let head = backends.store.head_position().await?;
     if report.checkpoint < head {
         eprintln!(
-            "note: the log is at position {head}: orders placed since position {} are not in \
-             the read model yet (a running projector catches up; export those days again later)",
+            "note: the log has moved on to position {head}: what happened after position {} \
+             is not in this export (export those days again later)",
             report.checkpoint
         );
     }

@@ -17,7 +17,8 @@
 //! Guarantees: a day is rewritten whole on every run that covers it (see
 //! [`write::write_day`]): files are published atomically under deterministic names, so a
 //! re-run replaces a day's rows and never duplicates them; a day without orders has no
-//! files. The export reads only the read model, never the log.
+//! files. The export first brings the `orders` read model up to the log's head (see
+//! [`source::catch_up`]), then reads only the read model.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
@@ -34,21 +35,22 @@ pub use days::{DayRange, parse_day};
 pub use destination::{Dataset, Destination};
 pub use write::DayReport;
 
+use eventstore::EventStore;
 use sqlx::AnyPool;
 
 /// What an export did.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Report {
-    /// The log position the `orders` read model reflected when the export began (also in
-    /// each file's metadata as `emporium.orders_checkpoint`).
+    /// The log position the `orders` read model reflected once caught up (also in each
+    /// file's metadata as `emporium.orders_checkpoint`).
     pub checkpoint: u64,
     /// Every day rewritten: the days of the range with orders, and those without orders
     /// whose earlier files were removed.
     pub days: Vec<DayReport>,
 }
 
-/// Exports the orders placed on the days of `range` from the read models in `pool` to
-/// `destination`, one day after another.
+/// Exports the orders placed on the days of `range` to `destination`, one day after
+/// another: the `orders` read model in `pool` is first caught up with `store`'s head.
 ///
 /// Days with orders are found with one index seek each; days without orders are visited
 /// only when they have partitions to remove, so a long, sparse range costs little.
@@ -57,11 +59,12 @@ pub struct Report {
 /// When the read model or the destination fails; the days done before stay done, the day
 /// that failed keeps its previous files.
 pub async fn export(
+    store: &dyn EventStore,
     pool: &AnyPool,
     destination: &Destination,
     range: DayRange,
 ) -> anyhow::Result<Report> {
-    let checkpoint = source::checkpoint(pool).await?;
+    let checkpoint = source::catch_up(store, pool).await?;
     let mut days: BTreeSet<NaiveDate> = source::days_with_orders(pool, range)
         .await?
         .into_iter()
