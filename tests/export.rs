@@ -436,7 +436,11 @@ fn python_has(modules: &str) -> bool {
                     "python3 module(s) {modules} (python3 -m pip install duckdb 'moto[server]')"
                 ),
                 "python3",
-                &String::from_utf8_lossy(&output.stderr).trim(),
+                // The error, not the traceback before it.
+                &String::from_utf8_lossy(&output.stderr)
+                    .lines()
+                    .last()
+                    .unwrap_or_default(),
             );
             false
         }
