@@ -7,6 +7,7 @@ mod backends;
 mod cli;
 mod demo;
 mod replay;
+mod lake;
 mod serve;
 mod settings;
 
@@ -38,6 +39,7 @@ async fn main() -> anyhow::Result<()> {
             println!("{}", settings.describe());
             Ok(())
         }
+        Command::Export { from, to, out } => lake::run(&settings, from, to, &out).await,
         Command::Admin {
             command:
                 AdminCommand::Create {
