@@ -1,27 +1,8 @@
-//! `loadgen`: Emporium's load harness. `setup` makes a catalogue and customers through the
-//! API; `run <scenario>` drives browse, checkout, hot-SKU, mixed or single-page load with
-//! C keep-alive connections (closed loop, or open loop at `--rate`) and reports throughput,
-//! latency percentiles, errors by status and projection lag; `roof-server` serves the
-//! HTTP roof; `table` turns JSON reports into the README's results table.
+//! `loadgen`: Emporium's load harness (see the library's documentation and the README's
+//! "Load testing" section).
 use anyhow::Context;
 use clap::Parser;
-
-mod api;
-mod cli;
-mod engine;
-mod hot;
-mod http;
-mod lag;
-mod report;
-mod roof;
-mod run;
-mod setup;
-mod state;
-mod stats;
-mod workload;
-
-/// The page `page`, `roof` and `roof-server` use: the first page of the product list.
-pub const DEFAULT_PAGE: &str = "/api/v1/products?page=1&pageSize=20";
+use loadgen::{cli, report, roof, run, setup};
 
 fn main() -> anyhow::Result<()> {
     let cli = cli::Cli::parse();

@@ -4,7 +4,11 @@ use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{hot::HotSkuCheck, lag::LagSummary, stats::OpSummary};
+use crate::{
+    hot::HotSkuCheck,
+    lag::LagSummary,
+    stats::{LatencySummary, OpSummary},
+};
 
 /// Everything one run measured.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -43,6 +47,20 @@ pub fn fmt_ms(ms: f64) -> String {
     }
 }
 
+/// The four latency columns (p50, p95, p99, max), or dashes when nothing was timed.
+fn latency_columns(latency: &LatencySummary) -> [String; 4] {
+    if latency.count == 0 {
+        return ["-", "-", "-", "-"].map(str::to_owned);
+    }
+    [
+        latency.p50_ms,
+        latency.p95_ms,
+        latency.p99_ms,
+        latency.max_ms,
+    ]
+    .map(fmt_ms)
+}
+
 /// A rate with thousands separators and no decimals (`1,523/s`).
 pub fn fmt_rate(per_second: f64) -> String {
     let whole = per_second.round().max(0.0) as u64;
@@ -78,7 +96,7 @@ impl Report {
             .map_or("closed loop".to_owned(), |r| format!("open loop at {r}/s"));
         let _ = writeln!(
             out,
-            "{}{mode} against {}: {} connections, {pacing}, {:.0} s measured after {:.0} s warm-up",
+            "{}{mode} against {}: {} connections, {pacing}, {:.1} s measured after {:.1} s warm-up",
             self.scenario,
             self.target,
             self.connections,
@@ -95,21 +113,29 @@ impl Report {
             if op.rejected > 0 {
                 let _ = write!(notes, " refused {}", kinds(&op.rejected_kinds));
             }
+            let [p50, p95, p99, max] = latency_columns(&op.latency);
             let _ = writeln!(
                 out,
                 "{:<8} {:>9} {:>11} {:>10} {:>10} {:>10} {:>10} {:>7}  {}",
                 op.op,
                 op.requests,
                 fmt_rate(op.throughput),
-                fmt_ms(op.latency.p50_ms),
-                fmt_ms(op.latency.p95_ms),
-                fmt_ms(op.latency.p99_ms),
-                fmt_ms(op.latency.max_ms),
+                p50,
+                p95,
+                p99,
+                max,
                 op.errors,
                 notes.trim()
             );
         }
-        if let Some(lag) = &self.lag {
+        if let Some(lag) = self.lag.as_ref().filter(|l| l.latency.count == 0) {
+            let _ = writeln!(
+                out,
+                "projection lag ({}): no samples; {} timed out, {} failed, {} skipped",
+                lag.method, lag.timeouts, lag.errors, lag.skipped
+            );
+        }
+        if let Some(lag) = self.lag.as_ref().filter(|l| l.latency.count > 0) {
             let _ = writeln!(
                 out,
                 "projection lag ({}, {} samples): p50 {}, p95 {}, p99 {}, max {}; {} timed out, {} failed, {} skipped",
@@ -199,7 +225,7 @@ pub fn table_rows(reports: &[Report], write_roof: Option<f64>) -> String {
                 ", OVERSOLD or unaccounted"
             };
         }
-        let l = &r.total.latency;
+        let [p50, p95, p99, max] = latency_columns(&r.total.latency);
         let _ = write!(
             out,
             "\n| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
@@ -207,10 +233,10 @@ pub fn table_rows(reports: &[Report], write_roof: Option<f64>) -> String {
             if r.mode.is_empty() { "-" } else { &r.mode },
             r.connections,
             fmt_rate(r.total.throughput),
-            fmt_ms(l.p50_ms),
-            fmt_ms(l.p95_ms),
-            fmt_ms(l.p99_ms),
-            fmt_ms(l.max_ms),
+            p50,
+            p95,
+            p99,
+            max,
             errors,
             lag,
             target_of(&r.scenario, &r.mode),
@@ -302,6 +328,25 @@ mod tests {
         );
         assert!(table.contains("p99 80.0 ms"), "{table}");
         assert_eq!(table.lines().filter(|l| l.starts_with("total")).count(), 1);
+    }
+
+    #[test]
+    fn nothing_timed_shows_dashes_not_zeros() {
+        let mut r = report("browse", "embedded", 0.0);
+        r.ops[0].latency = LatencySummary::default();
+        r.total.latency = LatencySummary::default();
+        r.lag = Some(LagSummary {
+            method: "poll".into(),
+            skipped: 3,
+            ..LagSummary::default()
+        });
+        let table = r.to_table();
+        assert!(!table.contains("0.00 ms"), "{table}");
+        assert!(
+            table.contains("projection lag (poll): no samples"),
+            "{table}"
+        );
+        assert!(table_rows(&[r], None).contains("| 0/s | - | - | - | - |"));
     }
 
     #[test]
