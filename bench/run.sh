@@ -50,7 +50,8 @@ cleanup() {
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
   for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
   if [ -n "$database" ]; then
-    psql -q "$pg/postgres" -c "DROP DATABASE IF EXISTS $database" >/dev/null 2>&1 || true
+    psql -q "$pg/postgres" -c "DROP DATABASE IF EXISTS $database WITH (FORCE)" >/dev/null 2>&1 ||
+      echo "could not drop database $database" >&2
   fi
   rm -rf "$work"
 }
@@ -59,6 +60,11 @@ trap cleanup EXIT
 pinned() { # pinned CPU_LIST command...: run under taskset when a CPU list is given
   local cpus="$1"; shift
   if [ -n "$cpus" ]; then taskset -c "$cpus" "$@"; else "$@"; fi
+}
+spawn() { # spawn CPU_LIST command... &: like pinned, but the background job IS the
+  # program (exec), so $! is its pid and cleanup stops it, not a wrapper shell
+  local cpus="$1"; shift
+  if [ -n "$cpus" ]; then exec taskset -c "$cpus" "$@"; else exec "$@"; fi
 }
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 free_port() {
@@ -90,7 +96,7 @@ export LOADGEN_ADMIN_PASSWORD="$admin_password"
 
 start() { # start NAME ROLE PORT: an Emporium process in the background
   local log="$work/$1.log"
-  EMPORIUM_ADDR="127.0.0.1:$3" pinned "${SERVER_CPUS:-}" "$bin/emporium" serve --role "$2" \
+  EMPORIUM_ADDR="127.0.0.1:$3" spawn "${SERVER_CPUS:-}" "$bin/emporium" serve --role "$2" \
     >"$log" 2>&1 &
   pids+=("$!")
 }
@@ -161,7 +167,7 @@ done
 table_args=()
 if printf '%s\n' "${scenarios[@]}" | grep -qE '^(page|browse|mixed)$'; then
   roof_port=$(free_port)
-  pinned "${SERVER_CPUS:-}" "$bin/loadgen" roof-server --addr "127.0.0.1:$roof_port" \
+  spawn "${SERVER_CPUS:-}" "$bin/loadgen" roof-server --addr "127.0.0.1:$roof_port" \
     --from "$query_url" >"$work/roof.log" 2>&1 &
   pids+=("$!")
   for _ in $(seq 1 100); do port_open "$roof_port" && break; sleep 0.1; done

@@ -21,7 +21,7 @@ esac
 db="emporium_write_roof_$$"
 
 psql -q "$pg/postgres" -c "CREATE DATABASE $db" >/dev/null
-trap 'psql -q "$pg/postgres" -c "DROP DATABASE IF EXISTS $db" >/dev/null 2>&1 || true' EXIT
+trap 'psql -q "$pg/postgres" -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true' EXIT
 psql -q "$pg/$db" -c "CREATE TABLE write_roof (
   id bigserial PRIMARY KEY, stream text NOT NULL, payload text NOT NULL,
   recorded_at timestamptz NOT NULL DEFAULT now())" >/dev/null
