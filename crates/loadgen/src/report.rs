@@ -18,8 +18,12 @@ pub struct Report {
     pub scenario: String,
     /// The deployment label (`embedded`, `split`), if given.
     pub mode: String,
-    /// The command API (or all-in-one server) driven.
+    /// The command API (or all-in-one server) driven; for `page` and `roof`, the server
+    /// whose page was read.
     pub target: String,
+    /// The query API read from (the same as `target` unless split).
+    #[serde(default)]
+    pub query_target: String,
     /// Concurrent workers (connections).
     pub connections: usize,
     /// Open-loop rate, if any (requests per second).
@@ -280,6 +284,7 @@ mod tests {
             scenario: scenario.into(),
             mode: mode.into(),
             target: "http://127.0.0.1:8080".into(),
+            query_target: "http://127.0.0.1:8080".into(),
             connections: 64,
             rate: None,
             warmup_seconds: 5.0,

@@ -314,8 +314,9 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<Report> {
         target: if scenario.needs_state() {
             command
         } else {
-            query
+            query.clone()
         },
+        query_target: query,
         connections: args.connections,
         rate: args.rate,
         warmup_seconds: args.warmup.as_secs_f64(),
