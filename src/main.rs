@@ -6,8 +6,8 @@ mod admin;
 mod backends;
 mod cli;
 mod demo;
-mod replay;
 mod lake;
+mod replay;
 mod serve;
 mod settings;
 

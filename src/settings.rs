@@ -188,6 +188,7 @@ impl Settings {
         env_parsed("CART_TTL_SECONDS", &mut s.cart_ttl_seconds)?;
         if s.cart_ttl_seconds == 0 {
             anyhow::bail!("EMPORIUM_CART_TTL_SECONDS must be at least 1");
+        }
         if let Some(v) = env("SEARCH_DIR") {
             s.search_dir = Some(v.into());
         }
@@ -291,9 +292,10 @@ impl Settings {
             ),
             format!(
                 "EMPORIUM_REDIS_URL                            {}",
-                self.redis_url
-                    .as_deref()
-                    .map_or("(not set: in-process cache, carts in SQL)".to_owned(), mask_url)
+                self.redis_url.as_deref().map_or(
+                    "(not set: in-process cache, carts in SQL)".to_owned(),
+                    mask_url
+                )
             ),
             format!(
                 "EMPORIUM_CACHE_NAMESPACE                      {}",
@@ -318,6 +320,8 @@ impl Settings {
             format!(
                 "EMPORIUM_CART_TTL_SECONDS                     {}",
                 self.cart_ttl_seconds
+            ),
+            format!(
                 "EMPORIUM_SEARCH_DIR                           {}",
                 self.search_dir().display()
             ),

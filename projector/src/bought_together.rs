@@ -145,6 +145,10 @@ impl Projection for BoughtTogetherProjection {
         event.stream.category() == Order::NAME
     }
 
+    fn tables(&self) -> &'static [&'static str] {
+        Self::TABLES
+    }
+
     async fn apply(
         &self,
         tx: &mut Transaction<'_, Any>,

@@ -12,8 +12,8 @@ use crate::{
     consistency::Consistency,
     order_read::{CustomerDirectory, OrderBook, OrderHistory, SalesFigures},
     read::{InventoryLevels, ProductCatalogue},
-    search::{SEARCH_PROJECTION, SearchIndex},
     recommendations::Recommendations,
+    search::{SEARCH_PROJECTION, SearchIndex},
 };
 
 /// Settings of the query API.

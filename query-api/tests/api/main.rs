@@ -9,7 +9,7 @@ mod helpers;
 mod inventory;
 mod orders;
 mod products;
-mod search;
 mod recommendations;
+mod search;
 mod shop;
 mod view_cache;
