@@ -38,8 +38,8 @@ pub enum Command {
     /// Rebuild read models from the whole log into fresh tables and swap them in once
     /// caught up, while the old ones keep serving. Safe while `emporium serve` runs.
     Replay {
-        /// The projection to rebuild: catalog, inventory, orders, customers, sales, or
-        /// all (the default).
+        /// The projection to rebuild: catalog, inventory, orders, customers, sales,
+        /// bought_together, or all (the default).
         projection: Option<String>,
         /// Most events folded into the fresh tables in one transaction.
         #[arg(long, default_value_t = 25_000)]

@@ -107,8 +107,8 @@ mod tests {
 
     #[test]
     fn projections_are_chosen_by_name_or_all() {
-        assert_eq!(select(None).unwrap().len(), 5);
-        assert_eq!(select(Some("all")).unwrap().len(), 5);
+        assert_eq!(select(None).unwrap().len(), 6);
+        assert_eq!(select(Some("all")).unwrap().len(), 6);
         assert_eq!(select(Some("orders")).unwrap()[0].name(), "orders");
         let Err(err) = select(Some("nope")) else {
             panic!("an unknown name is refused");
@@ -116,7 +116,7 @@ mod tests {
         let err = err.to_string();
         assert!(
             err.contains("\"nope\"")
-                && err.contains("catalog, inventory, orders, customers, sales"),
+                && err.contains("catalog, inventory, orders, customers, sales, bought_together"),
             "{err}"
         );
     }

@@ -266,7 +266,8 @@ async fn replay_repairs_the_read_models_while_the_server_keeps_serving() {
     assert!(!output.status.success());
     assert!(
         printed.contains("unknown projection \"nope\"")
-            && printed.contains("catalog, inventory, orders, customers, sales, or all"),
+            && printed
+                .contains("catalog, inventory, orders, customers, sales, bought_together, or all"),
         "{printed}"
     );
     let (output, printed) = run(data.path(), &["replay", "--help"]);
