@@ -44,6 +44,8 @@ async fn start(role: &str, database_url: &str, redis: &RedisConfig, data: &Path)
         .env("EMPORIUM_CACHE_NAMESPACE", &redis.namespace)
         .env("EMPORIUM_CACHE_REDIS_TTL_SECONDS", "60")
         .env("EMPORIUM_DATA_DIR", data)
+        // Every query node keeps its own search index.
+        .env("EMPORIUM_SEARCH_DIR", data.join(format!("search-{port}")))
         .env("EMPORIUM_JWT_PRIVATE_KEY_FILE", data.join("shared-jwt.pem"))
         .env("EMPORIUM_BOOTSTRAP_ADMIN_PASSWORD", ADMIN_PASSWORD)
         .env("EMPORIUM_LOG", "warn")
