@@ -35,6 +35,32 @@ pub enum Command {
     Demo,
     /// Print the effective configuration, secrets masked.
     CheckConfig,
+    /// Rebuild read models from the whole log into fresh tables and swap them in once
+    /// caught up, while the old ones keep serving. Safe while `emporium serve` runs.
+    Replay {
+        /// The projection to rebuild: catalog, inventory, orders, customers, sales,
+        /// bought_together, or all (the default).
+        projection: Option<String>,
+        /// Most events folded into the fresh tables in one transaction.
+        #[arg(long, default_value_t = 25_000)]
+        batch_size: usize,
+    },
+    /// Export orders and order lines placed on the UTC days --from..=--to as Parquet,
+    /// partitioned by day (orders/date=YYYY-MM-DD/, order_lines/date=YYYY-MM-DD/), into a
+    /// folder or an S3 bucket. Re-running a day replaces its files; a day without orders
+    /// loses its files.
+    Export {
+        /// First UTC day of placement, inclusive.
+        #[arg(long, value_name = "YYYY-MM-DD", value_parser = export::parse_day)]
+        from: export::NaiveDate,
+        /// Last UTC day of placement, inclusive (not before --from).
+        #[arg(long, value_name = "YYYY-MM-DD", value_parser = export::parse_day)]
+        to: export::NaiveDate,
+        /// A folder (created if missing) or s3://bucket/prefix; S3 credentials, region and
+        /// endpoint come from the AWS_* environment variables.
+        #[arg(long, value_name = "DIR|s3://BUCKET/PREFIX")]
+        out: String,
+    },
     /// Manage back-office accounts.
     Admin {
         /// What to do.

@@ -82,6 +82,12 @@ const CATEGORIES: [(&str, &[&str], &[&str]); 10] = [
     ),
 ];
 const SIZES: [&str; 4] = ["S", "M", "L", "XL"];
+/// Products that demo customers buy together, so recommendations have pairs to show.
+const BUNDLES: [&[&str]; 3] = [
+    &["Oxford shirt", "Chino trousers", "Leather loafer"],
+    &["Cast-iron pan", "Steel knife", "Ceramic bowl"],
+    &["Merino jacket", "Trail boot", "Insulated bottle"],
+];
 const COLOURS: [&str; 3] = ["navy", "sand", "forest"];
 
 struct Api {
@@ -197,6 +203,31 @@ fn catalogue() -> Vec<(&'static str, String, Vec<DemoVariant>)> {
     products
 }
 
+/// Order lines of a bundle: each product once, in a variant that changes from order to
+/// order (so no variant runs out); every other order leaves the bundle's last product out.
+fn bundle_lines(
+    products: &[(&'static str, String, Vec<DemoVariant>)],
+    bundle: &[&str],
+    order: usize,
+) -> anyhow::Result<Vec<Value>> {
+    let size = if order.is_multiple_of(2) {
+        bundle.len()
+    } else {
+        bundle.len() - 1
+    };
+    bundle[..size]
+        .iter()
+        .map(|name| {
+            let (_, _, variants) = products
+                .iter()
+                .find(|(_, n, _)| n == name)
+                .with_context(|| format!("no demo product {name}"))?;
+            let (sku, _, _) = &variants[(order / BUNDLES.len()) % variants.len()];
+            Ok(json!({"sku": sku, "quantity": 1}))
+        })
+        .collect()
+}
+
 /// Loads the demo data into an empty store; says so and does nothing on a store with data.
 pub async fn load(settings: &Settings) -> anyhow::Result<()> {
     let backends = Backends::open(settings).await?;
@@ -218,6 +249,7 @@ pub async fn load(settings: &Settings) -> anyhow::Result<()> {
     let admin = api.login(DEMO_ADMIN, &password).await?;
 
     let products = catalogue();
+    let mut showcase = String::new();
     for (i, (category, name, variants)) in products.iter().enumerate() {
         let brand = ["Northwind", "Contoso", "Fabrikam"][i % 3];
         let body = json!({
@@ -227,8 +259,12 @@ pub async fn load(settings: &Settings) -> anyhow::Result<()> {
             "attributes": {"brand": brand, "demo": true},
             "variants": variants.iter().map(|(sku, amount, options)| json!({"sku": sku, "price": {"amount": amount, "currency": "EUR"}, "options": options})).collect::<Vec<_>>(),
         });
-        api.expect(Method::POST, "/api/v1/products", Some(&admin), &body)
+        let created = api
+            .expect(Method::POST, "/api/v1/products", Some(&admin), &body)
             .await?;
+        if name == BUNDLES[0][0] {
+            showcase = created["id"].as_str().unwrap_or_default().to_owned();
+        }
         for (v, (sku, _, _)) in variants.iter().enumerate() {
             let units = 5 + (i * 7 + v * 3) % 60;
             api.expect(
@@ -269,9 +305,17 @@ pub async fn load(settings: &Settings) -> anyhow::Result<()> {
     ];
     for o in 0..20 {
         let (_, token) = &customers[o % customers.len()];
-        let first = &products[(o * 13) % products.len()].2[0].0;
-        let second = &products[(o * 29 + 7) % products.len()].2[0].0;
-        let body = json!({"lines": [{"sku": first, "quantity": 1 + o % 2}, {"sku": second, "quantity": 1}], "shippingAddress": address});
+        let lines = if o % 4 == 3 {
+            let first = &products[(o * 13) % products.len()].2[0].0;
+            let second = &products[(o * 29 + 7) % products.len()].2[0].0;
+            vec![
+                json!({"sku": first, "quantity": 1 + o % 2}),
+                json!({"sku": second, "quantity": 1}),
+            ]
+        } else {
+            bundle_lines(&products, BUNDLES[o % BUNDLES.len()], o)?
+        };
+        let body = json!({"lines": lines, "shippingAddress": address});
         let order = api
             .expect(Method::POST, "/api/v1/orders", Some(token), &body)
             .await?;
@@ -317,6 +361,10 @@ pub async fn load(settings: &Settings) -> anyhow::Result<()> {
     );
     println!(
         "  Demo admin:  username {DEMO_ADMIN}, password {password}   (shown once: note it now)"
+    );
+    println!(
+        "  Recommended: /api/v1/products/{showcase}/recommendations ({}: bought together, then similar)",
+        BUNDLES[0][0]
     );
     println!(
         "  Customers:   {} (password {CUSTOMER_PASSWORD})",

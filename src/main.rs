@@ -6,6 +6,8 @@ mod admin;
 mod backends;
 mod cli;
 mod demo;
+mod lake;
+mod replay;
 mod serve;
 mod settings;
 
@@ -29,10 +31,15 @@ async fn main() -> anyhow::Result<()> {
         Command::Migrate => backends::Backends::open(&settings)
             .await
             .map(|_| println!("migrations applied")),
+        Command::Replay {
+            projection,
+            batch_size,
+        } => replay::run(&settings, projection.as_deref(), batch_size).await,
         Command::CheckConfig => {
             println!("{}", settings.describe());
             Ok(())
         }
+        Command::Export { from, to, out } => lake::run(&settings, from, to, &out).await,
         Command::Admin {
             command:
                 AdminCommand::Create {

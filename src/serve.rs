@@ -1,13 +1,11 @@
 //! `emporium serve`: the command API, the projector and the query API in one process, on
 //! one port, sharing one event store and one database.
-use std::time::Duration;
-
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use axum::{Router, routing::get};
 use bus::{Bus, BusKind};
 use command_api::{AppState, BootstrapAdmin, CommandApiConfig, auth::AuthConfig};
-use query_api::QueryState;
+use query_api::{QueryState, search::SearchIndex};
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use web::{health, metrics, openapi::ApiDoc};
@@ -34,6 +32,22 @@ pub fn command_config(settings: &Settings) -> CommandApiConfig {
                 password,
             }),
     }
+}
+
+/// Where carts and wishlists are kept: Redis when `EMPORIUM_REDIS_URL` is set, else the
+/// SQL database.
+pub fn cart_store(
+    settings: &Settings,
+    backends: &Backends,
+) -> anyhow::Result<Arc<dyn command_api::carts::CartStore>> {
+    command_api::carts::open_store(
+        settings.redis_url.as_deref(),
+        backends.sql.clone(),
+        command_api::carts::CartStoreConfig {
+            ttl: Duration::from_secs(settings.cart_ttl_seconds),
+            ..command_api::carts::CartStoreConfig::default()
+        },
+    )
 }
 
 fn readiness(backends: &Backends, bus: Option<&Arc<dyn Bus>>) -> Vec<health::Check> {
@@ -117,9 +131,19 @@ pub async fn run(settings: &Settings, role: Role) -> anyhow::Result<()> {
     let runs_notifier = matches!(role, Role::All | Role::Notifier);
 
     let commands = if serves_commands {
-        Some(command_api::build_state(backends.store.clone(), backends.sql.clone(), &config).await?)
+        let state =
+            command_api::build_state(backends.store.clone(), backends.sql.clone(), &config).await?;
+        Some(state.with_cart_store(cart_store(settings, &backends)?))
     } else {
         None
+    };
+    // Nodes that read or write views share them through Redis when it is configured;
+    // otherwise each caches in process only.
+    let shared_cache = match settings.redis_cache() {
+        Some(config) if serves_queries || runs_projector => {
+            Some(cache::SharedViews::connect(config)?)
+        }
+        _ => None,
     };
     let projector = runs_projector.then(|| {
         projector::Projector::new(
@@ -148,6 +172,13 @@ pub async fn run(settings: &Settings, role: Role) -> anyhow::Result<()> {
                 projector::RunnerConfig::default(),
             )
         });
+    // Each query node keeps its own search index, a projection it runs itself.
+    let (search, search_projection) = if serves_queries {
+        Some(SearchIndex::open(&settings.search_dir())?)
+    } else {
+        None
+    }
+    .unzip();
     let queries = if serves_queries {
         // Query nodes verify tokens; they derive the public key from the shared key and
         // never sign anything.
@@ -155,15 +186,25 @@ pub async fn run(settings: &Settings, role: Role) -> anyhow::Result<()> {
             Some(state) => state.verifier.clone(),
             None => command_api::auth::Auth::new(&config.auth, backends.sql.clone())?.verifier(),
         };
+        let local_ttl = Duration::from_secs(settings.cache_local_ttl_seconds);
         let query_config = query_api::QueryConfig {
             min_position_wait: Duration::from_millis(settings.min_position_wait_ms),
-            ..query_api::QueryConfig::default()
+            product_cache_ttl: local_ttl,
+            product_cache_capacity: settings.cache_local_capacity,
+            order_cache_ttl: local_ttl,
+            order_cache_capacity: settings.cache_local_capacity,
         };
         let positions = projector.as_ref().map(projector::Projector::positions);
-        Some(
-            QueryState::new(backends.sql.clone(), verifier, positions, &query_config)
-                .with_event_store(backends.store.clone()),
-        )
+        let state = QueryState::new(backends.sql.clone(), verifier, positions, &query_config)
+            .with_event_store(backends.store.clone());
+        let state = match &shared_cache {
+            Some(shared) => state.with_shared_cache(shared.clone()),
+            None => state,
+        };
+        Some(match search.clone() {
+            Some(index) => state.with_search(index),
+            None => state,
+        })
     } else {
         None
     };
@@ -180,12 +221,34 @@ pub async fn run(settings: &Settings, role: Role) -> anyhow::Result<()> {
             },
         ))
     });
+    let mut checks = readiness(&backends, bus.as_ref());
+    checks.extend(shared_cache.clone().map(query_api::cache_writer::readiness));
+    checks.extend(commands.as_ref().map(command_api::carts_check));
+    checks.extend(search.as_ref().map(SearchIndex::readiness_check));
     let router = web::layers::apply(
         routes(role, commands, queries, &backends.sql, settings)
-            .merge(health::router(readiness(&backends, bus.as_ref())))
+            .merge(health::router(checks))
             .route("/metrics", get(metrics::render)),
     );
 
+    // Projector nodes write the views the projections touch through to Redis.
+    let (stop_writer, writer_stopped) = tokio::sync::oneshot::channel::<()>();
+    let writer_task = shared_cache.filter(|_| runs_projector).map(|shared| {
+        let writer = query_api::ViewCacheWriter::new(
+            backends.store.clone(),
+            backends.sql.clone(),
+            shared,
+            projector.as_ref().map(projector::Projector::positions),
+            projector::RunnerConfig::default(),
+        );
+        tokio::spawn(async move {
+            writer
+                .run_until_stopped(async move {
+                    let _ = writer_stopped.await;
+                })
+                .await;
+        })
+    });
     let (stop_projector, projector_stopped) = tokio::sync::oneshot::channel::<()>();
     let projector_task = projector.map(|projector| {
         tokio::spawn(projector.run_until_stopped(async move {
@@ -214,6 +277,16 @@ pub async fn run(settings: &Settings, role: Role) -> anyhow::Result<()> {
         ))),
         _ => None,
     };
+    let (stop_search, search_stopped) = tokio::sync::oneshot::channel::<()>();
+    let search_task = search_projection.map(|projection| {
+        tokio::spawn(projection.run_until_stopped(
+            backends.store.clone(),
+            query_api::search::SearchConfig::default(),
+            async move {
+                let _ = search_stopped.await;
+            },
+        ))
+    });
     let app = web::server::Application::bind(&settings.addr, router).await?;
     let addr = app.local_addr()?;
     tracing::info!(%addr, ?role, backends = %backends.description, "Emporium is listening");
@@ -240,6 +313,14 @@ pub async fn run(settings: &Settings, role: Role) -> anyhow::Result<()> {
         && let Ok(Err(err)) = task.await
     {
         tracing::error!(%err, "the notifier failed");
+    }
+    let _ = stop_writer.send(());
+    let _ = stop_search.send(());
+    if let Some(task) = writer_task {
+        let _ = task.await;
+    }
+    if let Some(task) = search_task {
+        let _ = task.await;
     }
     if let Some(task) = sweeper_task {
         let _ = task.await;

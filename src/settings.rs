@@ -1,6 +1,6 @@
 //! Settings: defaults, then an optional TOML file, then `EMPORIUM_*` environment
 //! variables. Secrets are kept out of `Debug` and masked by `describe`.
-use std::{path::Path, path::PathBuf};
+use std::{path::Path, path::PathBuf, time::Duration};
 
 use anyhow::Context;
 use serde::Deserialize;
@@ -56,6 +56,27 @@ pub struct Settings {
     pub webhook_retry_base_ms: u64,
     /// `EMPORIUM_WEBHOOK_TIMEOUT_MS`: how long an endpoint may take to answer.
     pub webhook_timeout_ms: u64,
+    /// `EMPORIUM_REDIS_URL`: Redis for the shared view cache and for carts and wishlists
+    /// (`redis://host:6379/0`). None: views are cached in process only, carts are kept in the
+    /// SQL database.
+    pub redis_url: Option<String>,
+    /// `EMPORIUM_CACHE_NAMESPACE`: prefix of the cache's Redis keys and channel.
+    pub cache_namespace: String,
+    /// `EMPORIUM_CACHE_REDIS_TTL_SECONDS`: expiry of a view in Redis (a backstop).
+    pub cache_redis_ttl_seconds: u64,
+    /// `EMPORIUM_CACHE_TIMEOUT_MS`: longest wait for Redis on a request; then the read model
+    /// answers.
+    pub cache_timeout_ms: u64,
+    /// `EMPORIUM_CACHE_LOCAL_CAPACITY`: product views, and order views, each node keeps in
+    /// process.
+    pub cache_local_capacity: u64,
+    /// `EMPORIUM_CACHE_LOCAL_TTL_SECONDS`: longest a view stays in process.
+    pub cache_local_ttl_seconds: u64,
+    /// `EMPORIUM_CART_TTL_SECONDS`: a cart or wishlist untouched this long is dropped.
+    pub cart_ttl_seconds: u64,
+    /// `EMPORIUM_SEARCH_DIR`: this query node's own search index (default
+    /// `<data dir>/search`); deleted or unreadable, it is rebuilt from the log.
+    pub search_dir: Option<PathBuf>,
 }
 
 impl Default for Settings {
@@ -82,6 +103,14 @@ impl Default for Settings {
             webhook_max_attempts: 8,
             webhook_retry_base_ms: 5_000,
             webhook_timeout_ms: 10_000,
+            redis_url: None,
+            cache_namespace: "emporium".into(),
+            cache_redis_ttl_seconds: 3600,
+            cache_timeout_ms: 100,
+            cache_local_capacity: 10_000,
+            cache_local_ttl_seconds: 10,
+            cart_ttl_seconds: 30 * 24 * 3600,
+            search_dir: None,
         }
     }
 }
@@ -164,7 +193,35 @@ impl Settings {
         env_parsed("WEBHOOK_MAX_ATTEMPTS", &mut s.webhook_max_attempts)?;
         env_parsed("WEBHOOK_RETRY_BASE_MS", &mut s.webhook_retry_base_ms)?;
         env_parsed("WEBHOOK_TIMEOUT_MS", &mut s.webhook_timeout_ms)?;
+        if let Some(v) = env("REDIS_URL") {
+            s.redis_url = Some(v);
+        }
+        if let Some(v) = env("CACHE_NAMESPACE") {
+            s.cache_namespace = v;
+        }
+        env_parsed("CACHE_REDIS_TTL_SECONDS", &mut s.cache_redis_ttl_seconds)?;
+        env_parsed("CACHE_TIMEOUT_MS", &mut s.cache_timeout_ms)?;
+        env_parsed("CACHE_LOCAL_CAPACITY", &mut s.cache_local_capacity)?;
+        env_parsed("CACHE_LOCAL_TTL_SECONDS", &mut s.cache_local_ttl_seconds)?;
+        env_parsed("CART_TTL_SECONDS", &mut s.cart_ttl_seconds)?;
+        if s.cart_ttl_seconds == 0 {
+            anyhow::bail!("EMPORIUM_CART_TTL_SECONDS must be at least 1");
+        }
+        if let Some(v) = env("SEARCH_DIR") {
+            s.search_dir = Some(v.into());
+        }
         Ok(settings)
+    }
+
+    /// The shared view cache's settings, when `EMPORIUM_REDIS_URL` is set.
+    pub fn redis_cache(&self) -> Option<cache::RedisConfig> {
+        let url = self.redis_url.as_deref()?;
+        Some(cache::RedisConfig {
+            namespace: self.cache_namespace.clone(),
+            ttl: Duration::from_secs(self.cache_redis_ttl_seconds),
+            command_timeout: Duration::from_millis(self.cache_timeout_ms),
+            ..cache::RedisConfig::new(url)
+        })
     }
 
     /// The signing key file: the setting, or `<data dir>/jwt-ed25519.pem`.
@@ -172,6 +229,13 @@ impl Settings {
         self.jwt_private_key_file
             .clone()
             .unwrap_or_else(|| self.data_dir.join("jwt-ed25519.pem"))
+    }
+
+    /// The search index folder: the setting, or `<data dir>/search`.
+    pub fn search_dir(&self) -> PathBuf {
+        self.search_dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("search"))
     }
 
     /// The effective configuration for humans, secrets masked.
@@ -259,6 +323,41 @@ impl Settings {
             format!(
                 "EMPORIUM_WEBHOOK_TIMEOUT_MS                   {}",
                 self.webhook_timeout_ms
+            ),
+            format!(
+                "EMPORIUM_REDIS_URL                            {}",
+                self.redis_url.as_deref().map_or(
+                    "(not set: in-process cache, carts in SQL)".to_owned(),
+                    mask_url
+                )
+            ),
+            format!(
+                "EMPORIUM_CACHE_NAMESPACE                      {}",
+                self.cache_namespace
+            ),
+            format!(
+                "EMPORIUM_CACHE_REDIS_TTL_SECONDS              {}",
+                self.cache_redis_ttl_seconds
+            ),
+            format!(
+                "EMPORIUM_CACHE_TIMEOUT_MS                     {}",
+                self.cache_timeout_ms
+            ),
+            format!(
+                "EMPORIUM_CACHE_LOCAL_CAPACITY                 {}",
+                self.cache_local_capacity
+            ),
+            format!(
+                "EMPORIUM_CACHE_LOCAL_TTL_SECONDS              {}",
+                self.cache_local_ttl_seconds
+            ),
+            format!(
+                "EMPORIUM_CART_TTL_SECONDS                     {}",
+                self.cart_ttl_seconds
+            ),
+            format!(
+                "EMPORIUM_SEARCH_DIR                           {}",
+                self.search_dir().display()
             ),
         ]
         .join("\n")

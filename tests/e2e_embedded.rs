@@ -156,6 +156,17 @@ async fn the_whole_flow_survives_a_restart() {
         listed["items"][0]["variants"][0]["available"], 3,
         "{listed}"
     );
+    // Full-text search, from this node's own index, with a typo.
+    let searched: Value = client
+        .get(format!("{base}/api/v1/search?q=walnot"))
+        .header("x-emporium-min-position", restocked["position"].to_string())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(searched["items"][0]["name"], "Walnut desk", "{searched}");
     let (status, _) = post(&client, format!("{base}/api/v1/auth/register"), None,
         json!({"name": "Grace Hopper", "email": "grace@example.com", "mobileNumber": "+15550100", "password": "cobol-rules-1959"})).await;
     assert_eq!(status, StatusCode::CREATED);
@@ -186,6 +197,16 @@ async fn the_whole_flow_survives_a_restart() {
     // state (it can ship, and only once), and the stock it holds.
     let server = start(data.path()).await;
     let base = server.base.clone();
+    let searched: Value = client
+        .get(format!("{base}/api/v1/search?q=desk"))
+        .header("x-emporium-min-position", restocked["position"].to_string())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(searched["total"], 1, "{searched}");
     let admin = login(&client, &base, "admin", ADMIN_PASSWORD).await;
     let grace = login(&client, &base, "+15550100", "cobol-rules-1959").await;
     let (status, _) = post(
@@ -434,4 +455,54 @@ async fn demo_data_loads_once_and_can_be_browsed() {
         .await
         .unwrap();
     assert!(inventory["onHand"].as_i64().unwrap() > 0, "{inventory}");
+
+    // Demo orders combine related products: the Oxford shirt's recommendations show both
+    // reasons once the projections have caught up (its recommendations path is printed).
+    let showcase = printed
+        .split("Recommended: ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .expect("a product with recommendations is printed")
+        .to_owned();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let recommended = loop {
+        let list: Value = client
+            .get(format!("{}{showcase}", server.base))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        // Both pairs, and both products' stock, projected (projections run independently).
+        if list["items"][1]["reason"] == "boughtTogether" {
+            break list;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no bought-together recommendations: {list}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let items: Vec<(&str, &str)> = recommended["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            (
+                i["product"]["name"].as_str().unwrap(),
+                i["reason"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        items[..2],
+        [
+            ("Chino trousers", "boughtTogether"),
+            ("Leather loafer", "boughtTogether")
+        ],
+        "{recommended}"
+    );
+    assert_eq!(items.len(), 10, "{recommended}");
+    assert!(items[2..].iter().all(|(_, reason)| *reason == "similar"));
 }

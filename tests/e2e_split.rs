@@ -40,6 +40,8 @@ async fn start(role: &str, database_url: &str, data: &Path) -> Node {
         .env("EMPORIUM_ADDR", format!("127.0.0.1:{port}"))
         .env("EMPORIUM_DATABASE_URL", database_url)
         .env("EMPORIUM_DATA_DIR", data)
+        // The nodes share a data folder here; each query node keeps its own search index.
+        .env("EMPORIUM_SEARCH_DIR", data.join(format!("search-{port}")))
         .env("EMPORIUM_JWT_PRIVATE_KEY_FILE", data.join("shared-jwt.pem"))
         .env("EMPORIUM_BOOTSTRAP_ADMIN_PASSWORD", ADMIN_PASSWORD)
         .env("EMPORIUM_LOG", "warn")
@@ -210,5 +212,14 @@ async fn split_roles_share_one_store_and_agree() {
         )
         .await;
         assert_eq!(products["total"], 1);
+        // Each query node answers search from its own index.
+        let found = get(
+            &client,
+            format!("{query}/api/v1/search?q=split"),
+            None,
+            last_position,
+        )
+        .await;
+        assert_eq!(found["total"], 1, "{found}");
     }
 }

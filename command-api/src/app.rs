@@ -10,6 +10,7 @@ use web::{health, metrics, openapi::ApiDoc};
 
 use crate::{
     auth::{Auth, AuthConfig},
+    carts::{CartStoreConfig, Carts, SqlCartStore},
     claims::Claims,
     idempotency::{self, IdempotencyKeys},
     routes as resources,
@@ -46,8 +47,9 @@ pub struct CommandApiConfig {
     pub bootstrap_admin: Option<BootstrapAdmin>,
 }
 
-/// Builds the state over an event store and the SQL database that keeps tokens and
-/// idempotency keys (already migrated), and creates the bootstrap admin if due.
+/// Builds the state over an event store and the SQL database that keeps tokens,
+/// idempotency keys and (unless [`AppState::with_cart_store`] says otherwise) carts, already
+/// migrated; and creates the bootstrap admin if due.
 pub async fn build_state(
     store: Arc<dyn EventStore>,
     sql: AnyPool,
@@ -60,7 +62,8 @@ pub async fn build_state(
         commands,
         verifier: auth.verifier(),
         auth,
-        idempotency: IdempotencyKeys::new(sql),
+        idempotency: IdempotencyKeys::new(sql.clone()),
+        carts: Carts::new(Arc::new(SqlCartStore::new(sql, CartStoreConfig::default()))),
     };
     if let Some(admin) = &config.bootstrap_admin {
         crate::bootstrap::bootstrap_admin(&state, &admin.username, &admin.password).await?;
@@ -77,6 +80,8 @@ pub fn routes(state: AppState) -> OpenApiRouter {
         .merge(resources::products::router())
         .merge(resources::inventory::router())
         .merge(resources::orders::router())
+        .merge(resources::cart::router())
+        .merge(resources::wishlist::router())
         .route_layer(middleware::from_fn(metrics::track))
         .layer(middleware::from_fn_with_state(
             state.clone(),
@@ -85,10 +90,21 @@ pub fn routes(state: AppState) -> OpenApiRouter {
         .with_state(state)
 }
 
+/// The readiness check of the cart store. Orders do not need carts, so a cart store
+/// outage degrades the service, no more.
+pub fn carts_check(state: &AppState) -> health::Check {
+    let carts = state.carts.store().clone();
+    health::Check::degrading("carts", move || {
+        let carts = carts.clone();
+        async move { carts.ping().await.map_err(|e| e.to_string()) }
+    })
+}
+
 /// The command API as a standalone service: routes, `/docs`, `/api-docs/openapi.json`,
 /// probes and `/metrics`, in the shared middleware.
 pub fn router(state: AppState) -> Router {
     let store = state.commands.store().clone();
+    let carts = carts_check(&state);
     let (api, doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(routes(state))
         .split_for_parts();
@@ -98,7 +114,7 @@ pub fn router(state: AppState) -> Router {
     });
     web::layers::apply(
         api.merge(web::openapi::docs(doc))
-            .merge(health::router(vec![ready]))
+            .merge(health::router(vec![ready, carts]))
             .route("/metrics", get(metrics::render)),
     )
 }

@@ -12,21 +12,24 @@
 //! order; the projector's reservation sweeper releases them after a timeout.
 use chrono::Utc;
 use domain::{
+    account::Role,
     aggregate::Aggregate,
     catalog::Product,
-    ids::{AccountId, OrderId, Sku},
+    ids::{AccountId, OrderId, ProductId, Sku},
     inventory::{Stock, StockCommand, StockError},
+    money::Money,
     order::{Order, OrderCommand, OrderState, PricedLine, ShippingAddress, StockEffect},
     validation::{FieldError, Invalid},
 };
 use eventstore::StreamId;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use web::ApiError;
+use uuid::Uuid;
+use web::{ApiError, AuthUser};
 
 use crate::{
     claims::KeyKind,
-    routes::inventory::stock_stream,
+    routes::{CommandAnswer, inventory::stock_stream},
     service::{CommandMeta, Executed},
     state::AppState,
 };
@@ -57,6 +60,53 @@ pub fn order_stream(id: OrderId) -> StreamId {
     StreamId::of(Order::NAME, id)
 }
 
+/// A variant as the catalogue lists it now.
+#[derive(Clone, Debug)]
+pub struct Listing {
+    /// Its product.
+    pub product_id: ProductId,
+    /// The product's name.
+    pub name: String,
+    /// The variant's current price.
+    pub unit_price: Money,
+}
+
+/// What the catalogue says about a SKU now, read from its product stream.
+#[derive(Clone, Debug)]
+pub enum Offer {
+    /// On sale.
+    OnSale(Listing),
+    /// Its product is archived: no longer sold.
+    Archived(Listing),
+    /// No product has this SKU.
+    Unknown,
+}
+
+/// The current offer for `sku`: the SKU's claim names its product, whose stream is
+/// authoritative for name, price and status.
+pub async fn offer(state: &AppState, sku: &Sku) -> Result<Offer, ApiError> {
+    let Some(owner) = state.claims.owner(KeyKind::Sku, sku.as_str()).await? else {
+        return Ok(Offer::Unknown);
+    };
+    let product_stream = StreamId::new(owner).map_err(ApiError::from)?;
+    let product = state.commands.load::<Product>(&product_stream).await?.state;
+    Ok(match (product.id, product.variant(sku)) {
+        (Some(product_id), Some(variant)) => {
+            let listing = Listing {
+                product_id,
+                name: product.name.clone(),
+                unit_price: variant.price,
+            };
+            if product.is_archived() {
+                Offer::Archived(listing)
+            } else {
+                Offer::OnSale(listing)
+            }
+        }
+        _ => Offer::Unknown,
+    })
+}
+
 /// Prices every line from the catalogue; unknown or archived SKUs are field errors.
 async fn price_lines(
     state: &AppState,
@@ -66,30 +116,19 @@ async fn price_lines(
     let mut errors = Vec::new();
     for (i, line) in lines.iter().enumerate() {
         let field = format!("lines[{i}].sku");
-        let Some(owner) = state.claims.owner(KeyKind::Sku, line.sku.as_str()).await? else {
-            errors.push(FieldError::new(
-                field,
-                format!("no product has SKU {}", line.sku),
-            ));
-            continue;
-        };
-        let product_stream = StreamId::new(owner).map_err(ApiError::from)?;
-        let product = state.commands.load::<Product>(&product_stream).await?.state;
-        match (product.id, product.variant(&line.sku)) {
-            (Some(product_id), Some(variant)) if !product.is_archived() => {
-                priced.push(PricedLine {
-                    sku: line.sku.clone(),
-                    product_id,
-                    name: product.name.clone(),
-                    quantity: line.quantity,
-                    unit_price: variant.price,
-                })
-            }
-            (Some(_), Some(_)) => errors.push(FieldError::new(
+        match offer(state, &line.sku).await? {
+            Offer::OnSale(listing) => priced.push(PricedLine {
+                sku: line.sku.clone(),
+                product_id: listing.product_id,
+                name: listing.name,
+                quantity: line.quantity,
+                unit_price: listing.unit_price,
+            }),
+            Offer::Archived(_) => errors.push(FieldError::new(
                 field,
                 format!("{} is no longer sold", line.sku),
             )),
-            _ => errors.push(FieldError::new(
+            Offer::Unknown => errors.push(FieldError::new(
                 field,
                 format!("no product has SKU {}", line.sku),
             )),
@@ -100,6 +139,21 @@ async fn price_lines(
     } else {
         Err(Invalid(errors).into())
     }
+}
+
+/// Places an order with a fresh id for the calling customer: the one path behind both
+/// `POST /api/v1/orders` and `POST /api/v1/cart/checkout`.
+pub async fn place_customer_order(
+    state: &AppState,
+    user: &AuthUser,
+    lines: &[RequestedLine],
+    shipping_address: ShippingAddress,
+) -> Result<CommandAnswer, ApiError> {
+    user.require(&[Role::Customer])?;
+    let id = OrderId::new(Uuid::now_v7());
+    let meta = CommandMeta::by(format!("account-{}", user.id));
+    let placed = place_order(state, id, user.id, lines, shipping_address, &meta).await?;
+    Ok(CommandAnswer::new(id, placed.version, placed.position))
 }
 
 /// Places an order for `customer`: prices, reservations in SKU order, then `OrderPlaced`.

@@ -4,7 +4,13 @@ use std::sync::Arc;
 use axum::extract::FromRef;
 use web::JwtVerifier;
 
-use crate::{auth::Auth, claims::Claims, idempotency::IdempotencyKeys, service::CommandService};
+use crate::{
+    auth::Auth,
+    carts::{CartStore, Carts},
+    claims::Claims,
+    idempotency::IdempotencyKeys,
+    service::CommandService,
+};
 
 /// Shared state of the command API.
 #[derive(Clone)]
@@ -19,6 +25,18 @@ pub struct AppState {
     pub verifier: Arc<JwtVerifier>,
     /// Replays of commands retried with the same `Idempotency-Key`.
     pub idempotency: IdempotencyKeys,
+    /// Carts and wishlists.
+    pub carts: Carts,
+}
+
+impl AppState {
+    /// The same state with carts and wishlists kept in `store` (by default they are in
+    /// the SQL database).
+    #[must_use]
+    pub fn with_cart_store(mut self, store: Arc<dyn CartStore>) -> Self {
+        self.carts = Carts::new(store);
+        self
+    }
 }
 
 impl FromRef<AppState> for Arc<JwtVerifier> {

@@ -5,22 +5,28 @@
 //! with its price range and the product stream's version), `rm_product_categories`,
 //! `rm_product_attributes` (top-level scalar attributes, for filtering) and `rm_variants`.
 //!
-//! Each event is applied by loading the product's stored state, folding the event with
-//! the domain's own `evolve` (so the read model means exactly what the write side means)
-//! and writing back what the event changed.
+//! Events are applied by loading each product's stored state, folding the events with the
+//! domain's own `evolve` (so the read model means exactly what the write side means) and
+//! writing back what they changed: a batch loads every product it touches in one go and
+//! writes each changed row once.
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
 use anyhow::{Context, bail};
 use async_trait::async_trait;
 use domain::{
-    aggregate::{Aggregate, decode},
+    aggregate::Aggregate,
     catalog::{Product, ProductEvent, ProductState, ProductStatus, VariantSpec},
     ids::{ProductId, Sku},
     money::{Currency, Money},
 };
 use eventstore::RecordedEvent;
-use serde_json::{Map, Value};
-use sqlx::{Any, Row, Transaction};
+use serde_json::Value;
+use sqlx::{Any, AnyConnection, Row, Transaction};
 
-use crate::runtime::{Projection, parse_timestamp, stream_id, timestamp};
+use crate::{
+    batch::{self, Arg},
+    runtime::{Projection, parse_timestamp, stream_id, timestamp},
+};
 
 /// The catalogue read model.
 #[derive(Clone, Copy, Debug, Default)]
@@ -50,55 +56,70 @@ pub fn scalar_text(value: &Value) -> Option<String> {
     }
 }
 
-/// The product's state as the read model holds it (`None`: not created yet).
+/// The states of these products as the read model holds them (absent: not created yet).
 async fn load(
-    tx: &mut Transaction<'_, Any>,
-    id: ProductId,
-) -> anyhow::Result<Option<ProductState>> {
-    let key = id.to_string();
-    let Some(row) = sqlx::query(
-        "SELECT name, description, status, categories, attributes, created_at, updated_at \
-         FROM rm_products WHERE id = $1",
+    conn: &mut AnyConnection,
+    ids: &[ProductId],
+) -> anyhow::Result<HashMap<ProductId, ProductState>> {
+    let keys: Vec<String> = ids.iter().map(ToString::to_string).collect();
+    let mut variants: HashMap<String, Vec<(i64, VariantSpec)>> = HashMap::new();
+    for v in batch::fetch_in(
+        conn,
+        "SELECT product_id, sku, price_amount, currency, options, ordinal FROM rm_variants \
+         WHERE product_id IN",
+        "",
+        &keys,
     )
-    .bind(&key)
-    .fetch_optional(&mut **tx)
     .await?
-    else {
-        return Ok(None);
-    };
-    let status = match row.try_get::<String, _>("status")?.as_str() {
-        "ACTIVE" => ProductStatus::Active,
-        "ARCHIVED" => ProductStatus::Archived,
-        other => bail!("bad stored status {other:?}"),
-    };
-    let variants = sqlx::query(
-        "SELECT sku, price_amount, currency, options FROM rm_variants \
-         WHERE product_id = $1 ORDER BY ordinal",
-    )
-    .bind(&key)
-    .fetch_all(&mut **tx)
-    .await?
-    .iter()
-    .map(|v| {
+    {
         let currency = Currency::parse(&v.try_get::<String, _>("currency")?)?;
-        Ok(VariantSpec {
-            sku: Sku::parse(&v.try_get::<String, _>("sku")?)?,
-            price: Money::new(v.try_get("price_amount")?, currency),
-            options: serde_json::from_str(&v.try_get::<String, _>("options")?)?,
-        })
-    })
-    .collect::<anyhow::Result<Vec<_>>>()?;
-    Ok(Some(ProductState {
-        id: Some(id),
-        name: row.try_get("name")?,
-        description: row.try_get("description")?,
-        categories: serde_json::from_str(&row.try_get::<String, _>("categories")?)?,
-        attributes: serde_json::from_str(&row.try_get::<String, _>("attributes")?)?,
-        variants,
-        status: Some(status),
-        created_at: Some(parse_timestamp(&row.try_get::<String, _>("created_at")?)?),
-        updated_at: Some(parse_timestamp(&row.try_get::<String, _>("updated_at")?)?),
-    }))
+        variants.entry(v.try_get("product_id")?).or_default().push((
+            v.try_get("ordinal")?,
+            VariantSpec {
+                sku: Sku::parse(&v.try_get::<String, _>("sku")?)?,
+                price: Money::new(v.try_get("price_amount")?, currency),
+                options: serde_json::from_str(&v.try_get::<String, _>("options")?)?,
+            },
+        ));
+    }
+    let rows = batch::fetch_in(
+        conn,
+        "SELECT id, name, description, status, categories, attributes, created_at, updated_at \
+         FROM rm_products WHERE id IN",
+        "",
+        &keys,
+    )
+    .await?;
+    let mut states = HashMap::with_capacity(rows.len());
+    for row in rows {
+        let key: String = row.try_get("id")?;
+        let id: ProductId = key
+            .parse()
+            .ok()
+            .with_context(|| format!("bad stored product id {key:?}"))?;
+        let status = match row.try_get::<String, _>("status")?.as_str() {
+            "ACTIVE" => ProductStatus::Active,
+            "ARCHIVED" => ProductStatus::Archived,
+            other => bail!("bad stored status {other:?}"),
+        };
+        let mut variants = variants.remove(&key).unwrap_or_default();
+        variants.sort_by_key(|(ordinal, _)| *ordinal);
+        states.insert(
+            id,
+            ProductState {
+                id: Some(id),
+                name: row.try_get("name")?,
+                description: row.try_get("description")?,
+                categories: serde_json::from_str(&row.try_get::<String, _>("categories")?)?,
+                attributes: serde_json::from_str(&row.try_get::<String, _>("attributes")?)?,
+                variants: variants.into_iter().map(|(_, v)| v).collect(),
+                status: Some(status),
+                created_at: Some(parse_timestamp(&row.try_get::<String, _>("created_at")?)?),
+                updated_at: Some(parse_timestamp(&row.try_get::<String, _>("updated_at")?)?),
+            },
+        );
+    }
+    Ok(states)
 }
 
 /// Refuses events that no valid history holds, before `evolve` (which would panic or
@@ -117,124 +138,188 @@ fn check(state: Option<&ProductState>, event: &ProductEvent) -> anyhow::Result<(
     }
 }
 
-async fn save_product(
-    tx: &mut Transaction<'_, Any>,
-    id: ProductId,
-    state: &ProductState,
-    version: u64,
-) -> anyhow::Result<()> {
+fn product_row(id: ProductId, state: &ProductState, version: u64) -> anyhow::Result<Vec<Arg>> {
     let prices = state.variants.iter().map(|v| v.price.amount);
     let (min, max) = (prices.clone().min().unwrap_or(0), prices.max().unwrap_or(0));
     let currency = state.currency().map(|c| c.to_string()).unwrap_or_default();
     let status = state.status.context("product without status")?;
     let created_at = state.created_at.context("product without creation time")?;
     let updated_at = state.updated_at.unwrap_or(created_at);
-    sqlx::query(
-        "INSERT INTO rm_products (id, name, name_key, description, status, categories, attributes, \
-             currency, min_price, max_price, version, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
-         ON CONFLICT (id) DO UPDATE SET name = excluded.name, name_key = excluded.name_key, \
-             description = excluded.description, status = excluded.status, \
-             categories = excluded.categories, attributes = excluded.attributes, \
-             currency = excluded.currency, min_price = excluded.min_price, \
-             max_price = excluded.max_price, version = excluded.version, \
-             created_at = excluded.created_at, updated_at = excluded.updated_at",
-    )
-    .bind(id.to_string())
-    .bind(&state.name)
-    .bind(state.name.to_lowercase())
-    .bind(&state.description)
-    .bind(status_text(status))
-    .bind(serde_json::to_string(&state.categories)?)
-    .bind(serde_json::to_string(&state.attributes)?)
-    .bind(currency)
-    .bind(min)
-    .bind(max)
-    .bind(i64::try_from(version)?)
-    .bind(timestamp(created_at))
-    .bind(timestamp(updated_at))
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
+    Ok(vec![
+        id.to_string().into(),
+        state.name.as_str().into(),
+        state.name.to_lowercase().into(),
+        state.description.as_str().into(),
+        status_text(status).into(),
+        serde_json::to_string(&state.categories)?.into(),
+        serde_json::to_string(&state.attributes)?.into(),
+        currency.into(),
+        min.into(),
+        max.into(),
+        i64::try_from(version)?.into(),
+        timestamp(created_at).into(),
+        timestamp(updated_at).into(),
+    ])
 }
 
-async fn save_categories(
-    tx: &mut Transaction<'_, Any>,
-    id: ProductId,
-    categories: &[String],
-) -> anyhow::Result<()> {
-    let key = id.to_string();
-    sqlx::query("DELETE FROM rm_product_categories WHERE product_id = $1")
-        .bind(&key)
-        .execute(&mut **tx)
-        .await?;
-    for category in categories {
-        sqlx::query(
-            "INSERT INTO rm_product_categories (product_id, category) VALUES ($1, $2) \
-             ON CONFLICT (product_id, category) DO NOTHING",
-        )
-        .bind(&key)
-        .bind(category)
-        .execute(&mut **tx)
-        .await?;
-    }
-    Ok(())
-}
-
-async fn save_attributes(
-    tx: &mut Transaction<'_, Any>,
-    id: ProductId,
-    attributes: &Map<String, Value>,
-) -> anyhow::Result<()> {
-    let key = id.to_string();
-    sqlx::query("DELETE FROM rm_product_attributes WHERE product_id = $1")
-        .bind(&key)
-        .execute(&mut **tx)
-        .await?;
-    for (name, value) in attributes {
-        let Some(value) = scalar_text(value) else {
-            continue;
-        };
-        sqlx::query(
-            "INSERT INTO rm_product_attributes (product_id, key, value) VALUES ($1, $2, $3)",
-        )
-        .bind(&key)
-        .bind(name)
-        .bind(value)
-        .execute(&mut **tx)
-        .await?;
-    }
-    Ok(())
-}
-
-async fn save_variant(
-    tx: &mut Transaction<'_, Any>,
-    id: ProductId,
-    state: &ProductState,
-    sku: &Sku,
-) -> anyhow::Result<()> {
+fn variant_row(id: ProductId, state: &ProductState, sku: &Sku) -> anyhow::Result<Vec<Arg>> {
     let (ordinal, variant) = state
         .variants
         .iter()
         .enumerate()
         .find(|(_, v)| &v.sku == sku)
         .with_context(|| format!("variant {sku} missing after evolve"))?;
-    sqlx::query(
-        "INSERT INTO rm_variants (sku, product_id, price_amount, currency, options, ordinal) \
-         VALUES ($1, $2, $3, $4, $5, $6) \
-         ON CONFLICT (sku) DO UPDATE SET product_id = excluded.product_id, \
-             price_amount = excluded.price_amount, currency = excluded.currency, \
-             options = excluded.options, ordinal = excluded.ordinal",
-    )
-    .bind(sku.as_str())
-    .bind(id.to_string())
-    .bind(variant.price.amount)
-    .bind(variant.price.currency.to_string())
-    .bind(serde_json::to_string(&variant.options)?)
-    .bind(i64::try_from(ordinal)?)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
+    Ok(vec![
+        sku.as_str().into(),
+        id.to_string().into(),
+        variant.price.amount.into(),
+        variant.price.currency.to_string().into(),
+        serde_json::to_string(&variant.options)?.into(),
+        i64::try_from(ordinal)?.into(),
+    ])
+}
+
+/// What a batch changed besides each touched product's own row.
+#[derive(Default)]
+struct Changes {
+    /// Touched products and the version of their last event.
+    products: BTreeMap<ProductId, u64>,
+    /// Products whose categories were set.
+    categories: BTreeSet<ProductId>,
+    /// Products whose attributes were set.
+    attributes: BTreeSet<ProductId>,
+    /// Variants written, each by the product of the last event that wrote it.
+    variants: BTreeMap<Sku, ProductId>,
+}
+
+impl Changes {
+    fn record(&mut self, id: ProductId, version: u64, event: &ProductEvent) {
+        self.products.insert(id, version);
+        match event {
+            ProductEvent::ProductCreated { variants, .. } => {
+                self.categories.insert(id);
+                self.attributes.insert(id);
+                for variant in variants {
+                    self.variants.insert(variant.sku.clone(), id);
+                }
+            }
+            ProductEvent::ProductUpdated {
+                categories,
+                attributes,
+                ..
+            } => {
+                if categories.is_some() {
+                    self.categories.insert(id);
+                }
+                if attributes.is_some() {
+                    self.attributes.insert(id);
+                }
+            }
+            ProductEvent::VariantAdded { variant, .. } => {
+                self.variants.insert(variant.sku.clone(), id);
+            }
+            ProductEvent::VariantPriceChanged { sku, .. } => {
+                self.variants.insert(sku.clone(), id);
+            }
+            ProductEvent::ProductArchived { .. } => {}
+        }
+    }
+
+    async fn save(
+        self,
+        conn: &mut AnyConnection,
+        states: &HashMap<ProductId, ProductState>,
+    ) -> anyhow::Result<()> {
+        let state = |id: &ProductId| states.get(id).context("folded product missing");
+        let products = self
+            .products
+            .iter()
+            .map(|(id, version)| product_row(*id, state(id)?, *version))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        batch::insert_rows(
+            conn,
+            "INSERT INTO rm_products (id, name, name_key, description, status, categories, \
+                 attributes, currency, min_price, max_price, version, created_at, updated_at)",
+            "ON CONFLICT (id) DO UPDATE SET name = excluded.name, name_key = excluded.name_key, \
+                 description = excluded.description, status = excluded.status, \
+                 categories = excluded.categories, attributes = excluded.attributes, \
+                 currency = excluded.currency, min_price = excluded.min_price, \
+                 max_price = excluded.max_price, version = excluded.version, \
+                 created_at = excluded.created_at, updated_at = excluded.updated_at",
+            products,
+        )
+        .await?;
+
+        let keys: Vec<String> = self.categories.iter().map(ToString::to_string).collect();
+        batch::delete_in(
+            conn,
+            "DELETE FROM rm_product_categories WHERE product_id IN",
+            &keys,
+        )
+        .await?;
+        let mut categories = Vec::new();
+        for id in &self.categories {
+            let distinct: BTreeSet<&String> = state(id)?.categories.iter().collect();
+            for category in distinct {
+                categories.push(vec![id.to_string().into(), category.as_str().into()]);
+            }
+        }
+        batch::insert_rows(
+            conn,
+            "INSERT INTO rm_product_categories (product_id, category)",
+            "ON CONFLICT (product_id, category) DO NOTHING",
+            categories,
+        )
+        .await?;
+
+        let keys: Vec<String> = self.attributes.iter().map(ToString::to_string).collect();
+        batch::delete_in(
+            conn,
+            "DELETE FROM rm_product_attributes WHERE product_id IN",
+            &keys,
+        )
+        .await?;
+        let mut attributes = Vec::new();
+        for id in &self.attributes {
+            for (name, value) in &state(id)?.attributes {
+                if let Some(value) = scalar_text(value) {
+                    attributes.push(vec![
+                        id.to_string().into(),
+                        name.as_str().into(),
+                        value.into(),
+                    ]);
+                }
+            }
+        }
+        batch::insert_rows(
+            conn,
+            "INSERT INTO rm_product_attributes (product_id, key, value)",
+            "",
+            attributes,
+        )
+        .await?;
+
+        let variants = self
+            .variants
+            .iter()
+            .map(|(sku, id)| variant_row(*id, state(id)?, sku))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        batch::insert_rows(
+            conn,
+            "INSERT INTO rm_variants (sku, product_id, price_amount, currency, options, ordinal)",
+            "ON CONFLICT (sku) DO UPDATE SET product_id = excluded.product_id, \
+                 price_amount = excluded.price_amount, currency = excluded.currency, \
+                 options = excluded.options, ordinal = excluded.ordinal",
+            variants,
+        )
+        .await
+    }
+}
+
+fn decode_one(recorded: &RecordedEvent) -> anyhow::Result<(ProductId, ProductEvent)> {
+    let event: ProductEvent =
+        batch::decode_event::<ProductEvent>(recorded).context("undecodable product event")?;
+    Ok((stream_id(&recorded.stream, Product::NAME)?, event))
 }
 
 #[async_trait]
@@ -247,55 +332,50 @@ impl Projection for CatalogProjection {
         event.stream.category() == Product::NAME
     }
 
+    fn tables(&self) -> &'static [&'static str] {
+        &[
+            "rm_products",
+            "rm_product_categories",
+            "rm_product_attributes",
+            "rm_variants",
+        ]
+    }
+
+    fn lookup_indexes(&self) -> &'static [&'static str] {
+        // Loading a product's variants.
+        &["rm_variants_product"]
+    }
+
     async fn apply(
         &self,
         tx: &mut Transaction<'_, Any>,
         recorded: &RecordedEvent,
     ) -> anyhow::Result<()> {
-        let event: ProductEvent = decode(
-            &recorded.event_type,
-            recorded.schema_version,
-            recorded.payload.clone(),
-        )
-        .context("undecodable product event")?;
-        let id = stream_id(&recorded.stream, Product::NAME)?;
-        let before = load(tx, id).await?;
-        check(before.as_ref(), &event)?;
-        let state = Product::evolve(before.unwrap_or_default(), &event);
-        save_product(tx, id, &state, recorded.version).await?;
-        match &event {
-            ProductEvent::ProductCreated {
-                categories,
-                attributes,
-                variants,
-                ..
-            } => {
-                save_categories(tx, id, categories).await?;
-                save_attributes(tx, id, attributes).await?;
-                for variant in variants {
-                    save_variant(tx, id, &state, &variant.sku).await?;
-                }
-            }
-            ProductEvent::ProductUpdated {
-                categories,
-                attributes,
-                ..
-            } => {
-                if let Some(categories) = categories {
-                    save_categories(tx, id, categories).await?;
-                }
-                if let Some(attributes) = attributes {
-                    save_attributes(tx, id, attributes).await?;
-                }
-            }
-            ProductEvent::VariantAdded { variant, .. } => {
-                save_variant(tx, id, &state, &variant.sku).await?;
-            }
-            ProductEvent::VariantPriceChanged { sku, .. } => {
-                save_variant(tx, id, &state, sku).await?;
-            }
-            ProductEvent::ProductArchived { .. } => {}
+        self.apply_many(tx, &[recorded]).await
+    }
+
+    /// Loads every product the batch touches in one go, folds the events in memory and
+    /// writes each changed row once.
+    async fn apply_many(
+        &self,
+        tx: &mut Transaction<'_, Any>,
+        events: &[&RecordedEvent],
+    ) -> anyhow::Result<()> {
+        let decoded = events
+            .iter()
+            .map(|recorded| decode_one(recorded).with_context(|| batch::describe(recorded)))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let mut ids: Vec<ProductId> = decoded.iter().map(|(id, _)| *id).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let mut states = load(tx, &ids).await?;
+        let mut changes = Changes::default();
+        for ((id, event), recorded) in decoded.iter().zip(events) {
+            let before = states.remove(id);
+            check(before.as_ref(), event).with_context(|| batch::describe(recorded))?;
+            states.insert(*id, Product::evolve(before.unwrap_or_default(), event));
+            changes.record(*id, recorded.version, event);
         }
-        Ok(())
+        changes.save(tx, &states).await
     }
 }

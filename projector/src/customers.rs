@@ -3,21 +3,27 @@
 //! Table `rm_customers` (see `migrations/*/0004_order_read_models.sql`). The password hash
 //! is never stored: the row holds what a profile shows, the role and the lock status.
 //!
-//! Each event is applied by rebuilding the account's state from its row, folding the event
-//! with the domain's own `evolve` and writing the row back.
+//! Events are applied by rebuilding each account's state from its row, folding the events
+//! with the domain's own `evolve` and writing the row back: a batch loads every account it
+//! touches in one statement and writes each changed account once.
+use std::collections::{BTreeMap, HashMap};
+
 use anyhow::{Context, bail};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use domain::{
     account::{Account, AccountEvent, AccountState, Email, Gender, MobileNumber, Role},
-    aggregate::{Aggregate, decode},
+    aggregate::Aggregate,
     ids::AccountId,
 };
 use eventstore::RecordedEvent;
 use serde_json::Value;
-use sqlx::{Any, Row, Transaction};
+use sqlx::{Any, AnyConnection, Row, Transaction, any::AnyRow};
 
-use crate::runtime::{Projection, parse_timestamp, stream_id, timestamp};
+use crate::{
+    batch::{self, Arg},
+    runtime::{Projection, parse_timestamp, stream_id, timestamp},
+};
 
 /// The customers read model.
 #[derive(Clone, Copy, Debug, Default)]
@@ -52,23 +58,31 @@ fn parse<T: serde::de::DeserializeOwned>(what: &str, text: String) -> anyhow::Re
     serde_json::from_value(Value::String(text)).with_context(|| format!("bad stored {what}"))
 }
 
-/// The account's state as the read model holds it (`None`: not registered yet). The
-/// password hash is not held, so it is empty.
+/// The states of these accounts as the read model holds them (absent: not registered yet).
+/// The password hash is not held, so it is empty.
 async fn load(
-    tx: &mut Transaction<'_, Any>,
-    id: AccountId,
-) -> anyhow::Result<Option<AccountState>> {
-    let Some(row) = sqlx::query(
-        "SELECT role, username, name, email, mobile_number, gender, locked, registered_at \
-         FROM rm_customers WHERE id = $1",
+    conn: &mut AnyConnection,
+    ids: &[AccountId],
+) -> anyhow::Result<HashMap<AccountId, AccountState>> {
+    let keys: Vec<String> = ids.iter().map(ToString::to_string).collect();
+    let rows = batch::fetch_in(
+        conn,
+        "SELECT id, role, username, name, email, mobile_number, gender, locked, registered_at \
+         FROM rm_customers WHERE id IN",
+        "",
+        &keys,
     )
-    .bind(id.to_string())
-    .fetch_optional(&mut **tx)
-    .await?
-    else {
-        return Ok(None);
-    };
-    Ok(Some(AccountState {
+    .await?;
+    let mut states = HashMap::with_capacity(rows.len());
+    for row in rows {
+        let id: AccountId = parse("account id", row.try_get("id")?)?;
+        states.insert(id, state_of(id, &row)?);
+    }
+    Ok(states)
+}
+
+fn state_of(id: AccountId, row: &AnyRow) -> anyhow::Result<AccountState> {
+    Ok(AccountState {
         id: Some(id),
         role: Some(parse::<Role>("role", row.try_get("role")?)?),
         username: row.try_get("username")?,
@@ -90,7 +104,7 @@ async fn load(
         registered_at: Some(parse_timestamp(
             &row.try_get::<String, _>("registered_at")?,
         )?),
-    }))
+    })
 }
 
 /// When the event happened.
@@ -115,39 +129,48 @@ fn check(state: Option<&AccountState>, id: AccountId, event: &AccountEvent) -> a
     }
 }
 
-async fn save(
-    tx: &mut Transaction<'_, Any>,
-    id: AccountId,
-    state: &AccountState,
-    updated_at: DateTime<Utc>,
-) -> anyhow::Result<()> {
+fn row(id: AccountId, state: &AccountState, updated_at: DateTime<Utc>) -> anyhow::Result<Vec<Arg>> {
     let role = state.role.context("account without role")?;
     let registered_at = state
         .registered_at
         .context("account without registration time")?;
-    sqlx::query(
+    Ok(vec![
+        id.to_string().into(),
+        role_text(role).into(),
+        state.username.as_str().into(),
+        state.name.as_str().into(),
+        state.email.as_ref().map(|e| e.as_str().to_owned()).into(),
+        state
+            .mobile_number
+            .as_ref()
+            .map(|m| m.as_str().to_owned())
+            .into(),
+        state.gender.map(|g| gender_text(g).to_owned()).into(),
+        i64::from(state.locked).into(),
+        timestamp(registered_at).into(),
+        timestamp(updated_at).into(),
+    ])
+}
+
+async fn save(conn: &mut AnyConnection, rows: Vec<Vec<Arg>>) -> anyhow::Result<()> {
+    batch::insert_rows(
+        conn,
         "INSERT INTO rm_customers (id, role, username, name, email, mobile_number, gender, \
-             locked, registered_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
-         ON CONFLICT (id) DO UPDATE SET role = excluded.role, username = excluded.username, \
+             locked, registered_at, updated_at)",
+        "ON CONFLICT (id) DO UPDATE SET role = excluded.role, username = excluded.username, \
              name = excluded.name, email = excluded.email, \
              mobile_number = excluded.mobile_number, gender = excluded.gender, \
              locked = excluded.locked, registered_at = excluded.registered_at, \
              updated_at = excluded.updated_at",
+        rows,
     )
-    .bind(id.to_string())
-    .bind(role_text(role))
-    .bind(&state.username)
-    .bind(&state.name)
-    .bind(state.email.as_ref().map(|e| e.as_str().to_owned()))
-    .bind(state.mobile_number.as_ref().map(|m| m.as_str().to_owned()))
-    .bind(state.gender.map(|g| gender_text(g).to_owned()))
-    .bind(i64::from(state.locked))
-    .bind(timestamp(registered_at))
-    .bind(timestamp(updated_at))
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
+    .await
+}
+
+fn decode_one(recorded: &RecordedEvent) -> anyhow::Result<(AccountId, AccountEvent)> {
+    let event: AccountEvent =
+        batch::decode_event::<AccountEvent>(recorded).context("undecodable account event")?;
+    Ok((stream_id(&recorded.stream, Account::NAME)?, event))
 }
 
 #[async_trait]
@@ -160,21 +183,50 @@ impl Projection for CustomersProjection {
         event.stream.category() == Account::NAME
     }
 
+    fn tables(&self) -> &'static [&'static str] {
+        &["rm_customers"]
+    }
+
     async fn apply(
         &self,
         tx: &mut Transaction<'_, Any>,
         recorded: &RecordedEvent,
     ) -> anyhow::Result<()> {
-        let event: AccountEvent = decode(
-            &recorded.event_type,
-            recorded.schema_version,
-            recorded.payload.clone(),
-        )
-        .context("undecodable account event")?;
-        let id = stream_id(&recorded.stream, Account::NAME)?;
-        let before = load(tx, id).await?;
-        check(before.as_ref(), id, &event)?;
-        let state = Account::evolve(before.unwrap_or_default(), &event);
-        save(tx, id, &state, event_time(&event)).await
+        self.apply_many(tx, &[recorded]).await
+    }
+
+    /// Loads every account the batch touches in one go, folds the events in memory and
+    /// writes each changed account once.
+    async fn apply_many(
+        &self,
+        tx: &mut Transaction<'_, Any>,
+        events: &[&RecordedEvent],
+    ) -> anyhow::Result<()> {
+        let decoded = events
+            .iter()
+            .map(|recorded| decode_one(recorded).with_context(|| batch::describe(recorded)))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let mut ids: Vec<AccountId> = decoded.iter().map(|(id, _)| *id).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let mut states = load(tx, &ids).await?;
+        let mut changed: BTreeMap<AccountId, DateTime<Utc>> = BTreeMap::new();
+        for ((id, event), recorded) in decoded.iter().zip(events) {
+            let before = states.remove(id);
+            check(before.as_ref(), *id, event).with_context(|| batch::describe(recorded))?;
+            states.insert(*id, Account::evolve(before.unwrap_or_default(), event));
+            changed.insert(*id, event_time(event));
+        }
+        let rows = changed
+            .iter()
+            .map(|(id, updated_at)| {
+                row(
+                    *id,
+                    states.get(id).context("folded account missing")?,
+                    *updated_at,
+                )
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        save(tx, rows).await
     }
 }

@@ -9,7 +9,9 @@
 //! another takes over when it dies. [`Projector`] runs every projection as a task and
 //! exposes their positions ([`Positions`]) so an in-process query API can wait for
 //! read-your-writes without polling. The integration publisher ([`publisher`]) is a
-//! [`Sink`] of the same runtime: the log's integration events, published to the bus.
+//! [`Sink`] of the same runtime: the log's integration events, published to the bus. A
+//! [`Replayer`] rebuilds projections from position 0 into shadow tables and swaps them in
+//! while the old ones keep serving.
 //!
 //! Compose it in a process like this (the pool's database is migrated by the event
 //! store's migrator, which includes the read models' tables):
@@ -29,28 +31,33 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod batch;
+pub mod bought_together;
 pub mod catalog;
 pub mod customers;
 pub mod inventory;
 pub mod orders;
 pub mod publisher;
+pub mod replay;
 pub mod runtime;
 pub mod sales;
 
 use std::sync::Arc;
 
+pub use bought_together::BoughtTogetherProjection;
 pub use catalog::CatalogProjection;
 pub use customers::CustomersProjection;
 pub use inventory::InventoryProjection;
 pub use orders::OrdersProjection;
+pub use replay::{ReplayConfig, ReplayProgress, ReplayReport, Replayer};
 pub use runtime::{
     BatchOutcome, Positions, Projection, ProjectionRunner, Projector, RunnerConfig, Sink,
     apply_batch, checkpoint, timestamp,
 };
 pub use sales::SalesProjection;
 
-/// Every projection this crate provides: `catalog`, `inventory`, `orders`, `customers`
-/// and `sales`.
+/// Every projection this crate provides: `catalog`, `inventory`, `orders`, `customers`,
+/// `sales` and `bought_together`.
 pub fn default_projections() -> Vec<Arc<dyn Projection>> {
     vec![
         Arc::new(CatalogProjection),
@@ -58,5 +65,6 @@ pub fn default_projections() -> Vec<Arc<dyn Projection>> {
         Arc::new(OrdersProjection),
         Arc::new(CustomersProjection),
         Arc::new(SalesProjection),
+        Arc::new(BoughtTogetherProjection),
     ]
 }

@@ -5,22 +5,28 @@
 //! version, and `view`: the order view JSON ([`OrderView`]), which holds everything needed
 //! to rebuild the order's state.
 //!
-//! Each event is applied by rebuilding the order's state from its stored view, folding the
-//! event with the domain's own `evolve` (so the read model means exactly what the write
-//! side means) and writing the row back.
+//! Events are applied by rebuilding each order's state from its stored view, folding the
+//! events with the domain's own `evolve` (so the read model means exactly what the write
+//! side means) and writing the row back: a batch loads every order it touches in one
+//! statement and writes each changed order once.
+use std::collections::{BTreeMap, HashMap};
+
 use anyhow::{Context, bail};
 use async_trait::async_trait;
 use domain::{
-    aggregate::{Aggregate, decode},
+    aggregate::Aggregate,
     ids::{AccountId, OrderId, ProductId, ShipmentId, Sku},
     money::Money,
     order::{Order, OrderEvent, OrderLine, OrderState, OrderStatus, Shipment, ShippingAddress},
 };
 use eventstore::{RecordedEvent, StreamId};
 use serde::{Deserialize, Serialize};
-use sqlx::{Any, Transaction};
+use sqlx::{Any, AnyConnection, Row, Transaction};
 
-use crate::runtime::{Projection, parse_timestamp, stream_id, timestamp};
+use crate::{
+    batch::{self, Arg},
+    runtime::{Projection, parse_timestamp, stream_id, timestamp},
+};
 
 /// The orders read model.
 #[derive(Clone, Copy, Debug, Default)]
@@ -185,26 +191,29 @@ pub fn order_id(stream: &StreamId) -> anyhow::Result<OrderId> {
 /// # Errors
 /// When the event is not an order event of a known schema.
 pub fn decode_order_event(recorded: &RecordedEvent) -> anyhow::Result<OrderEvent> {
-    decode(
-        &recorded.event_type,
-        recorded.schema_version,
-        recorded.payload.clone(),
-    )
-    .context("undecodable order event")
+    batch::decode_event::<OrderEvent>(recorded).context("undecodable order event")
 }
 
-/// The order's state as the read model holds it (`None`: not placed yet).
-async fn load(tx: &mut Transaction<'_, Any>, id: OrderId) -> anyhow::Result<Option<OrderState>> {
-    let view: Option<String> = sqlx::query_scalar("SELECT view FROM rm_orders WHERE id = $1")
-        .bind(id.to_string())
-        .fetch_optional(&mut **tx)
-        .await?;
-    view.map(|view| {
-        serde_json::from_str::<OrderView>(&view)
-            .context("bad stored order view")?
-            .state()
-    })
-    .transpose()
+/// The states of these orders as the read model holds them (absent: not placed yet).
+async fn load(
+    conn: &mut AnyConnection,
+    ids: &[OrderId],
+) -> anyhow::Result<HashMap<OrderId, OrderState>> {
+    let keys: Vec<String> = ids.iter().map(ToString::to_string).collect();
+    let rows = batch::fetch_in(
+        conn,
+        "SELECT id, view FROM rm_orders WHERE id IN",
+        "",
+        &keys,
+    )
+    .await?;
+    let mut states = HashMap::with_capacity(rows.len());
+    for row in rows {
+        let view: OrderView = serde_json::from_str(&row.try_get::<String, _>("view")?)
+            .context("bad stored order view")?;
+        states.insert(view.id, view.state()?);
+    }
+    Ok(states)
 }
 
 /// Refuses events that no valid history holds, before `evolve`.
@@ -219,28 +228,32 @@ fn check(state: Option<&OrderState>, id: OrderId, event: &OrderEvent) -> anyhow:
     }
 }
 
-async fn save(tx: &mut Transaction<'_, Any>, view: &OrderView, version: u64) -> anyhow::Result<()> {
-    sqlx::query(
+fn row(view: &OrderView, version: u64) -> anyhow::Result<Vec<Arg>> {
+    Ok(vec![
+        view.id.to_string().into(),
+        view.customer_id.to_string().into(),
+        view.status.as_str().into(),
+        view.total.amount.into(),
+        view.total.currency.to_string().into(),
+        view.created_at.clone().into(),
+        view.updated_at.clone().into(),
+        i64::try_from(version)?.into(),
+        serde_json::to_string(view)?.into(),
+    ])
+}
+
+async fn save(conn: &mut AnyConnection, rows: Vec<Vec<Arg>>) -> anyhow::Result<()> {
+    batch::insert_rows(
+        conn,
         "INSERT INTO rm_orders (id, customer_id, status, total_amount, currency, created_at, \
-             updated_at, version, view) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
-         ON CONFLICT (id) DO UPDATE SET customer_id = excluded.customer_id, \
+             updated_at, version, view)",
+        "ON CONFLICT (id) DO UPDATE SET customer_id = excluded.customer_id, \
              status = excluded.status, total_amount = excluded.total_amount, \
              currency = excluded.currency, created_at = excluded.created_at, \
              updated_at = excluded.updated_at, version = excluded.version, view = excluded.view",
+        rows,
     )
-    .bind(view.id.to_string())
-    .bind(view.customer_id.to_string())
-    .bind(view.status.as_str())
-    .bind(view.total.amount)
-    .bind(view.total.currency.to_string())
-    .bind(&view.created_at)
-    .bind(&view.updated_at)
-    .bind(i64::try_from(version)?)
-    .bind(serde_json::to_string(view)?)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
+    .await
 }
 
 #[async_trait]
@@ -253,16 +266,51 @@ impl Projection for OrdersProjection {
         event.stream.category() == Order::NAME
     }
 
+    fn tables(&self) -> &'static [&'static str] {
+        &["rm_orders"]
+    }
+
     async fn apply(
         &self,
         tx: &mut Transaction<'_, Any>,
         recorded: &RecordedEvent,
     ) -> anyhow::Result<()> {
-        let event = decode_order_event(recorded)?;
-        let id = order_id(&recorded.stream)?;
-        let before = load(tx, id).await?;
-        check(before.as_ref(), id, &event)?;
-        let state = Order::evolve(before.unwrap_or_default(), &event);
-        save(tx, &OrderView::of(&state)?, recorded.version).await
+        self.apply_many(tx, &[recorded]).await
+    }
+
+    /// Loads every order the batch touches in one go, folds the events in memory and
+    /// writes each changed order once.
+    async fn apply_many(
+        &self,
+        tx: &mut Transaction<'_, Any>,
+        events: &[&RecordedEvent],
+    ) -> anyhow::Result<()> {
+        let decoded = events
+            .iter()
+            .map(|recorded| {
+                order_id(&recorded.stream)
+                    .and_then(|id| Ok((id, decode_order_event(recorded)?)))
+                    .with_context(|| batch::describe(recorded))
+            })
+            .collect::<anyhow::Result<Vec<(OrderId, OrderEvent)>>>()?;
+        let mut ids: Vec<OrderId> = decoded.iter().map(|(id, _)| *id).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let mut states = load(tx, &ids).await?;
+        let mut versions: BTreeMap<OrderId, u64> = BTreeMap::new();
+        for ((id, event), recorded) in decoded.iter().zip(events) {
+            let before = states.remove(id);
+            check(before.as_ref(), *id, event).with_context(|| batch::describe(recorded))?;
+            states.insert(*id, Order::evolve(before.unwrap_or_default(), event));
+            versions.insert(*id, recorded.version);
+        }
+        let rows = versions
+            .iter()
+            .map(|(id, version)| {
+                let state = states.get(id).context("folded order missing")?;
+                row(&OrderView::of(state)?, *version)
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        save(tx, rows).await
     }
 }

@@ -57,6 +57,41 @@ pub trait Projection: Send + Sync + 'static {
         tx: &mut Transaction<'_, Any>,
         event: &RecordedEvent,
     ) -> anyhow::Result<()>;
+
+    /// Applies consecutive events, all handled by this projection, in log order, inside
+    /// one transaction: the same rows as [`Projection::apply`] on each in turn. The default
+    /// does exactly that; a projection overrides it to fold the batch in memory and write
+    /// each changed row once, which is what makes a replay fast.
+    ///
+    /// # Errors
+    /// As [`Projection::apply`], naming the event at fault; the transaction must then be
+    /// rolled back.
+    async fn apply_many(
+        &self,
+        tx: &mut Transaction<'_, Any>,
+        events: &[&RecordedEvent],
+    ) -> anyhow::Result<()> {
+        for event in events {
+            self.apply(tx, event)
+                .await
+                .with_context(|| crate::batch::describe(event))?;
+        }
+        Ok(())
+    }
+
+    /// The tables this projection owns. It writes no other table and reads no other table
+    /// in `apply`, so a replay can rebuild exactly these in a shadow copy and swap them in.
+    /// Empty (the default): the projection cannot be replayed.
+    fn tables(&self) -> &'static [&'static str] {
+        &[]
+    }
+
+    /// The secondary indexes of its tables that `apply` looks rows up by. A replay builds
+    /// its shadow tables with their primary keys, unique constraints and these indexes
+    /// only: the other indexes serve readers, who read the live tables.
+    fn lookup_indexes(&self) -> &'static [&'static str] {
+        &[]
+    }
 }
 
 /// Anything that follows the log from its row in `projection_checkpoints`, one batch at a

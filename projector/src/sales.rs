@@ -7,22 +7,23 @@
 //!
 //! `OrderPlaced` adds the order to its day; `OrderCancelled` subtracts exactly what the
 //! order added (rows that fall to zero orders are removed); every other order event
-//! changes nothing.
-use std::collections::BTreeMap;
+//! changes nothing. A batch sums what its events add to each row in memory and writes
+//! each changed row once.
+use std::collections::{BTreeMap, BTreeSet};
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 use async_trait::async_trait;
 use domain::{
     aggregate::Aggregate,
     ids::{OrderId, ProductId},
-    money::Currency,
     order::{Order, OrderEvent, OrderLine},
 };
 use eventstore::RecordedEvent;
 use serde::{Deserialize, Serialize};
-use sqlx::{Any, Row, Transaction};
+use sqlx::{Any, AnyConnection, Row, Transaction};
 
 use crate::{
+    batch,
     orders::{decode_order_event, order_id},
     runtime::Projection,
 };
@@ -65,105 +66,217 @@ fn per_product(lines: &[OrderLine]) -> anyhow::Result<Vec<ProductSale>> {
         .collect())
 }
 
-/// Adds `sign` × the order's figures to its day and products; removes rows left empty.
-async fn add(
-    tx: &mut Transaction<'_, Any>,
-    day: &str,
-    currency: &str,
-    sales: &[ProductSale],
-    sign: i64,
-) -> anyhow::Result<()> {
-    for sale in sales {
-        let product = sale.product_id.to_string();
-        sqlx::query(
-            "INSERT INTO rm_sales_daily (day, product_id, currency, orders, units, revenue) \
-             VALUES ($1, $2, $3, $4, $5, $6) \
-             ON CONFLICT (day, product_id, currency) DO UPDATE SET \
+/// What one counted order added (`rm_sales_orders`).
+#[derive(Clone, Debug)]
+struct Counted {
+    day: String,
+    currency: String,
+    sales: Vec<ProductSale>,
+}
+
+/// Orders, units and revenue to add to one row.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Figures {
+    orders: i64,
+    units: i64,
+    revenue: i64,
+}
+
+impl Figures {
+    fn add(&mut self, sign: i64, units: i64, revenue: i64) {
+        self.orders += sign;
+        self.units += sign * units;
+        self.revenue += sign * revenue;
+    }
+}
+
+/// What a batch folds: which of the orders it touches are counted (`None`: not counted),
+/// starting from the stored rows, and what it adds to each day and product.
+#[derive(Default)]
+struct Fold {
+    counted: BTreeMap<String, Option<Counted>>,
+    stored: BTreeSet<String>,
+    daily: BTreeMap<(String, String, String), Figures>,
+    days: BTreeMap<(String, String), Figures>,
+}
+
+impl Fold {
+    async fn load(conn: &mut AnyConnection, orders: &[String]) -> anyhow::Result<Self> {
+        let mut fold = Self::default();
+        for row in batch::fetch_in(
+            conn,
+            "SELECT order_id, day, currency, lines FROM rm_sales_orders WHERE order_id IN",
+            "",
+            orders,
+        )
+        .await?
+        {
+            let order: String = row.try_get("order_id")?;
+            let sales: Vec<ProductSale> = serde_json::from_str(&row.try_get::<String, _>("lines")?)
+                .context("bad stored sales lines")?;
+            fold.stored.insert(order.clone());
+            fold.counted.insert(
+                order,
+                Some(Counted {
+                    day: row.try_get("day")?,
+                    currency: row.try_get("currency")?,
+                    sales,
+                }),
+            );
+        }
+        Ok(fold)
+    }
+
+    /// Adds `sign` × the order's figures to its day and products.
+    fn add(&mut self, counted: &Counted, sign: i64) {
+        let (mut units, mut revenue) = (0, 0);
+        for sale in &counted.sales {
+            self.daily
+                .entry((
+                    counted.day.clone(),
+                    sale.product_id.to_string(),
+                    counted.currency.clone(),
+                ))
+                .or_default()
+                .add(sign, sale.units, sale.revenue);
+            units += sale.units;
+            revenue += sale.revenue;
+        }
+        self.days
+            .entry((counted.day.clone(), counted.currency.clone()))
+            .or_default()
+            .add(sign, units, revenue);
+    }
+
+    fn placed(&mut self, id: OrderId, counted: Counted) -> anyhow::Result<()> {
+        let slot = self.counted.entry(id.to_string()).or_default();
+        if slot.is_some() {
+            bail!("order counted twice");
+        }
+        *slot = Some(counted.clone());
+        self.add(&counted, 1);
+        Ok(())
+    }
+
+    fn cancelled(&mut self, id: OrderId) {
+        // Never counted (cannot happen in a valid history): nothing to subtract.
+        if let Some(counted) = self.counted.insert(id.to_string(), None).flatten() {
+            self.add(&counted, -1);
+        }
+    }
+
+    /// Writes what the batch added; rows that fall to zero orders are removed.
+    async fn save(self, conn: &mut AnyConnection) -> anyhow::Result<()> {
+        let mut uncounted = Vec::new();
+        let mut counted = Vec::new();
+        for (order, state) in self.counted {
+            match state {
+                Some(c) if !self.stored.contains(&order) => counted.push(vec![
+                    order.into(),
+                    c.day.into(),
+                    c.currency.into(),
+                    serde_json::to_string(&c.sales)?.into(),
+                ]),
+                None if self.stored.contains(&order) => uncounted.push(order),
+                Some(_) | None => {}
+            }
+        }
+        batch::delete_in(
+            conn,
+            "DELETE FROM rm_sales_orders WHERE order_id IN",
+            &uncounted,
+        )
+        .await?;
+        batch::insert_rows(
+            conn,
+            "INSERT INTO rm_sales_orders (order_id, day, currency, lines)",
+            "",
+            counted,
+        )
+        .await?;
+
+        // Figures that add nothing change nothing (a row never rests at zero orders), and
+        // only rows that lost orders can fall to zero.
+        let mut rows = Vec::new();
+        let mut shrunk = Vec::new();
+        for ((day, product, currency), f) in self.daily {
+            if f == Figures::default() {
+                continue;
+            }
+            if f.orders <= 0 {
+                shrunk.push(vec![day.clone(), product.clone(), currency.clone()]);
+            }
+            rows.push(vec![
+                day.into(),
+                product.into(),
+                currency.into(),
+                f.orders.into(),
+                f.units.into(),
+                f.revenue.into(),
+            ]);
+        }
+        batch::insert_rows(
+            conn,
+            "INSERT INTO rm_sales_daily (day, product_id, currency, orders, units, revenue)",
+            "ON CONFLICT (day, product_id, currency) DO UPDATE SET \
                  orders = rm_sales_daily.orders + excluded.orders, \
                  units = rm_sales_daily.units + excluded.units, \
                  revenue = rm_sales_daily.revenue + excluded.revenue",
+            rows,
         )
-        .bind(day)
-        .bind(&product)
-        .bind(currency)
-        .bind(sign)
-        .bind(sign * sale.units)
-        .bind(sign * sale.revenue)
-        .execute(&mut **tx)
         .await?;
-        sqlx::query(
-            "DELETE FROM rm_sales_daily WHERE day = $1 AND product_id = $2 AND currency = $3 \
-             AND orders <= 0",
+        batch::execute_for_keys(
+            conn,
+            "DELETE FROM rm_sales_daily WHERE orders <= 0 AND",
+            &["day", "product_id", "currency"],
+            &shrunk,
         )
-        .bind(day)
-        .bind(&product)
-        .bind(currency)
-        .execute(&mut **tx)
         .await?;
+
+        let mut rows = Vec::new();
+        let mut shrunk = Vec::new();
+        for ((day, currency), f) in self.days {
+            if f == Figures::default() {
+                continue;
+            }
+            if f.orders <= 0 {
+                shrunk.push(vec![day.clone(), currency.clone()]);
+            }
+            rows.push(vec![
+                day.into(),
+                currency.into(),
+                f.orders.into(),
+                f.units.into(),
+                f.revenue.into(),
+            ]);
+        }
+        batch::insert_rows(
+            conn,
+            "INSERT INTO rm_sales_days (day, currency, orders, units, revenue)",
+            "ON CONFLICT (day, currency) DO UPDATE SET \
+                 orders = rm_sales_days.orders + excluded.orders, \
+                 units = rm_sales_days.units + excluded.units, \
+                 revenue = rm_sales_days.revenue + excluded.revenue",
+            rows,
+        )
+        .await?;
+        batch::execute_for_keys(
+            conn,
+            "DELETE FROM rm_sales_days WHERE orders <= 0 AND",
+            &["day", "currency"],
+            &shrunk,
+        )
+        .await
     }
-    let units: i64 = sales.iter().map(|s| s.units).sum();
-    let revenue: i64 = sales.iter().map(|s| s.revenue).sum();
-    sqlx::query(
-        "INSERT INTO rm_sales_days (day, currency, orders, units, revenue) \
-         VALUES ($1, $2, $3, $4, $5) \
-         ON CONFLICT (day, currency) DO UPDATE SET \
-             orders = rm_sales_days.orders + excluded.orders, \
-             units = rm_sales_days.units + excluded.units, \
-             revenue = rm_sales_days.revenue + excluded.revenue",
-    )
-    .bind(day)
-    .bind(currency)
-    .bind(sign)
-    .bind(sign * units)
-    .bind(sign * revenue)
-    .execute(&mut **tx)
-    .await?;
-    sqlx::query("DELETE FROM rm_sales_days WHERE day = $1 AND currency = $2 AND orders <= 0")
-        .bind(day)
-        .bind(currency)
-        .execute(&mut **tx)
-        .await?;
-    Ok(())
 }
 
-async fn placed(
-    tx: &mut Transaction<'_, Any>,
-    id: OrderId,
-    lines: &[OrderLine],
-    currency: Currency,
-    day: &str,
-) -> anyhow::Result<()> {
-    let sales = per_product(lines)?;
-    let currency = currency.to_string();
-    sqlx::query(
-        "INSERT INTO rm_sales_orders (order_id, day, currency, lines) VALUES ($1, $2, $3, $4)",
+/// The order ids of the events that count or uncount an order.
+fn counting_order(id: OrderId, event: &OrderEvent) -> Option<String> {
+    matches!(
+        event,
+        OrderEvent::OrderPlaced { .. } | OrderEvent::OrderCancelled { .. }
     )
-    .bind(id.to_string())
-    .bind(day)
-    .bind(&currency)
-    .bind(serde_json::to_string(&sales)?)
-    .execute(&mut **tx)
-    .await
-    .context("order counted twice")?;
-    add(tx, day, &currency, &sales, 1).await
-}
-
-async fn cancelled(tx: &mut Transaction<'_, Any>, id: OrderId) -> anyhow::Result<()> {
-    let Some(row) = sqlx::query(
-        "DELETE FROM rm_sales_orders WHERE order_id = $1 RETURNING day, currency, lines",
-    )
-    .bind(id.to_string())
-    .fetch_optional(&mut **tx)
-    .await?
-    else {
-        // Never counted (cannot happen in a valid history): nothing to subtract.
-        return Ok(());
-    };
-    let day: String = row.try_get("day")?;
-    let currency: String = row.try_get("currency")?;
-    let sales: Vec<ProductSale> = serde_json::from_str(&row.try_get::<String, _>("lines")?)
-        .context("bad stored sales lines")?;
-    add(tx, &day, &currency, &sales, -1).await
+    .then(|| id.to_string())
 }
 
 #[async_trait]
@@ -176,25 +289,70 @@ impl Projection for SalesProjection {
         event.stream.category() == Order::NAME
     }
 
+    fn tables(&self) -> &'static [&'static str] {
+        &["rm_sales_daily", "rm_sales_days", "rm_sales_orders"]
+    }
+
     async fn apply(
         &self,
         tx: &mut Transaction<'_, Any>,
         recorded: &RecordedEvent,
     ) -> anyhow::Result<()> {
-        let event = decode_order_event(recorded)?;
-        let id = order_id(&recorded.stream)?;
-        match event {
-            OrderEvent::OrderPlaced {
-                lines,
-                total,
-                placed_at,
-                ..
-            } => {
-                let day = placed_at.date_naive().format("%Y-%m-%d").to_string();
-                placed(tx, id, &lines, total.currency, &day).await
-            }
-            OrderEvent::OrderCancelled { .. } => cancelled(tx, id).await,
-            OrderEvent::OrderStatusChanged { .. } | OrderEvent::ShipmentCreated { .. } => Ok(()),
+        self.apply_many(tx, &[recorded]).await
+    }
+
+    /// Loads the counted orders the batch touches in one go, sums what its events add to
+    /// each day and product in memory and writes each changed row once.
+    async fn apply_many(
+        &self,
+        tx: &mut Transaction<'_, Any>,
+        events: &[&RecordedEvent],
+    ) -> anyhow::Result<()> {
+        // Only placements and cancellations count: the other order events are not even
+        // decoded.
+        let events: Vec<&RecordedEvent> = events
+            .iter()
+            .copied()
+            .filter(|e| matches!(e.event_type.as_str(), "OrderPlaced" | "OrderCancelled"))
+            .collect();
+        let decoded = events
+            .iter()
+            .map(|recorded| {
+                order_id(&recorded.stream)
+                    .and_then(|id| Ok((id, decode_order_event(recorded)?)))
+                    .with_context(|| batch::describe(recorded))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let orders: Vec<String> = decoded
+            .iter()
+            .filter_map(|(id, event)| counting_order(*id, event))
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        if orders.is_empty() {
+            return Ok(());
         }
+        let mut fold = Fold::load(tx, &orders).await?;
+        for ((id, event), recorded) in decoded.into_iter().zip(&events) {
+            match event {
+                OrderEvent::OrderPlaced {
+                    lines,
+                    total,
+                    placed_at,
+                    ..
+                } => {
+                    let counted = Counted {
+                        day: placed_at.date_naive().format("%Y-%m-%d").to_string(),
+                        currency: total.currency.to_string(),
+                        sales: per_product(&lines).with_context(|| batch::describe(recorded))?,
+                    };
+                    fold.placed(id, counted)
+                        .with_context(|| batch::describe(recorded))?;
+                }
+                OrderEvent::OrderCancelled { .. } => fold.cancelled(id),
+                OrderEvent::OrderStatusChanged { .. } | OrderEvent::ShipmentCreated { .. } => {}
+            }
+        }
+        fold.save(tx).await
     }
 }

@@ -16,6 +16,8 @@ pub fn routes(state: QueryState) -> OpenApiRouter {
         .merge(resources::orders::router())
         .merge(resources::customers::router())
         .merge(resources::analytics::router())
+        .merge(resources::search::router())
+        .merge(resources::recommendations::router())
         .route_layer(middleware::from_fn(metrics::track))
         .with_state(state)
 }
@@ -26,6 +28,11 @@ pub fn router(state: QueryState) -> Router {
     // Install the recorder now, so requests before the first scrape are counted too.
     metrics::handle();
     let pool = state.pool.clone();
+    let shared_cache = state.shared_cache.clone();
+    let search = state
+        .search
+        .as_ref()
+        .map(crate::search::SearchIndex::readiness_check);
     let (api, doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(routes(state))
         .split_for_parts();
@@ -39,9 +46,12 @@ pub fn router(state: QueryState) -> Router {
                 .map_err(|e| e.to_string())
         }
     });
+    let mut checks = vec![ready];
+    checks.extend(shared_cache.map(crate::cache_writer::readiness));
+    checks.extend(search);
     web::layers::apply(
         api.merge(web::openapi::docs(doc))
-            .merge(health::router(vec![ready]))
+            .merge(health::router(checks))
             .route("/metrics", get(metrics::render)),
     )
 }

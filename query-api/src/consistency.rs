@@ -3,8 +3,9 @@
 //! problem (`code: "timeout"`) after [`QueryConfig::min_position_wait`](crate::QueryConfig).
 //!
 //! In one process the projector's position watch wakes the waiting request the moment the
-//! batch commits; without it the `projection_checkpoints` table is polled.
-use std::{marker::PhantomData, time::Duration};
+//! batch commits; without it the `projection_checkpoints` table is polled. Projections
+//! kept by this node alone (the search index) are only ever waited on through their watch.
+use std::{collections::BTreeMap, marker::PhantomData, sync::Arc, time::Duration};
 
 use axum::{
     extract::{FromRef, FromRequestParts, Query},
@@ -12,7 +13,7 @@ use axum::{
 };
 use projector::{CatalogProjection, InventoryProjection, Positions};
 use sqlx::AnyPool;
-use tokio::time::Instant;
+use tokio::{sync::watch, time::Instant};
 use web::ApiError;
 
 /// The header a client sends with the position a command answered with.
@@ -26,6 +27,8 @@ pub const MIN_POSITION_PARAM: &str = "minPosition";
 pub struct Consistency {
     pool: AnyPool,
     positions: Option<Positions>,
+    /// Node-local projections: their position exists only here.
+    local: Arc<BTreeMap<&'static str, watch::Receiver<u64>>>,
     wait: Duration,
 }
 
@@ -35,8 +38,16 @@ impl Consistency {
         Self {
             pool,
             positions,
+            local: Arc::default(),
             wait,
         }
+    }
+
+    /// The same, also knowing the node-local projection `name` through its watch.
+    #[must_use]
+    pub fn with_local(mut self, name: &'static str, position: watch::Receiver<u64>) -> Self {
+        Arc::make_mut(&mut self.local).insert(name, position);
+        self
     }
 
     /// The checkpoint of projection `name`: the in-process watch when there is one, else
@@ -45,6 +56,9 @@ impl Consistency {
     /// # Errors
     /// When the read models cannot be reached.
     pub async fn position(&self, name: &str) -> Result<u64, ApiError> {
+        if let Some(local) = self.local.get(name) {
+            return Ok(*local.borrow());
+        }
         if let Some(position) = self.positions.as_ref().and_then(|p| p.current(name)) {
             return Ok(position);
         }
@@ -70,6 +84,16 @@ impl Consistency {
     }
 
     async fn wait_one(&self, name: &str, min: u64, deadline: Instant) -> Result<bool, ApiError> {
+        if let Some(local) = self.local.get(name) {
+            let mut local = local.clone();
+            // A stopped projection never gets there: same as too late.
+            return Ok(tokio::time::timeout_at(
+                deadline,
+                local.wait_for(|position| *position >= min),
+            )
+            .await
+            .is_ok_and(|reached| reached.is_ok()));
+        }
         if let Some(positions) = self
             .positions
             .as_ref()
@@ -123,6 +147,14 @@ pub struct InventoryRead;
 impl ReadSide for InventoryRead {
     const PROJECTIONS: &'static [&'static str] =
         &[InventoryProjection::NAME, CatalogProjection::NAME];
+}
+
+/// Search results: this node's own search index.
+#[derive(Debug)]
+pub struct SearchRead;
+
+impl ReadSide for SearchRead {
+    const PROJECTIONS: &'static [&'static str] = &[crate::search::SEARCH_PROJECTION];
 }
 
 /// Extractor that waits until the read side `R` has reached the position the request asks

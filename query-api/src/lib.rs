@@ -1,5 +1,7 @@
 //! Query API: the REST reads of Emporium, served from the read models the projector
-//! writes (and, for product views, from an in-process cache in front of them).
+//! writes (and, for product and order views, from the view cache in front of them: in
+//! process, and in Redis with [`QueryState::with_shared_cache`], which the projector side
+//! fills through [`ViewCacheWriter`]).
 //!
 //! Every GET accepts `X-Emporium-Min-Position: N` (or `?minPosition=N`): it is answered
 //! only once the projections it reads have reached the log position a command answered
@@ -11,7 +13,9 @@
 //! and inventory) and [`order_read`] (orders, order histories, customers, sales) hold the
 //! repositories and their SQL; [`views`] and [`order_views`] the JSON shapes. Compose it
 //! with an in-process projector by passing its positions, and give it the event store for
-//! orders' audit trails (without one, `GET /api/v1/orders/{id}/history` answers 503):
+//! orders' audit trails (without one, `GET /api/v1/orders/{id}/history` answers 503) and
+//! a [`search::SearchIndex`] for full-text search (without one, `GET /api/v1/search`
+//! answers 503; its [`search::SearchProjection`] keeps it current):
 //!
 //! ```no_run
 //! # fn compose(pool: sqlx::AnyPool, verifier: std::sync::Arc<web::JwtVerifier>, positions: projector::Positions, store: std::sync::Arc<dyn eventstore::EventStore>) {
@@ -24,13 +28,17 @@
 #![deny(missing_docs)]
 
 mod app;
+pub mod cache_writer;
 pub mod consistency;
 pub mod order_read;
 pub mod order_views;
 pub mod read;
+pub mod recommendations;
 pub mod routes;
+pub mod search;
 pub mod state;
 pub mod views;
 
 pub use app::{router, routes};
+pub use cache_writer::ViewCacheWriter;
 pub use state::{QueryConfig, QueryState};

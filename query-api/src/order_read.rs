@@ -3,9 +3,15 @@
 //! straight from the event store), [`CustomerDirectory`] (a customer's profile) and
 //! [`SalesFigures`] (revenue, orders and units by day and product). Every value is bound,
 //! never spliced.
+//!
+//! Order views are cached like product views ([`crate::read`]): validated against the
+//! `orders` checkpoint, or the order's stored version. Who may see an order is decided by
+//! the route after the lookup, so a cached order is guarded exactly as a loaded one. Order
+//! lists are always read from the read model.
 use std::sync::Arc;
 
 use anyhow::Context;
+use cache::{LocalConfig, SharedViews, ViewCache};
 use chrono::{DateTime, Days, NaiveDate, SecondsFormat, Utc};
 use domain::{
     aggregate::{Aggregate, DomainEvent, decode, encode},
@@ -13,11 +19,14 @@ use domain::{
     order::{Order, OrderEvent, OrderState},
 };
 use eventstore::{EventStore, StreamId};
+use projector::OrdersProjection;
 use sqlx::{AnyPool, Row, any::AnyArguments};
 use uuid::Uuid;
 use web::ApiError;
 
 use crate::{
+    QueryConfig,
+    consistency::Consistency,
     order_views::{
         CustomerProfileView, OrderEventView, OrderPage, OrderStatusView, OrderView, SalesItem,
         SalesReport, SalesTotals,
@@ -275,12 +284,37 @@ fn view_of(text: &str) -> anyhow::Result<OrderView> {
 #[derive(Clone, Debug)]
 pub struct OrderBook {
     pool: AnyPool,
+    consistency: Consistency,
+    views: ViewCache<OrderView>,
 }
 
+/// The kind of the order views in the cache (`{namespace}:view:order:{id}`).
+pub const ORDER_VIEWS: &str = "order";
+
 impl OrderBook {
-    /// Over the read models in `pool`.
-    pub fn new(pool: AnyPool) -> Self {
-        Self { pool }
+    /// Over the read models in `pool`, caching order views in process as `config` says.
+    pub fn new(pool: AnyPool, consistency: Consistency, config: &QueryConfig) -> Self {
+        let local = LocalConfig {
+            capacity: config.order_cache_capacity,
+            ttl: config.order_cache_ttl,
+        };
+        Self {
+            pool,
+            consistency,
+            views: ViewCache::new(ORDER_VIEWS, &local),
+        }
+    }
+
+    /// The same book with `shared` (Redis) behind its in-process cache.
+    #[must_use]
+    pub fn with_shared_cache(mut self, shared: SharedViews) -> Self {
+        self.views = self.views.with_shared(shared);
+        self
+    }
+
+    /// The order view cache (for diagnostics and tests).
+    pub fn views(&self) -> &ViewCache<OrderView> {
+        &self.views
     }
 
     /// One page of the orders matching `query`, newest first, with the total over all
@@ -327,7 +361,8 @@ impl OrderBook {
         })
     }
 
-    /// The order `id` (`None`: no such order, or a malformed id).
+    /// The order `id` (`None`: no such order, or a malformed id), whoever placed it: the
+    /// caller decides who may see it.
     ///
     /// # Errors
     /// When the read models cannot be read.
@@ -335,13 +370,50 @@ impl OrderBook {
         let Ok(id) = id.parse::<Uuid>() else {
             return Ok(None);
         };
-        let view: Option<String> = sqlx::query_scalar("SELECT view FROM rm_orders WHERE id = $1")
-            .bind(id.to_string())
-            .fetch_optional(&self.pool)
+        let id = id.to_string();
+        // Read before the row, so an entry is never labelled newer than its content.
+        let as_of = self.consistency.position(OrdersProjection::NAME).await?;
+        let fetched = self
+            .views
+            .get(
+                &id,
+                as_of,
+                || order_version(&self.pool, &id),
+                || render_order(&self.pool, &id),
+            )
             .await
-            .map_err(internal)?;
-        Ok(view.as_deref().map(view_of).transpose()?)
+            .map_err(ApiError::Internal)?;
+        Ok(fetched.view)
     }
+}
+
+/// The version of order `id` the read model holds (`None`: no such order).
+///
+/// # Errors
+/// When the read model cannot be read.
+pub async fn order_version(pool: &AnyPool, id: &str) -> anyhow::Result<Option<u64>> {
+    let version: Option<i64> = sqlx::query_scalar("SELECT version FROM rm_orders WHERE id = $1")
+        .bind(id)
+        .fetch_optional(pool)
+        .await?;
+    Ok(version.map(u64::try_from).transpose()?)
+}
+
+/// The view of order `id` with its version, as the read model holds it (`None`: no such
+/// order). Every cached order view is rendered here.
+///
+/// # Errors
+/// When the read model cannot be read or holds an undecodable view.
+pub async fn render_order(pool: &AnyPool, id: &str) -> anyhow::Result<Option<(u64, OrderView)>> {
+    let row = sqlx::query("SELECT version, view FROM rm_orders WHERE id = $1")
+        .bind(id)
+        .fetch_optional(pool)
+        .await?;
+    row.map(|row| {
+        let version = u64::try_from(row.try_get::<i64, _>("version")?)?;
+        Ok((version, view_of(&row.try_get::<String, _>("view")?)?))
+    })
+    .transpose()
 }
 
 /// An order's events, straight from the event store (the source of truth, so always

@@ -2,14 +2,16 @@
 //! products match, and what one product looks like) and [`InventoryLevels`] (how much of a
 //! SKU there is). All SQL of the query API lives here; every value is bound, never spliced.
 //!
-//! Product views are cached in process. An entry remembers the `catalog` checkpoint it was
-//! read at; while that checkpoint has not moved the entry is served as is, and once it has
-//! moved the entry is still served if the product's stored version is unchanged (every
-//! catalogue row of a product comes from its own stream, so same version, same rows).
-//! Availability is never cached: it is read with every request.
-use std::{collections::BTreeMap, sync::Arc};
+//! Product views are cached ([`cache::ViewCache`]): in process, and in Redis when the node
+//! has it. An entry remembers the `catalog` checkpoint it was read at; while that checkpoint
+//! has not moved the entry is served as is, and once it has moved the entry is still served
+//! if the product's stored version is unchanged (every catalogue row of a product comes from
+//! its own stream, so same version, same rows). Availability is never cached: it is read
+//! with every request. Lists are always read from the read model.
+use std::collections::BTreeMap;
 
 use anyhow::Context;
+use cache::{LocalConfig, SharedViews, ViewCache};
 use projector::CatalogProjection;
 use serde_json::{Map, Value};
 use sqlx::{AnyPool, Row, any::AnyRow};
@@ -359,32 +361,67 @@ fn group(rows: &[AnyRow], with_available: bool) -> anyhow::Result<Vec<ProductVie
     Ok(products)
 }
 
-/// A product view as cached, with the `catalog` checkpoint it was read at.
-struct Cached {
-    as_of: u64,
-    product: ProductView,
+/// The views of the products `ids` as the product list shows them (variants with live
+/// availability), in no particular order; ids without a product are left out.
+///
+/// # Errors
+/// When the read models cannot be read.
+pub(crate) async fn product_views(
+    pool: &AnyPool,
+    ids: &[String],
+) -> Result<Vec<ProductView>, ApiError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let placeholders: Vec<String> = (1..=ids.len()).map(|n| format!("${n}")).collect();
+    let sql = format!(
+        "SELECT {PRODUCT_COLUMNS}, {VARIANT_COLUMNS}, i.on_hand - i.reserved AS v_available \
+         FROM rm_products p \
+         LEFT JOIN rm_variants v ON v.product_id = p.id \
+         LEFT JOIN rm_inventory i ON i.sku = v.sku \
+         WHERE p.id IN ({}) ORDER BY p.id, v.ordinal",
+        placeholders.join(", ")
+    );
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for id in ids {
+        query = query.bind(id.clone());
+    }
+    let rows = query.fetch_all(pool).await.map_err(internal)?;
+    Ok(group(&rows, true)?)
 }
 
 /// Which products match a query, and what one product looks like.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct ProductCatalogue {
     pool: AnyPool,
     consistency: Consistency,
-    cache: moka::sync::Cache<String, Arc<Cached>>,
+    views: ViewCache<ProductView>,
 }
 
 impl ProductCatalogue {
-    /// Over the read models in `pool`, caching as `config` says.
+    /// Over the read models in `pool`, caching in process as `config` says.
     pub fn new(pool: AnyPool, consistency: Consistency, config: &QueryConfig) -> Self {
-        let cache = moka::sync::Cache::builder()
-            .max_capacity(config.product_cache_capacity)
-            .time_to_live(config.product_cache_ttl)
-            .build();
+        let local = LocalConfig {
+            capacity: config.product_cache_capacity,
+            ttl: config.product_cache_ttl,
+        };
         Self {
             pool,
             consistency,
-            cache,
+            views: ViewCache::new(PRODUCT_VIEWS, &local),
         }
+    }
+
+    /// The same catalogue with `shared` (Redis) behind its in-process cache.
+    #[must_use]
+    pub fn with_shared_cache(mut self, shared: SharedViews) -> Self {
+        self.views = self.views.with_shared(shared);
+        self
+    }
+
+    /// The product view cache (for diagnostics and tests).
+    pub fn views(&self) -> &ViewCache<ProductView> {
+        &self.views
     }
 
     /// One page of the products matching `query`, with the total over all pages.
@@ -470,52 +507,55 @@ impl ProductCatalogue {
         Ok(Some(product))
     }
 
-    async fn cached_or_load(&self, key: String) -> Result<Option<ProductView>, ApiError> {
+    async fn cached_or_load(&self, id: String) -> Result<Option<ProductView>, ApiError> {
         // Read before the rows, so an entry is never labelled newer than its content.
         let as_of = self.consistency.position(CatalogProjection::NAME).await?;
-        if let Some(hit) = self.cache.get(&key) {
-            if hit.as_of == as_of {
-                return Ok(Some(hit.product.clone()));
-            }
-            let version: Option<i64> =
-                sqlx::query_scalar("SELECT version FROM rm_products WHERE id = $1")
-                    .bind(&key)
-                    .fetch_optional(&self.pool)
-                    .await
-                    .map_err(internal)?;
-            if version.and_then(|v| u64::try_from(v).ok()) == Some(hit.product.version) {
-                let product = hit.product.clone();
-                self.cache.insert(
-                    key,
-                    Arc::new(Cached {
-                        as_of,
-                        product: product.clone(),
-                    }),
-                );
-                return Ok(Some(product));
-            }
-        }
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {PRODUCT_COLUMNS}, {VARIANT_COLUMNS} FROM rm_products p \
-             LEFT JOIN rm_variants v ON v.product_id = p.id WHERE p.id = $1 ORDER BY v.ordinal"
-        )))
-        .bind(&key)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(internal)?;
-        let product = group(&rows, false)?.pop();
-        match &product {
-            Some(product) => self.cache.insert(
-                key,
-                Arc::new(Cached {
-                    as_of,
-                    product: product.clone(),
-                }),
-            ),
-            None => self.cache.invalidate(&key),
-        }
-        Ok(product)
+        let fetched = self
+            .views
+            .get(
+                &id,
+                as_of,
+                || product_version(&self.pool, &id),
+                || async {
+                    let product = render_product(&self.pool, &id).await?;
+                    Ok(product.map(|p| (p.version, p)))
+                },
+            )
+            .await
+            .map_err(ApiError::Internal)?;
+        Ok(fetched.view)
     }
+}
+
+/// The kind of the product views in the cache (`{namespace}:view:product:{id}`).
+pub const PRODUCT_VIEWS: &str = "product";
+
+/// The version of product `id` the catalogue holds (`None`: no such product).
+///
+/// # Errors
+/// When the read models cannot be read.
+pub async fn product_version(pool: &AnyPool, id: &str) -> anyhow::Result<Option<u64>> {
+    let version: Option<i64> = sqlx::query_scalar("SELECT version FROM rm_products WHERE id = $1")
+        .bind(id)
+        .fetch_optional(pool)
+        .await?;
+    Ok(version.map(u64::try_from).transpose()?)
+}
+
+/// The view of product `id` as the catalogue holds it, availability left at 0 (it is never
+/// cached); `None`: no such product. Every cached product view is rendered here.
+///
+/// # Errors
+/// When the read models cannot be read.
+pub async fn render_product(pool: &AnyPool, id: &str) -> anyhow::Result<Option<ProductView>> {
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {PRODUCT_COLUMNS}, {VARIANT_COLUMNS} FROM rm_products p \
+         LEFT JOIN rm_variants v ON v.product_id = p.id WHERE p.id = $1 ORDER BY v.ordinal"
+    )))
+    .bind(id)
+    .fetch_all(pool)
+    .await?;
+    Ok(group(&rows, false)?.pop())
 }
 
 fn internal(err: impl Into<anyhow::Error>) -> ApiError {

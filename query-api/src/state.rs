@@ -2,6 +2,7 @@
 use std::{sync::Arc, time::Duration};
 
 use axum::extract::FromRef;
+use cache::SharedViews;
 use eventstore::EventStore;
 use projector::Positions;
 use sqlx::AnyPool;
@@ -11,6 +12,8 @@ use crate::{
     consistency::Consistency,
     order_read::{CustomerDirectory, OrderBook, OrderHistory, SalesFigures},
     read::{InventoryLevels, ProductCatalogue},
+    recommendations::Recommendations,
+    search::{SEARCH_PROJECTION, SearchIndex},
 };
 
 /// Settings of the query API.
@@ -23,6 +26,10 @@ pub struct QueryConfig {
     pub product_cache_ttl: Duration,
     /// How many product views the in-process cache holds.
     pub product_cache_capacity: u64,
+    /// How long an order view stays in the in-process cache at most.
+    pub order_cache_ttl: Duration,
+    /// How many order views the in-process cache holds.
+    pub order_cache_capacity: u64,
 }
 
 impl Default for QueryConfig {
@@ -31,6 +38,8 @@ impl Default for QueryConfig {
             min_position_wait: Duration::from_secs(5),
             product_cache_ttl: Duration::from_secs(10),
             product_cache_capacity: 10_000,
+            order_cache_ttl: Duration::from_secs(10),
+            order_cache_capacity: 10_000,
         }
     }
 }
@@ -54,9 +63,17 @@ pub struct QueryState {
     pub customers: CustomerDirectory,
     /// Sales figures.
     pub sales: SalesFigures,
+    /// Bought-together and similar products.
+    pub recommendations: Recommendations,
     /// Orders' audit trails, read from the event store; `None` until
     /// [`QueryState::with_event_store`] gives it one (the history route then answers 503).
     pub history: Option<OrderHistory>,
+    /// The shared view cache (Redis) behind the in-process ones, if this node has one
+    /// ([`QueryState::with_shared_cache`]); its health is a degrading readiness check.
+    pub shared_cache: Option<SharedViews>,
+    /// This node's search index; `None` until [`QueryState::with_search`] gives it one
+    /// (the search route then answers 503).
+    pub search: Option<SearchIndex>,
 }
 
 impl QueryState {
@@ -74,10 +91,13 @@ impl QueryState {
         Self {
             products: ProductCatalogue::new(pool.clone(), consistency.clone(), config),
             inventory: InventoryLevels::new(pool.clone()),
-            orders: OrderBook::new(pool.clone()),
+            orders: OrderBook::new(pool.clone(), consistency.clone(), config),
             customers: CustomerDirectory::new(pool.clone()),
             sales: SalesFigures::new(pool.clone()),
+            recommendations: Recommendations::new(pool.clone()),
             history: None,
+            shared_cache: None,
+            search: None,
             consistency,
             verifier,
             pool,
@@ -89,6 +109,30 @@ impl QueryState {
     #[must_use]
     pub fn with_event_store(mut self, store: Arc<dyn EventStore>) -> Self {
         self.history = Some(OrderHistory::new(store));
+        self
+    }
+
+    /// The same state answering `GET /api/v1/search` from `index`, whose position
+    /// read-your-writes waits on.
+    #[must_use]
+    pub fn with_search(mut self, index: SearchIndex) -> Self {
+        self.consistency = self
+            .consistency
+            .with_local(SEARCH_PROJECTION, index.subscribe());
+        self.search = Some(index);
+        self
+    }
+}
+
+impl QueryState {
+    /// The same state with `shared` (Redis) behind the in-process product and order view
+    /// caches: views are read L1, then Redis, then the read model, and this node's L1
+    /// obeys the invalidations published on `shared`'s channel.
+    #[must_use]
+    pub fn with_shared_cache(mut self, shared: SharedViews) -> Self {
+        self.products = self.products.with_shared_cache(shared.clone());
+        self.orders = self.orders.with_shared_cache(shared.clone());
+        self.shared_cache = Some(shared);
         self
     }
 }

@@ -10,9 +10,11 @@ use web::ApiError;
 
 pub mod accounts;
 pub mod auth;
+pub mod cart;
 pub mod inventory;
 pub mod orders;
 pub mod products;
+pub mod wishlist;
 
 /// The answer to every command: what it created or changed, the stream's new version,
 /// and the global position of the last event it appended (for `X-Emporium-Min-Position`).
@@ -87,6 +89,15 @@ pub struct MoneyDto {
     pub amount: i64,
     /// ISO 4217 code, e.g. `EUR`.
     pub currency: String,
+}
+
+impl From<domain::money::Money> for MoneyDto {
+    fn from(money: domain::money::Money) -> Self {
+        Self {
+            amount: money.amount,
+            currency: money.currency.to_string(),
+        }
+    }
 }
 
 impl MoneyDto {

@@ -20,7 +20,7 @@ use web::{ApiError, AppJson, AuthUser, Problem};
 
 use super::{CommandAnswer, optional_json, parse_id};
 use crate::{
-    ordering::{RequestedLine, change_order, place_order},
+    ordering::{RequestedLine, change_order, place_customer_order},
     service::CommandMeta,
     state::AppState,
 };
@@ -139,18 +139,8 @@ async fn place(
 ) -> Result<Response, ApiError> {
     user.require(&[Role::Customer])?;
     let lines = parse_lines(&body.lines)?;
-    let id = OrderId::new(Uuid::now_v7());
-    let meta = CommandMeta::by(format!("account-{}", user.id));
-    let placed = place_order(
-        &state,
-        id,
-        user.id,
-        &lines,
-        body.shipping_address.into(),
-        &meta,
-    )
-    .await?;
-    Ok(CommandAnswer::new(id, placed.version, placed.position).respond(StatusCode::CREATED))
+    let answer = place_customer_order(&state, &user, &lines, body.shipping_address.into()).await?;
+    Ok(answer.respond(StatusCode::CREATED))
 }
 
 /// Why an order is cancelled.

@@ -3,7 +3,9 @@
 
 use std::sync::Arc;
 
-use command_api::{BootstrapAdmin, CommandApiConfig, auth::AuthConfig};
+use command_api::{
+    AppState, BootstrapAdmin, CommandApiConfig, auth::AuthConfig, carts::contract::TestRedis,
+};
 use eventstore::{
     EventStore,
     postgres::PostgresConfig,
@@ -35,6 +37,8 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub backend: Backend,
     pub store: Arc<dyn EventStore>,
+    /// The Redis keeping carts, when it is not the SQL database.
+    pub redis: Option<TestRedis>,
     _guard: Guard,
     _shutdown: oneshot::Sender<()>,
 }
@@ -82,6 +86,21 @@ pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
 }
 
 pub async fn spawn_app_with(backend: Backend, config: CommandApiConfig) -> Option<TestApp> {
+    spawn_app_customised(backend, config, None).await
+}
+
+/// Starts the command API on SQLite with carts and wishlists in Redis (under a key prefix
+/// of its own), or `None` when there is no Redis.
+pub async fn spawn_app_with_redis_carts() -> Option<TestApp> {
+    let redis = TestRedis::new().await?;
+    spawn_app_customised(Backend::Sqlite, config(), Some(redis)).await
+}
+
+async fn spawn_app_customised(
+    backend: Backend,
+    config: CommandApiConfig,
+    redis: Option<TestRedis>,
+) -> Option<TestApp> {
     sqlx::any::install_default_drivers();
     let (store, sql_url, guard): (Arc<dyn EventStore>, String, Guard) = match backend {
         Backend::Sqlite => {
@@ -104,9 +123,16 @@ pub async fn spawn_app_with(backend: Backend, config: CommandApiConfig) -> Optio
         .connect(&sql_url)
         .await
         .expect("sql pool");
-    let state = command_api::build_state(store.clone(), sql, &config)
+    let mut state: AppState = command_api::build_state(store.clone(), sql, &config)
         .await
         .expect("state");
+    if let Some(redis) = &redis {
+        let carts = redis.store(command_api::carts::CartStoreConfig {
+            ttl: std::time::Duration::from_secs(3600),
+            ..Default::default()
+        });
+        state = state.with_cart_store(Arc::new(carts));
+    }
     let app = web::server::Application::bind("127.0.0.1:0", command_api::router(state))
         .await
         .expect("bind");
@@ -124,6 +150,7 @@ pub async fn spawn_app_with(backend: Backend, config: CommandApiConfig) -> Optio
         client,
         backend,
         store,
+        redis,
         _guard: guard,
         _shutdown: shutdown,
     })
@@ -152,6 +179,23 @@ impl TestApp {
 
     pub async fn delete(&self, path: &str, token: Option<&str>) -> Response {
         let mut request = self.client.delete(self.url(path));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request.send().await.expect("request")
+    }
+
+    pub async fn put(&self, path: &str, token: Option<&str>) -> Response {
+        let mut request = self.client.put(self.url(path));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request.send().await.expect("request")
+    }
+
+    /// A GET with a bearer token when one is given.
+    pub async fn get_as(&self, path: &str, token: Option<&str>) -> Response {
+        let mut request = self.client.get(self.url(path));
         if let Some(token) = token {
             request = request.bearer_auth(token);
         }

@@ -2,6 +2,8 @@
 //! PostgreSQL (each test gets its own database), driven with a real HTTP client.
 mod accounts;
 mod auth;
+mod cart_store;
+mod carts;
 mod helpers;
 mod idempotency;
 mod inventory;

@@ -238,6 +238,7 @@ pub fn tables_of(name: &str) -> &'static [&'static str] {
         "orders" => &["rm_orders"],
         "customers" => &["rm_customers"],
         "sales" => &["rm_sales_daily", "rm_sales_days", "rm_sales_orders"],
+        "bought_together" => projector::BoughtTogetherProjection::TABLES,
         other => panic!("unknown projection {other}"),
     }
 }

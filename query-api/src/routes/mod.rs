@@ -11,6 +11,8 @@ pub mod customers;
 pub mod inventory;
 pub mod orders;
 pub mod products;
+pub mod recommendations;
+pub mod search;
 
 /// The caller when a bearer token is sent, `None` when none is: for public routes that
 /// show more to the back office. A token that is sent must be valid (401 otherwise).

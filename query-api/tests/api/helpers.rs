@@ -60,6 +60,10 @@ pub struct TestApp {
     pub backend: Backend,
     pub store: Arc<dyn EventStore>,
     pub pool: AnyPool,
+    /// Verifies this app's tokens (for more query nodes on the same database).
+    pub verifier: Arc<web::JwtVerifier>,
+    /// The projector's positions (it runs once started).
+    pub positions: projector::Positions,
     encoding: EncodingKey,
     projector: Option<Projector>,
     stops: Vec<oneshot::Sender<()>>,
@@ -98,7 +102,7 @@ pub fn query_config() -> QueryConfig {
     }
 }
 
-fn runner_config() -> RunnerConfig {
+pub fn runner_config() -> RunnerConfig {
     RunnerConfig {
         idle_poll: Duration::from_millis(50),
         backoff_initial: Duration::from_millis(10),
@@ -160,7 +164,8 @@ pub async fn spawn_app_with(
         .expect("public pem");
     let verifier = web::JwtVerifier::from_public_pem(public.as_bytes()).expect("verifier");
 
-    let state = QueryState::new(pool.clone(), Arc::new(verifier), watch, &config)
+    let verifier = Arc::new(verifier);
+    let state = QueryState::new(pool.clone(), verifier.clone(), watch, &config)
         .with_event_store(store.clone());
     let app = web::server::Application::bind("127.0.0.1:0", query_api::router(state))
         .await
@@ -176,6 +181,8 @@ pub async fn spawn_app_with(
         backend,
         store,
         pool,
+        verifier,
+        positions: projector.positions(),
         encoding,
         projector: Some(projector),
         stops: vec![stop],

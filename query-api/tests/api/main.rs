@@ -9,4 +9,7 @@ mod helpers;
 mod inventory;
 mod orders;
 mod products;
+mod recommendations;
+mod search;
 mod shop;
+mod view_cache;

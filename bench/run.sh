@@ -1,0 +1,188 @@
+#!/usr/bin/env bash
+# One load scenario against a fresh Emporium, end to end:
+#
+#   bench/run.sh <browse|checkout|hot-sku|mixed|page|all> [embedded|split]
+#
+# builds the release binaries, starts Emporium on free loopback ports (embedded: one
+# process on a fresh data folder; split: command, query and projector processes on a
+# fresh PostgreSQL database, with Redis and NATS when this build has those settings),
+# creates the load catalogue and customers with `loadgen setup`, runs the scenario, then
+# the roof that scenario is compared with (the HTTP roof for page, browse and mixed; the
+# pgbench write roof for checkout and hot-sku), prints each report and the README table
+# rows, and stops everything it started. Reports land in $OUT (JSON).
+#
+# Environment (defaults in brackets):
+#   CONNECTIONS [64]  DURATION [30s]  WARMUP [5s]  RATE [closed loop]
+#   PRODUCTS [1000]  SKUS_PER_PRODUCT [1]  STOCK [1000000]  CUSTOMERS [64]
+#   HOT_STOCK [leave]: set the hot SKU's available units first (to watch it sell out)
+#   LINES [2]: order lines per order   LAG_SAMPLE [0.1]: share of orders lag-probed
+#   EMPORIUM_BENCH_PG [postgres://postgres@127.0.0.1:5432]  REDIS_URL [redis://127.0.0.1:6379]
+#   NATS_URL [nats://127.0.0.1:4222]  OUT [bench/results]  NO_BUILD [0]: reuse the binaries
+#   SERVER_CPUS / LOADGEN_CPUS [unpinned]: taskset CPU lists, e.g. 1 and 0
+#   EMPORIUM_* settings pass through to the servers (e.g. EMPORIUM_DATABASE_MAX_CONNECTIONS).
+set -euo pipefail
+
+scenario="${1:?usage: bench/run.sh <browse|checkout|hot-sku|mixed|page|all> [embedded|split]}"
+mode="${2:-embedded}"
+case "$scenario" in browse|checkout|hot-sku|mixed|page|all) ;; *)
+  echo "unknown scenario $scenario" >&2; exit 2 ;; esac
+case "$mode" in embedded|split) ;; *) echo "unknown mode $mode" >&2; exit 2 ;; esac
+
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$root"
+target_dir="${CARGO_TARGET_DIR:-$root/target}"
+bin="$target_dir/release"
+out="${OUT:-$root/bench/results}"
+connections="${CONNECTIONS:-64}"
+duration="${DURATION:-30s}"
+warmup="${WARMUP:-5s}"
+pg="${EMPORIUM_BENCH_PG:-postgres://postgres@127.0.0.1:5432}"
+mkdir -p "$out"
+
+if [ "${NO_BUILD:-0}" != 1 ]; then
+  cargo build --release -p emporium -p loadgen
+fi
+
+work="$(mktemp -d -t emporium-load.XXXXXX)"
+pids=()
+database=""
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  if [ -n "$database" ]; then
+    psql -q "$pg/postgres" -c "DROP DATABASE IF EXISTS $database WITH (FORCE)" >/dev/null 2>&1 ||
+      echo "could not drop database $database" >&2
+  fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+pinned() { # pinned CPU_LIST command...: run under taskset when a CPU list is given
+  local cpus="$1"; shift
+  if [ -n "$cpus" ]; then taskset -c "$cpus" "$@"; else "$@"; fi
+}
+spawn() { # spawn CPU_LIST command... &: like pinned, but the background job IS the
+  # program (exec), so $! is its pid and cleanup stops it, not a wrapper shell
+  local cpus="$1"; shift
+  if [ -n "$cpus" ]; then exec taskset -c "$cpus" "$@"; else exec "$@"; fi
+}
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+free_port() {
+  local port
+  while :; do
+    port=$(( 20000 + RANDOM % 30000 ))
+    port_open "$port" || { echo "$port"; return; }
+  done
+}
+wait_ready() { # wait_ready URL LOG
+  for _ in $(seq 1 240); do
+    curl -fsS "$1/health/ready" >/dev/null 2>&1 && return 0
+    sleep 0.25
+  done
+  echo "Emporium at $1 did not become ready; its log:" >&2
+  tail -n 40 "$2" >&2
+  return 1
+}
+loadgen() { pinned "${LOADGEN_CPUS:-}" "$bin/loadgen" "$@"; }
+
+admin_password="loadgen-admin-$RANDOM$RANDOM$RANDOM"
+export EMPORIUM_BOOTSTRAP_ADMIN_PASSWORD="$admin_password"
+# Load runs sign up many customers from one address: lift the per-IP sign-up limit.
+export EMPORIUM_RATE_LIMIT_SIGNUP_PER_MINUTE=0
+export EMPORIUM_ACCESS_TOKEN_TTL_SECONDS="${EMPORIUM_ACCESS_TOKEN_TTL_SECONDS:-86400}"
+export EMPORIUM_LOG="${EMPORIUM_LOG:-warn}"
+export EMPORIUM_DATA_DIR="$work/data"
+export LOADGEN_ADMIN_PASSWORD="$admin_password"
+
+start() { # start NAME ROLE PORT: an Emporium process in the background
+  local log="$work/$1.log"
+  EMPORIUM_ADDR="127.0.0.1:$3" spawn "${SERVER_CPUS:-}" "$bin/emporium" serve --role "$2" \
+    >"$log" 2>&1 &
+  pids+=("$!")
+}
+
+if [ "$mode" = embedded ]; then
+  port=$(free_port)
+  start emporium all "$port"
+  command_url="http://127.0.0.1:$port"
+  query_url="$command_url"
+  wait_ready "$command_url" "$work/emporium.log"
+else
+  database="emporium_load_$$"
+  psql -q "$pg/postgres" -c "CREATE DATABASE $database" >/dev/null
+  export EMPORIUM_DATABASE_URL="$pg/$database"
+  # The cache and the bus join in when this build has their settings.
+  settings="$("$bin/emporium" check-config)"
+  if grep -q '^EMPORIUM_REDIS_URL' <<<"$settings"; then
+    export EMPORIUM_REDIS_URL="${REDIS_URL:-redis://127.0.0.1:6379}"
+  fi
+  if grep -q '^EMPORIUM_NATS_URL' <<<"$settings"; then
+    export EMPORIUM_NATS_URL="${NATS_URL:-nats://127.0.0.1:4222}"
+  fi
+  command_port=$(free_port)
+  start command command "$command_port"
+  command_url="http://127.0.0.1:$command_port"
+  # The command node migrates and writes the signing key; the others start after it.
+  wait_ready "$command_url" "$work/command.log"
+  projector_port=$(free_port)
+  start projector projector "$projector_port"
+  query_port=$(free_port)
+  start query query "$query_port"
+  query_url="http://127.0.0.1:$query_port"
+  wait_ready "http://127.0.0.1:$projector_port" "$work/projector.log"
+  wait_ready "$query_url" "$work/query.log"
+fi
+
+state="$work/state.json"
+loadgen setup --target "$command_url" --query-target "$query_url" \
+  --products "${PRODUCTS:-1000}" --skus-per-product "${SKUS_PER_PRODUCT:-1}" \
+  --stock "${STOCK:-1000000}" --customers "${CUSTOMERS:-64}" --state "$state"
+if [ "$mode" = split ]; then
+  # This PostgreSQL runs with autovacuum off: give the planner statistics after the bulk load.
+  psql -q "$EMPORIUM_DATABASE_URL" -c ANALYZE
+fi
+
+run_scenario() { # run_scenario NAME: one measured run, its JSON in $out
+  local extra=()
+  [ -n "${RATE:-}" ] && extra+=(--rate "$RATE")
+  [ -n "${HOT_STOCK:-}" ] && [ "$1" = hot-sku ] && extra+=(--hot-stock "$HOT_STOCK")
+  echo
+  loadgen run "$1" --target "$command_url" --query-target "$query_url" --state "$state" \
+    --connections "$connections" --duration "$duration" --warmup "$warmup" \
+    --lines "${LINES:-2}" --lag-sample "${LAG_SAMPLE:-0.1}" --mode "$mode" \
+    --json "$out/$1-$mode.json" "${extra[@]}"
+}
+
+case "$scenario" in
+  all) scenarios=(page browse mixed checkout hot-sku) ;;
+  *) scenarios=("$scenario") ;;
+esac
+reports=()
+for s in "${scenarios[@]}"; do
+  run_scenario "$s"
+  reports+=("$out/$s-$mode.json")
+done
+
+# The roofs, measured now on the same machine while Emporium idles.
+table_args=()
+if printf '%s\n' "${scenarios[@]}" | grep -qE '^(page|browse|mixed)$'; then
+  roof_port=$(free_port)
+  spawn "${SERVER_CPUS:-}" "$bin/loadgen" roof-server --addr "127.0.0.1:$roof_port" \
+    --from "$query_url" >"$work/roof.log" 2>&1 &
+  pids+=("$!")
+  for _ in $(seq 1 100); do port_open "$roof_port" && break; sleep 0.1; done
+  echo
+  loadgen run roof --target "http://127.0.0.1:$roof_port" --connections "$connections" \
+    --duration "$duration" --warmup "$warmup" --mode "$mode" --json "$out/roof-$mode.json"
+  reports+=("$out/roof-$mode.json")
+fi
+if printf '%s\n' "${scenarios[@]}" | grep -qE '^(checkout|hot-sku)$'; then
+  echo
+  roof_line="$(DURATION="$duration" "$root/bench/write-roof.sh" "$connections")"
+  echo "$roof_line"
+  write_roof="$(awk '{ print $(NF-1) }' <<<"$roof_line")"
+  [[ "$write_roof" =~ ^[0-9]+$ ]] && table_args+=(--write-roof "$write_roof")
+fi
+
+echo
+"$bin/loadgen" table "${reports[@]}" "${table_args[@]}"

@@ -1,0 +1,96 @@
+//! `GET /api/v1/products/{id}/recommendations` (public) and
+//! `GET /api/v1/customers/me/recommendations` (customers): bought-together and similar
+//! products (see [`crate::recommendations`] for the reasons and scores).
+use axum::extract::{Path, Query, State, rejection::QueryRejection};
+use domain::account::Role;
+use projector::{BoughtTogetherProjection, CatalogProjection, InventoryProjection};
+use utoipa_axum::{router::OpenApiRouter, routes};
+use web::{ApiError, AppJson, AuthUser, Problem};
+
+use crate::{
+    consistency::{MinPosition, ReadSide},
+    recommendations::{RecommendationList, RecommendationQuery},
+    state::QueryState,
+};
+
+/// Recommendations: pair counts and purchases, the catalogue, and stock.
+#[derive(Debug)]
+pub struct RecommendationsRead;
+
+impl ReadSide for RecommendationsRead {
+    const PROJECTIONS: &'static [&'static str] = &[
+        BoughtTogetherProjection::NAME,
+        CatalogProjection::NAME,
+        InventoryProjection::NAME,
+    ];
+}
+
+/// The recommendation routes.
+pub fn router() -> OpenApiRouter<QueryState> {
+    OpenApiRouter::new()
+        .routes(routes!(for_product))
+        .routes(routes!(for_me))
+}
+
+fn parse(
+    pairs: Result<Query<Vec<(String, String)>>, QueryRejection>,
+) -> Result<RecommendationQuery, ApiError> {
+    let Query(pairs) = pairs.map_err(|e| ApiError::BadRequest {
+        code: "invalid_query",
+        detail: e.body_text(),
+    })?;
+    RecommendationQuery::parse(&pairs)
+}
+
+/// Products to show next to an active product: those most often bought together with it
+/// (`boughtTogether`, score = orders holding both), then the most similar ones (`similar`,
+/// score = 2 per shared category + 1 per shared attribute value). Only active products
+/// with stock available; 404 for an unknown or archived product.
+#[utoipa::path(get, path = "/api/v1/products/{id}/recommendations", tag = "recommendations",
+    params(("id" = uuid::Uuid, Path, description = "product id"),
+        ("limit" = Option<u32>, Query, description = "most items, 1 to 50 (default 10)"),
+        ("X-Emporium-Min-Position" = Option<u64>, Header, description = "answer only once this log position is reflected"),
+        ("minPosition" = Option<u64>, Query, description = "same as the header")),
+    responses((status = 200, body = RecommendationList), (status = 400, description = "a bad parameter", body = Problem),
+        (status = 404, description = "no such active product", body = Problem),
+        (status = 504, description = "the read models did not reach minPosition in time", body = Problem)))]
+async fn for_product(
+    State(state): State<QueryState>,
+    _: MinPosition<RecommendationsRead>,
+    Path(id): Path<String>,
+    pairs: Result<Query<Vec<(String, String)>>, QueryRejection>,
+) -> Result<AppJson<RecommendationList>, ApiError> {
+    let query = parse(pairs)?;
+    state
+        .recommendations
+        .for_product(&id, query)
+        .await?
+        .map(AppJson)
+        .ok_or_else(|| ApiError::not_found("no such product"))
+}
+
+/// Products for the caller (customers only), from their own purchases: bought together with
+/// what they bought, then similar to it, never anything they have bought already (orders
+/// not cancelled). Empty until they have ordered.
+#[utoipa::path(get, path = "/api/v1/customers/me/recommendations", tag = "recommendations",
+    security(("bearer" = [])),
+    params(("limit" = Option<u32>, Query, description = "most items, 1 to 50 (default 10)"),
+        ("X-Emporium-Min-Position" = Option<u64>, Header, description = "answer only once this log position is reflected"),
+        ("minPosition" = Option<u64>, Query, description = "same as the header")),
+    responses((status = 200, body = RecommendationList), (status = 400, description = "a bad parameter", body = Problem),
+        (status = 401, body = Problem), (status = 403, description = "not a customer", body = Problem),
+        (status = 504, description = "the read models did not reach minPosition in time", body = Problem)))]
+async fn for_me(
+    State(state): State<QueryState>,
+    user: AuthUser,
+    _: MinPosition<RecommendationsRead>,
+    pairs: Result<Query<Vec<(String, String)>>, QueryRejection>,
+) -> Result<AppJson<RecommendationList>, ApiError> {
+    user.require(&[Role::Customer])?;
+    let query = parse(pairs)?;
+    let list = state
+        .recommendations
+        .for_customer(&user.id.to_string(), query)
+        .await?;
+    Ok(AppJson(list))
+}
