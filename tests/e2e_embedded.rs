@@ -445,16 +445,27 @@ async fn demo_data_loads_once_and_can_be_browsed() {
         .as_str()
         .unwrap()
         .to_owned();
-    let inventory: Value = client
-        .get(format!("{}/api/v1/inventory/{sku}", server.base))
-        .bearer_auth(&admin)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert!(inventory["onHand"].as_i64().unwrap() > 0, "{inventory}");
+    // The inventory projection may still be catching up with the demo's stock.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let inventory: Value = client
+            .get(format!("{}/api/v1/inventory/{sku}", server.base))
+            .bearer_auth(&admin)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if inventory["onHand"].as_i64().unwrap() > 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the demo stocks {sku}: {inventory}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 
     // Demo orders combine related products: the Oxford shirt's recommendations show both
     // reasons once the projections have caught up (its recommendations path is printed).
