@@ -49,6 +49,20 @@ impl Currency {
     }
 }
 
+impl Currency {
+    /// How many digits of the amount are the minor unit (ISO 4217): 2 for most currencies,
+    /// 0 for yen or won, 3 for dinars. Only for display; amounts are always minor units.
+    #[must_use]
+    pub fn minor_digits(&self) -> u32 {
+        match &self.0 {
+            b"BIF" | b"CLP" | b"DJF" | b"GNF" | b"ISK" | b"JPY" | b"KMF" | b"KRW" | b"PYG"
+            | b"RWF" | b"UGX" | b"UYI" | b"VND" | b"VUV" | b"XAF" | b"XOF" | b"XPF" => 0,
+            b"BHD" | b"IQD" | b"JOD" | b"KWD" | b"LYD" | b"OMR" | b"TND" => 3,
+            _ => 2,
+        }
+    }
+}
+
 impl fmt::Display for Currency {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
@@ -129,10 +143,43 @@ impl Money {
     }
 }
 
+/// For people: `12.34 EUR`, `-0.05 USD`, `1500 JPY`.
+impl fmt::Display for Money {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let digits = self.currency.minor_digits();
+        let sign = if self.amount < 0 { "-" } else { "" };
+        let units = self.amount.unsigned_abs();
+        if digits == 0 {
+            return write!(f, "{sign}{units} {}", self.currency);
+        }
+        let scale = 10u64.pow(digits);
+        write!(
+            f,
+            "{sign}{}.{:0width$} {}",
+            units / scale,
+            units % scale,
+            self.currency,
+            width = digits as usize
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn money_displays_in_major_units() {
+        let shown =
+            |amount, code: &str| Money::new(amount, Currency::parse(code).unwrap()).to_string();
+        assert_eq!(shown(1999, "EUR"), "19.99 EUR");
+        assert_eq!(shown(5, "USD"), "0.05 USD");
+        assert_eq!(shown(-105, "GBP"), "-1.05 GBP");
+        assert_eq!(shown(1500, "JPY"), "1500 JPY");
+        assert_eq!(shown(1234, "KWD"), "1.234 KWD");
+        assert_eq!(shown(i64::MIN, "EUR"), "-92233720368547758.08 EUR");
+    }
 
     #[test]
     fn currency_parses_only_three_uppercase_letters() {
