@@ -13,7 +13,7 @@
 //! `webhook-id` is the event id, so every attempt is the same message to the receiver.
 use std::{sync::Arc, time::Instant};
 
-use bus::{Bus, BusError, IntegrationEvent};
+use bus::{Bus, IntegrationEvent};
 use futures::StreamExt;
 use serde_json::json;
 use sqlx::{AnyPool, Row};
@@ -80,47 +80,16 @@ pub async fn run_recorder(
 ) {
     tokio::select! {
         () = stop => {}
-        () = async {
-            loop {
-                match bus.subscribe(CONSUMER, &["emporium.>"]).await {
-                    Ok(mut subscription) => loop {
-                        match subscription.next().await {
-                            Ok(delivery) => {
-                                match record(&sql, delivery.event()).await {
-                                    Ok(created) => {
-                                        if let Err(err) = delivery.ack().await {
-                                            tracing::warn!(%err, "webhook recorder could not ack; the event comes again");
-                                        }
-                                        if created > 0 {
-                                            wake.notify_one();
-                                        }
-                                    }
-                                    Err(err) => {
-                                        tracing::warn!(%err, "recording webhook deliveries failed; retrying");
-                                        let _ = delivery.nak().await;
-                                        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-                                    }
-                                }
-                            }
-                            Err(err) => {
-                                tracing::error!(%err, "webhook recorder cannot read the bus");
-                                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-                                break;
-                            }
-                        }
-                    },
-                    Err(err) => {
-                        log_subscribe_error(&err);
-                        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-                    }
+        () = crate::consume(bus, CONSUMER, &["emporium.>"], |event| {
+            let (sql, wake) = (sql.clone(), wake.clone());
+            async move {
+                if record(&sql, &event).await? > 0 {
+                    wake.notify_one();
                 }
+                Ok(())
             }
-        } => {}
+        }) => {}
     }
-}
-
-fn log_subscribe_error(err: &BusError) {
-    tracing::warn!(%err, consumer = CONSUMER, "cannot subscribe yet; retrying");
 }
 
 /// A claimed delivery with what is needed to send it.
@@ -346,23 +315,7 @@ impl Worker {
     /// Sends due deliveries until `stop`: whenever `wake` is notified, and at least every
     /// poll interval (retries come due by time alone).
     pub async fn run(self, wake: Arc<Notify>, stop: impl std::future::Future<Output = ()> + Send) {
-        tokio::pin!(stop);
-        loop {
-            let worked = match self.run_once().await {
-                Ok(count) => count,
-                Err(err) => {
-                    tracing::warn!(%err, "webhook worker cannot read its queue; retrying");
-                    0
-                }
-            };
-            if worked > 0 {
-                continue;
-            }
-            tokio::select! {
-                () = &mut stop => return,
-                () = wake.notified() => {}
-                () = tokio::time::sleep(self.config.poll_interval) => {}
-            }
-        }
+        let poll = self.config.poll_interval;
+        crate::drain_until_stopped("webhook worker", || self.run_once(), wake, poll, stop).await;
     }
 }

@@ -52,52 +52,11 @@ impl Default for WebhookConfig {
 }
 
 impl WebhookConfig {
-    /// The delay after failed attempt number `attempt` (1-based): `base * 2^(attempt-1)`,
-    /// capped at `max_delay`, then a random point in its upper half ("equal jitter"), so
-    /// retries of many deliveries to one recovering endpoint spread out.
+    /// The delay after failed attempt number `attempt` (1-based); see [`crate::retry`].
     #[must_use]
     pub fn retry_delay(&self, attempt: u32) -> Duration {
-        let exponent = attempt.saturating_sub(1).min(30);
-        let full = self
-            .base_delay
-            .saturating_mul(1u32 << exponent)
-            .min(self.max_delay);
-        let half = full / 2;
-        let jitter = rand::Rng::gen_range(&mut rand::thread_rng(), 0..=half.as_millis() as u64);
-        half + Duration::from_millis(jitter)
+        crate::retry::delay(self.base_delay, self.max_delay, attempt)
     }
 }
 
-/// Milliseconds since the epoch (how times are stored).
-pub(crate) fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
-}
-
-pub(crate) fn duration_ms(duration: Duration) -> i64 {
-    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn retry_delays_grow_exponentially_with_jitter_and_a_cap() {
-        let config = WebhookConfig {
-            base_delay: Duration::from_secs(4),
-            max_delay: Duration::from_secs(60),
-            ..WebhookConfig::default()
-        };
-        for _ in 0..50 {
-            let first = config.retry_delay(1);
-            assert!((Duration::from_secs(2)..=Duration::from_secs(4)).contains(&first));
-            let third = config.retry_delay(3);
-            assert!((Duration::from_secs(8)..=Duration::from_secs(16)).contains(&third));
-            let late = config.retry_delay(40);
-            assert!((Duration::from_secs(30)..=Duration::from_secs(60)).contains(&late));
-        }
-        let distinct: std::collections::HashSet<Duration> =
-            (0..20).map(|_| config.retry_delay(5)).collect();
-        assert!(distinct.len() > 1, "jitter varies the delay");
-    }
-}
+pub(crate) use crate::{duration_ms, now_ms};

@@ -192,3 +192,122 @@ pub async fn restock(store: &Arc<dyn EventStore>, sku: &str, delta: i64) -> u64 
     )
     .await
 }
+
+/// The command API over a test database, driven as a shop's users would.
+pub struct Shop {
+    pub address: String,
+    pub client: reqwest::Client,
+    admin: String,
+    _stop: oneshot::Sender<()>,
+}
+
+pub const CUSTOMER_PASSWORD: &str = "correct horse battery";
+
+impl Shop {
+    /// Starts the command API with a bootstrap admin, and signs the admin in.
+    pub async fn open(db: &TestDb) -> Self {
+        let config = command_api::CommandApiConfig {
+            auth: AuthConfig::default(),
+            aggregate_cache_capacity: 1_000,
+            bootstrap_admin: Some(command_api::BootstrapAdmin {
+                username: "admin".into(),
+                password: "bootstrap-admin-password".into(),
+            }),
+        };
+        let state = command_api::build_state(db.store.clone(), db.sql.clone(), &config)
+            .await
+            .expect("command state");
+        let (address, stop) = serve(command_api::router(state)).await;
+        let mut shop = Self {
+            address,
+            client: reqwest::Client::new(),
+            admin: String::new(),
+            _stop: stop,
+        };
+        shop.admin = shop.login("admin", "bootstrap-admin-password").await;
+        shop
+    }
+
+    /// POSTs `body` to `path` as `token`; the status and the JSON answer (`Null` if none).
+    pub async fn post(
+        &self,
+        path: &str,
+        token: Option<&str>,
+        body: &serde_json::Value,
+    ) -> (reqwest::StatusCode, serde_json::Value) {
+        let mut request = self
+            .client
+            .post(format!("{}{path}", self.address))
+            .json(body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.expect("request");
+        let status = response.status();
+        let body = response.json().await.unwrap_or(serde_json::Value::Null);
+        (status, body)
+    }
+
+    /// POSTs as the admin and expects a 2xx answer.
+    pub async fn admin(&self, path: &str, body: &serde_json::Value) -> serde_json::Value {
+        let (status, answer) = self.post(path, Some(&self.admin.clone()), body).await;
+        assert!(status.is_success(), "{path}: {status} {answer}");
+        answer
+    }
+
+    /// An access token for `username`.
+    pub async fn login(&self, username: &str, password: &str) -> String {
+        let (status, body) = self
+            .post(
+                "/api/v1/auth/login",
+                None,
+                &serde_json::json!({"username": username, "password": password}),
+            )
+            .await;
+        assert_eq!(status, reqwest::StatusCode::OK, "login: {body}");
+        body["accessToken"].as_str().expect("token").to_owned()
+    }
+
+    /// Registers `name` <`email`> and signs them in.
+    pub async fn customer(&self, name: &str, email: &str) -> String {
+        let n = uuid::Uuid::now_v7().as_u128() % 10_000_000_000;
+        let (status, body) = self
+            .post(
+                "/api/v1/auth/register",
+                None,
+                &serde_json::json!({"name": name, "email": email, "mobileNumber": format!("+49{n:010}"), "password": CUSTOMER_PASSWORD}),
+            )
+            .await;
+        assert_eq!(status, reqwest::StatusCode::CREATED, "register: {body}");
+        self.login(email, CUSTOMER_PASSWORD).await
+    }
+
+    /// A product with one variant `sku` at `cents` EUR, with `units` in stock.
+    pub async fn product(&self, name: &str, sku: &str, cents: i64, units: i64) {
+        self.admin(
+            "/api/v1/products",
+            &serde_json::json!({"name": name, "categories": ["test"],
+                "variants": [{"sku": sku, "price": {"amount": cents, "currency": "EUR"}}]}),
+        )
+        .await;
+        self.admin(
+            &format!("/api/v1/inventory/{sku}/adjustments"),
+            &serde_json::json!({"delta": units, "reason": "restock"}),
+        )
+        .await;
+    }
+
+    /// Places an order of `quantity` × `sku` as `customer`; returns its id.
+    pub async fn order(&self, customer: &str, sku: &str, quantity: u32) -> String {
+        let (status, body) = self
+            .post(
+                "/api/v1/orders",
+                Some(customer),
+                &serde_json::json!({"lines": [{"sku": sku, "quantity": quantity}],
+                    "shippingAddress": {"name": "Ada Lovelace", "line1": "1 Analytical Way", "city": "London", "postalCode": "N1 9GU", "country": "GB"}}),
+            )
+            .await;
+        assert_eq!(status, reqwest::StatusCode::CREATED, "order: {body}");
+        body["id"].as_str().expect("order id").to_owned()
+    }
+}
