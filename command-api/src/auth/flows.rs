@@ -12,7 +12,11 @@ use domain::{
 use eventstore::{AppendResult, StreamId};
 use web::{ApiError, AuthUser};
 
-use super::{IssuedTokens, password, refresh::Presented};
+use super::{
+    IssuedTokens, password,
+    password_reset::{ResetRecipient, invalid_token},
+    refresh::Presented,
+};
 use crate::{claims::KeyKind, service::CommandMeta, state::AppState};
 
 /// A customer's sign-up, as sent.
@@ -255,6 +259,119 @@ pub async fn logout(state: &AppState, refresh_token: &str) -> Result<(), ApiErro
         .refresh_tokens()
         .revoke_family_of(refresh_token)
         .await
+}
+
+/// Asks for a password-reset e-mail to `email`. Answers the same whether or not an account
+/// has that address, and in the same time: the lookup and the e-mail happen after the
+/// answer. Rate limited per `ip` (429); an account gets a few reset e-mails per quarter
+/// hour at most, more requests are dropped silently. Locked accounts get none.
+pub async fn request_password_reset(
+    state: &AppState,
+    ip: Option<IpAddr>,
+    email: &str,
+) -> Result<(), ApiError> {
+    state.auth.limit_password_reset(ip)?;
+    let mut v = Validator::new();
+    let email = v.parse("email", Email::parse(email));
+    v.finish()?;
+    let Some(email) = email else {
+        return Err(ApiError::Internal(anyhow::anyhow!(
+            "validated fields are missing"
+        )));
+    };
+    let state = state.clone();
+    tokio::spawn(async move {
+        if let Err(err) = send_password_reset(&state, &email).await {
+            tracing::warn!(error = %err, "could not start a password reset");
+        }
+    });
+    Ok(())
+}
+
+async fn send_password_reset(state: &AppState, email: &Email) -> Result<(), ApiError> {
+    let key = (KeyKind::Email, email.to_string());
+    let owner = owner_of(state, Some(&key)).await?;
+    let Some(account) = load_account(state, owner.as_deref()).await? else {
+        return Ok(());
+    };
+    let Some(id) = account.id else { return Ok(()) };
+    if account.locked {
+        tracing::info!(account = %id, "no password reset for a locked account");
+        return Ok(());
+    }
+    if !state.auth.may_send_reset(id) {
+        tracing::info!(account = %id, "password reset e-mails for this account are rate limited");
+        return Ok(());
+    }
+    state
+        .auth
+        .password_resets()
+        .issue(&ResetRecipient {
+            account: id,
+            name: account.name,
+            email: email.to_string(),
+        })
+        .await?;
+    tracing::info!(account = %id, "password reset e-mail queued");
+    Ok(())
+}
+
+/// Sets a new password with a reset token: the token is used up, the password changed
+/// (`PasswordChanged`) and every refresh token of the account revoked, so sessions that
+/// may belong to whoever knew the old password end. An unknown, expired or used token is
+/// a 400 `invalid_reset_token`; if the change itself fails, the token stays usable.
+pub async fn confirm_password_reset(
+    state: &AppState,
+    token: &str,
+    new_password: &str,
+) -> Result<(AccountId, AppendResult), ApiError> {
+    let mut v = Validator::new();
+    password::check(&mut v, "newPassword", new_password);
+    v.finish()?;
+    if token.is_empty() || token.len() > 128 {
+        return Err(invalid_token());
+    }
+    let resets = state.auth.password_resets();
+    let Some(id) = resets.redeem(token).await? else {
+        return Err(invalid_token());
+    };
+    let changed = async {
+        let password_hash = state.auth.passwords().hash(new_password).await?;
+        let meta = CommandMeta::by(format!("account-{id}"));
+        let now = chrono::Utc::now();
+        state
+            .commands
+            .execute::<Account, _>(&account_stream(id), &meta, |account| {
+                Account::decide(
+                    account,
+                    AccountCommand::ChangePassword {
+                        password_hash: password_hash.clone(),
+                        now,
+                    },
+                )
+                .map_err(ApiError::from)
+            })
+            .await
+    }
+    .await;
+    let done = match changed {
+        Ok(done) => done,
+        Err(err) => {
+            if let Err(restore) = resets.restore(token).await {
+                tracing::warn!(error = %restore, "could not restore a reset token after a failed change");
+            }
+            return Err(err);
+        }
+    };
+    let revoked = state.auth.refresh_tokens().revoke_account(id).await?;
+    tracing::info!(account = %id, revoked, "password reset");
+    Ok((
+        id,
+        AppendResult {
+            version: done.version,
+            position: done.position,
+        },
+    ))
 }
 
 /// Locks account `id` (by an admin, who may not lock themselves) and revokes its refresh

@@ -15,6 +15,7 @@ use web::{AccessClaims, ApiError, JwtVerifier};
 pub mod flows;
 pub mod keys;
 pub mod password;
+pub mod password_reset;
 pub mod ratelimit;
 pub mod refresh;
 pub mod tokens;
@@ -22,6 +23,7 @@ pub mod tokens;
 use self::{
     keys::SigningKeys,
     password::Passwords,
+    password_reset::PasswordResets,
     ratelimit::{RateLimiter, ip_key},
     refresh::RefreshTokens,
     tokens::AccessTokens,
@@ -44,6 +46,11 @@ pub struct AuthConfig {
     /// A file holding the signing key as PKCS#8 PEM: read if it exists, else created
     /// (mode 0600) with a new key.
     pub signing_key_file: Option<PathBuf>,
+    /// How long a password-reset token is valid (1 hour by default).
+    pub password_reset_ttl: Duration,
+    /// The shop's reset page with `{token}` where the token goes; without it the reset
+    /// e-mail shows the token itself.
+    pub password_reset_link: Option<String>,
 }
 
 impl Default for AuthConfig {
@@ -55,6 +62,8 @@ impl Default for AuthConfig {
             login_failures_per_minute: 10,
             signing_key_pem: None,
             signing_key_file: None,
+            password_reset_ttl: Duration::from_secs(60 * 60),
+            password_reset_link: None,
         }
     }
 }
@@ -71,6 +80,8 @@ impl std::fmt::Debug for AuthConfig {
                 &self.signing_key_pem.as_ref().map(|_| "<redacted>"),
             )
             .field("signing_key_file", &self.signing_key_file)
+            .field("password_reset_ttl", &self.password_reset_ttl)
+            .field("password_reset_link", &self.password_reset_link)
             .finish()
     }
 }
@@ -101,12 +112,19 @@ pub struct Auth {
     verifier: Arc<JwtVerifier>,
     refresh: RefreshTokens,
     passwords: Passwords,
+    resets: PasswordResets,
     signups_per_ip: RateLimiter,
+    resets_per_ip: RateLimiter,
+    resets_per_account: RateLimiter,
     login_failures_per_username: RateLimiter,
     login_failures_per_ip: RateLimiter,
 }
 
 const MINUTE: Duration = Duration::from_secs(60);
+/// Reset e-mails one account receives per [`RESET_WINDOW`] at most, so nobody can flood
+/// an inbox by asking again and again.
+const RESETS_PER_ACCOUNT: u32 = 3;
+const RESET_WINDOW: Duration = Duration::from_secs(15 * 60);
 
 impl Auth {
     /// Loads or creates the signing key and keeps refresh tokens in `sql` (already
@@ -120,9 +138,16 @@ impl Auth {
         Ok(Self {
             access: AccessTokens::new(keys, config.access_token_ttl),
             verifier,
-            refresh: RefreshTokens::new(sql, config.refresh_token_ttl),
+            refresh: RefreshTokens::new(sql.clone(), config.refresh_token_ttl),
             passwords: Passwords::new(),
+            resets: PasswordResets::new(
+                sql,
+                config.password_reset_ttl,
+                config.password_reset_link.clone(),
+            ),
             signups_per_ip: RateLimiter::new(config.signup_per_minute, MINUTE),
+            resets_per_ip: RateLimiter::new(config.signup_per_minute, MINUTE),
+            resets_per_account: RateLimiter::new(RESETS_PER_ACCOUNT, RESET_WINDOW),
             login_failures_per_username: RateLimiter::new(config.login_failures_per_minute, MINUTE),
             login_failures_per_ip: RateLimiter::new(
                 config.login_failures_per_minute.saturating_mul(5),
@@ -144,6 +169,11 @@ impl Auth {
     /// Argon2id hashing and verification.
     pub fn passwords(&self) -> &Passwords {
         &self.passwords
+    }
+
+    /// The password-reset tokens.
+    pub fn password_resets(&self) -> &PasswordResets {
+        &self.resets
     }
 
     /// The refresh-token store.
@@ -192,6 +222,19 @@ impl Auth {
             Some(ip) => self.signups_per_ip.hit(&ip_key(ip)),
             None => Ok(()),
         }
+    }
+
+    /// Counts a password-reset request from `ip`; 429 past the limit (the sign-up limit).
+    pub fn limit_password_reset(&self, ip: Option<IpAddr>) -> Result<(), ApiError> {
+        match ip {
+            Some(ip) => self.resets_per_ip.hit(&ip_key(ip)),
+            None => Ok(()),
+        }
+    }
+
+    /// Whether `account` may get another reset e-mail now (counted when it may).
+    pub fn may_send_reset(&self, account: AccountId) -> bool {
+        self.resets_per_account.hit(&account.to_string()).is_ok()
     }
 
     /// 429 if `username` or `ip` has failed to log in too often lately.

@@ -38,7 +38,7 @@ fn now_ms() -> i64 {
 }
 
 /// The stored form of a token.
-fn digest(token: &str) -> String {
+pub(crate) fn digest(token: &str) -> String {
     format!("{:x}", Sha256::digest(token.as_bytes()))
 }
 
@@ -262,7 +262,8 @@ impl RefreshTokens {
     }
 }
 
-fn new_token() -> String {
+/// 32 random bytes, base64url.
+pub(crate) fn new_token() -> String {
     let bytes: [u8; 32] = rand::random();
     URL_SAFE_NO_PAD.encode(bytes)
 }

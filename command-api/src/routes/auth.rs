@@ -26,6 +26,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(login))
         .routes(routes!(refresh))
         .routes(routes!(logout))
+        .routes(routes!(request_password_reset))
+        .routes(routes!(confirm_password_reset))
 }
 
 /// The client's IP address, when the server was started with connect info (it always is;
@@ -189,6 +191,62 @@ async fn logout(
 ) -> Result<Response, ApiError> {
     flows::logout(&state, &body.refresh_token).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// Asks for a password-reset e-mail.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct PasswordResetRequest {
+    /// The account's e-mail address.
+    #[schema(example = "ada@example.com")]
+    pub email: String,
+}
+
+/// Sets a new password with the token from the e-mail.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct PasswordResetConfirmation {
+    /// The one-time token from the reset e-mail.
+    pub token: String,
+    /// 8–128 characters.
+    #[schema(format = Password)]
+    pub new_password: String,
+}
+
+/// Ask for a password-reset e-mail with a one-time token.
+///
+/// The answer is 202 whether or not an account has this address, so it tells nobody which
+/// addresses have accounts. The token expires (an hour by default) and works once.
+/// Rate limited per client IP (429).
+#[utoipa::path(post, path = "/api/v1/auth/password-reset", tag = "auth", request_body = PasswordResetRequest,
+    responses(
+        (status = 202, description = "if an account has this address, a reset e-mail is on its way"),
+        (status = 422, description = "not an e-mail address", body = Problem),
+        (status = 429, description = "too many requests from this address", body = Problem)))]
+async fn request_password_reset(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    AppJson(body): AppJson<PasswordResetRequest>,
+) -> Result<Response, ApiError> {
+    flows::request_password_reset(&state, ip, &body.email).await?;
+    Ok(StatusCode::ACCEPTED.into_response())
+}
+
+/// Set a new password with the token from the reset e-mail.
+///
+/// The token is used up and every refresh token of the account is revoked (access tokens
+/// already issued expire on their own, within minutes).
+#[utoipa::path(post, path = "/api/v1/auth/password-reset/confirm", tag = "auth", request_body = PasswordResetConfirmation,
+    responses(
+        (status = 200, description = "the password was changed", body = CommandAnswer),
+        (status = 400, description = "`invalid_reset_token`: unknown, expired or already used", body = Problem),
+        (status = 422, description = "the new password does not meet the rules", body = Problem)))]
+async fn confirm_password_reset(
+    State(state): State<AppState>,
+    AppJson(body): AppJson<PasswordResetConfirmation>,
+) -> Result<Response, ApiError> {
+    let (id, done) = flows::confirm_password_reset(&state, &body.token, &body.new_password).await?;
+    Ok(CommandAnswer::new(id, done.version, done.position).respond(StatusCode::OK))
 }
 
 #[cfg(test)]

@@ -37,6 +37,8 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub backend: Backend,
     pub store: Arc<dyn EventStore>,
+    /// The SQL database (tokens, outbox, carts).
+    pub sql: sqlx::AnyPool,
     /// The Redis keeping carts, when it is not the SQL database.
     pub redis: Option<TestRedis>,
     _guard: Guard,
@@ -123,7 +125,7 @@ async fn spawn_app_customised(
         .connect(&sql_url)
         .await
         .expect("sql pool");
-    let mut state: AppState = command_api::build_state(store.clone(), sql, &config)
+    let mut state: AppState = command_api::build_state(store.clone(), sql.clone(), &config)
         .await
         .expect("state");
     if let Some(redis) = &redis {
@@ -150,6 +152,7 @@ async fn spawn_app_customised(
         client,
         backend,
         store,
+        sql,
         redis,
         _guard: guard,
         _shutdown: shutdown,
@@ -353,6 +356,25 @@ impl TestApp {
 
 pub fn address() -> Value {
     json!({"name": "Ada Lovelace", "line1": "1 Analytical Way", "city": "London", "postalCode": "N1 9GU", "country": "GB"})
+}
+
+/// Polls `check` every 20 ms until it gives `Some`; panics naming `what` after 10 s.
+pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
 }
 
 /// Asserts a problem+json answer with `status` and `code`; returns the body.

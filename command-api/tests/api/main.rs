@@ -8,4 +8,5 @@ mod helpers;
 mod idempotency;
 mod inventory;
 mod orders;
+mod password_reset;
 mod products;
