@@ -22,6 +22,8 @@ pub fn command_config(settings: &Settings) -> CommandApiConfig {
             login_failures_per_minute: settings.rate_limit_login_failures_per_minute,
             signing_key_pem: settings.jwt_private_key.clone(),
             signing_key_file: Some(settings.signing_key_file()),
+            password_reset_ttl: Duration::from_secs(settings.password_reset_ttl_seconds),
+            password_reset_link: settings.password_reset_url.clone(),
         },
         aggregate_cache_capacity: settings.aggregate_cache_capacity,
         bootstrap_admin: settings
@@ -130,6 +132,10 @@ pub async fn run(settings: &Settings, role: Role) -> anyhow::Result<()> {
     let serves_queries = matches!(role, Role::All | Role::Query);
     let runs_notifier = matches!(role, Role::All | Role::Notifier);
 
+    if runs_notifier {
+        // A wrong SMTP URL is a configuration error: say so now, not at the first e-mail.
+        notifier::email::sender::Transport::open(&settings.email())?;
+    }
     let commands = if serves_commands {
         let state =
             command_api::build_state(backends.store.clone(), backends.sql.clone(), &config).await?;
@@ -267,10 +273,12 @@ pub async fn run(settings: &Settings, role: Role) -> anyhow::Result<()> {
     });
     let (stop_notifier, notifier_stopped) = tokio::sync::oneshot::channel::<()>();
     let notifier_task = match (&bus, runs_notifier) {
-        (Some(bus), true) => Some(tokio::spawn(notifier::run_webhooks(
+        (Some(bus), true) => Some(tokio::spawn(notifier::run(
             bus.clone(),
+            backends.store.clone(),
             backends.sql.clone(),
             webhook_config(settings),
+            settings.email(),
             async move {
                 let _ = notifier_stopped.await;
             },

@@ -77,6 +77,21 @@ pub struct Settings {
     /// `EMPORIUM_SEARCH_DIR`: this query node's own search index (default
     /// `<data dir>/search`); deleted or unreadable, it is rebuilt from the log.
     pub search_dir: Option<PathBuf>,
+    /// `EMPORIUM_SMTP_URL`: the SMTP server e-mails go to (`smtp://host:25`,
+    /// `smtp://user:pass@host:587?tls=required`, `smtps://user:pass@host:465`). None: each
+    /// e-mail is written as an `.eml` file to `<data dir>/outbox/`.
+    pub smtp_url: Option<String>,
+    /// `EMPORIUM_SMTP_FROM`: the sender of every e-mail.
+    pub smtp_from: String,
+    /// `EMPORIUM_SMTP_MAX_ATTEMPTS`: attempts before an e-mail is given up.
+    pub smtp_max_attempts: u32,
+    /// `EMPORIUM_SHOP_NAME`: how the e-mails sign.
+    pub shop_name: String,
+    /// `EMPORIUM_PASSWORD_RESET_TTL_SECONDS`: how long a reset token is valid.
+    pub password_reset_ttl_seconds: u64,
+    /// `EMPORIUM_PASSWORD_RESET_URL`: the shop's reset page, with `{token}` where the token
+    /// goes. None: the e-mail shows the token itself.
+    pub password_reset_url: Option<String>,
 }
 
 impl Default for Settings {
@@ -111,6 +126,12 @@ impl Default for Settings {
             cache_local_ttl_seconds: 10,
             cart_ttl_seconds: 30 * 24 * 3600,
             search_dir: None,
+            smtp_url: None,
+            smtp_from: "Emporium <no-reply@localhost>".into(),
+            smtp_max_attempts: 8,
+            shop_name: "Emporium".into(),
+            password_reset_ttl_seconds: 3600,
+            password_reset_url: None,
         }
     }
 }
@@ -210,6 +231,26 @@ impl Settings {
         if let Some(v) = env("SEARCH_DIR") {
             s.search_dir = Some(v.into());
         }
+        if let Some(v) = env("SMTP_URL") {
+            s.smtp_url = Some(v);
+        }
+        if let Some(v) = env("SMTP_FROM") {
+            s.smtp_from = v;
+        }
+        env_parsed("SMTP_MAX_ATTEMPTS", &mut s.smtp_max_attempts)?;
+        if let Some(v) = env("SHOP_NAME") {
+            s.shop_name = v;
+        }
+        env_parsed(
+            "PASSWORD_RESET_TTL_SECONDS",
+            &mut s.password_reset_ttl_seconds,
+        )?;
+        if let Some(v) = env("PASSWORD_RESET_URL") {
+            s.password_reset_url = Some(v);
+        }
+        if s.password_reset_ttl_seconds == 0 {
+            anyhow::bail!("EMPORIUM_PASSWORD_RESET_TTL_SECONDS must be at least 1");
+        }
         Ok(settings)
     }
 
@@ -238,129 +279,137 @@ impl Settings {
             .unwrap_or_else(|| self.data_dir.join("search"))
     }
 
+    /// The e-mail settings: SMTP, or `.eml` files in `<data dir>/outbox`.
+    pub fn email(&self) -> notifier::EmailConfig {
+        notifier::EmailConfig {
+            smtp_url: self.smtp_url.clone(),
+            from: self.smtp_from.clone(),
+            outbox_dir: self.data_dir.join("outbox"),
+            shop_name: self.shop_name.clone(),
+            max_attempts: self.smtp_max_attempts.max(1),
+            ..notifier::EmailConfig::default()
+        }
+    }
+
     /// The effective configuration for humans, secrets masked.
     pub fn describe(&self) -> String {
         let mask = |v: &Option<String>| {
             v.as_ref()
                 .map_or("(not set)".to_owned(), |_| "*** (set)".to_owned())
         };
-        let url = |v: &Option<String>| v.as_deref().map_or("(embedded)".to_owned(), mask_url);
-        [
-            format!(
-                "EMPORIUM_ADDR                                 {}",
-                self.addr
+        let url = |v: &Option<String>, none: &str| v.as_deref().map_or(none.to_owned(), mask_url);
+        let rows: Vec<(&str, String)> = vec![
+            ("ADDR", self.addr.clone()),
+            ("DATA_DIR", self.data_dir.display().to_string()),
+            ("DATABASE_URL", url(&self.database_url, "(embedded)")),
+            ("EVENTSTORE_URL", url(&self.eventstore_url, "(embedded)")),
+            ("NATS_URL", url(&self.nats_url, "(in-process bus)")),
+            (
+                "BOOTSTRAP_ADMIN_USERNAME",
+                self.bootstrap_admin_username.clone(),
             ),
-            format!(
-                "EMPORIUM_DATA_DIR                             {}",
-                self.data_dir.display()
+            (
+                "BOOTSTRAP_ADMIN_PASSWORD",
+                mask(&self.bootstrap_admin_password),
             ),
-            format!(
-                "EMPORIUM_DATABASE_URL                         {}",
-                url(&self.database_url)
+            ("JWT_PRIVATE_KEY", mask(&self.jwt_private_key)),
+            (
+                "JWT_PRIVATE_KEY_FILE",
+                self.signing_key_file().display().to_string(),
             ),
-            format!(
-                "EMPORIUM_EVENTSTORE_URL                       {}",
-                url(&self.eventstore_url)
+            (
+                "ACCESS_TOKEN_TTL_SECONDS",
+                self.access_token_ttl_seconds.to_string(),
             ),
-            format!(
-                "EMPORIUM_NATS_URL                             {}",
-                self.nats_url
-                    .as_deref()
-                    .map_or("(in-process bus)".to_owned(), mask_url)
+            (
+                "REFRESH_TOKEN_TTL_SECONDS",
+                self.refresh_token_ttl_seconds.to_string(),
             ),
-            format!(
-                "EMPORIUM_BOOTSTRAP_ADMIN_USERNAME             {}",
-                self.bootstrap_admin_username
+            (
+                "RATE_LIMIT_SIGNUP_PER_MINUTE",
+                self.rate_limit_signup_per_minute.to_string(),
             ),
-            format!(
-                "EMPORIUM_BOOTSTRAP_ADMIN_PASSWORD             {}",
-                mask(&self.bootstrap_admin_password)
+            (
+                "RATE_LIMIT_LOGIN_FAILURES_PER_MINUTE",
+                self.rate_limit_login_failures_per_minute.to_string(),
             ),
-            format!(
-                "EMPORIUM_JWT_PRIVATE_KEY                      {}",
-                mask(&self.jwt_private_key)
+            (
+                "DATABASE_MAX_CONNECTIONS",
+                self.database_max_connections.to_string(),
             ),
-            format!(
-                "EMPORIUM_JWT_PRIVATE_KEY_FILE                 {}",
-                self.signing_key_file().display()
+            (
+                "AGGREGATE_CACHE_CAPACITY",
+                self.aggregate_cache_capacity.to_string(),
             ),
-            format!(
-                "EMPORIUM_ACCESS_TOKEN_TTL_SECONDS             {}",
-                self.access_token_ttl_seconds
+            (
+                "MIN_POSITION_WAIT_MS",
+                self.min_position_wait_ms.to_string(),
             ),
-            format!(
-                "EMPORIUM_REFRESH_TOKEN_TTL_SECONDS            {}",
-                self.refresh_token_ttl_seconds
+            (
+                "RESERVATION_TIMEOUT_SECONDS",
+                self.reservation_timeout_seconds.to_string(),
             ),
-            format!(
-                "EMPORIUM_RATE_LIMIT_SIGNUP_PER_MINUTE         {}",
-                self.rate_limit_signup_per_minute
+            (
+                "WEBHOOK_ALLOW_PRIVATE",
+                self.webhook_allow_private.to_string(),
             ),
-            format!(
-                "EMPORIUM_RATE_LIMIT_LOGIN_FAILURES_PER_MINUTE {}",
-                self.rate_limit_login_failures_per_minute
+            (
+                "WEBHOOK_MAX_ATTEMPTS",
+                self.webhook_max_attempts.to_string(),
             ),
-            format!(
-                "EMPORIUM_DATABASE_MAX_CONNECTIONS             {}",
-                self.database_max_connections
+            (
+                "WEBHOOK_RETRY_BASE_MS",
+                self.webhook_retry_base_ms.to_string(),
             ),
-            format!(
-                "EMPORIUM_AGGREGATE_CACHE_CAPACITY             {}",
-                self.aggregate_cache_capacity
+            ("WEBHOOK_TIMEOUT_MS", self.webhook_timeout_ms.to_string()),
+            (
+                "REDIS_URL",
+                url(&self.redis_url, "(not set: in-process cache, carts in SQL)"),
             ),
-            format!(
-                "EMPORIUM_WEBHOOK_ALLOW_PRIVATE                {}",
-                self.webhook_allow_private
+            ("CACHE_NAMESPACE", self.cache_namespace.clone()),
+            (
+                "CACHE_REDIS_TTL_SECONDS",
+                self.cache_redis_ttl_seconds.to_string(),
             ),
-            format!(
-                "EMPORIUM_WEBHOOK_MAX_ATTEMPTS                 {}",
-                self.webhook_max_attempts
+            ("CACHE_TIMEOUT_MS", self.cache_timeout_ms.to_string()),
+            (
+                "CACHE_LOCAL_CAPACITY",
+                self.cache_local_capacity.to_string(),
             ),
-            format!(
-                "EMPORIUM_WEBHOOK_RETRY_BASE_MS                {}",
-                self.webhook_retry_base_ms
+            (
+                "CACHE_LOCAL_TTL_SECONDS",
+                self.cache_local_ttl_seconds.to_string(),
             ),
-            format!(
-                "EMPORIUM_WEBHOOK_TIMEOUT_MS                   {}",
-                self.webhook_timeout_ms
+            ("CART_TTL_SECONDS", self.cart_ttl_seconds.to_string()),
+            ("SEARCH_DIR", self.search_dir().display().to_string()),
+            (
+                "SMTP_URL",
+                url(
+                    &self.smtp_url,
+                    &format!(
+                        "(not set: e-mails go to {})",
+                        self.data_dir.join("outbox").display()
+                    ),
+                ),
             ),
-            format!(
-                "EMPORIUM_REDIS_URL                            {}",
-                self.redis_url.as_deref().map_or(
-                    "(not set: in-process cache, carts in SQL)".to_owned(),
-                    mask_url
-                )
+            ("SMTP_FROM", self.smtp_from.clone()),
+            ("SMTP_MAX_ATTEMPTS", self.smtp_max_attempts.to_string()),
+            ("SHOP_NAME", self.shop_name.clone()),
+            (
+                "PASSWORD_RESET_TTL_SECONDS",
+                self.password_reset_ttl_seconds.to_string(),
             ),
-            format!(
-                "EMPORIUM_CACHE_NAMESPACE                      {}",
-                self.cache_namespace
+            (
+                "PASSWORD_RESET_URL",
+                self.password_reset_url
+                    .clone()
+                    .unwrap_or_else(|| "(not set: the e-mail shows the token)".into()),
             ),
-            format!(
-                "EMPORIUM_CACHE_REDIS_TTL_SECONDS              {}",
-                self.cache_redis_ttl_seconds
-            ),
-            format!(
-                "EMPORIUM_CACHE_TIMEOUT_MS                     {}",
-                self.cache_timeout_ms
-            ),
-            format!(
-                "EMPORIUM_CACHE_LOCAL_CAPACITY                 {}",
-                self.cache_local_capacity
-            ),
-            format!(
-                "EMPORIUM_CACHE_LOCAL_TTL_SECONDS              {}",
-                self.cache_local_ttl_seconds
-            ),
-            format!(
-                "EMPORIUM_CART_TTL_SECONDS                     {}",
-                self.cart_ttl_seconds
-            ),
-            format!(
-                "EMPORIUM_SEARCH_DIR                           {}",
-                self.search_dir().display()
-            ),
-        ]
-        .join("\n")
+        ];
+        rows.into_iter()
+            .map(|(name, value)| format!("{:<46}{value}", format!("EMPORIUM_{name}")))
+            .collect::<Vec<_>>()
+            .join("\n")
     }
 }
 
