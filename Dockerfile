@@ -1,12 +1,19 @@
+# syntax=docker/dockerfile:1
+#
 # Emporium: one image, one binary (`emporium`), every role.
 #
 #   docker build -t emporium:local .
 #   docker build -t emporium:kurrentdb --build-arg CARGO_FEATURES=kurrentdb .
 #
+# Needs BuildKit (the default builder of Docker 23+ and of `docker compose build`) for the
+# cache mounts below.
+#
 # The image runs `emporium serve` (role `all`, embedded SQLite in /var/lib/emporium) unless
-# told otherwise; docker-compose.yml runs it as `serve --role command|query|projector`.
+# told otherwise; docker-compose.yml runs it as
+# `serve --role command|query|projector|notifier`.
 
-# The toolchain the project is developed and tested with (workspace rust-version: 1.94).
+# The workspace needs Rust >= 1.94 (workspace.package rust-version; edition 2024). 1.95 is
+# the toolchain the project is developed and tested with.
 ARG RUST_VERSION=1.95
 
 ############################################################################### builder
@@ -16,47 +23,32 @@ FROM rust:${RUST_VERSION}-bookworm AS builder
 # EventStoreDB / KurrentDB event store. Empty: the default build (SQLite, PostgreSQL).
 ARG CARGO_FEATURES=""
 
-WORKDIR /src
+WORKDIR /app
 ENV CARGO_TERM_COLOR=never \
     CARGO_INCREMENTAL=0
 
-# 1. Dependencies only: the manifests, the lock file and stub sources, so this layer (the
-#    slow part) is rebuilt only when a manifest or Cargo.lock changes. eventstore declares
-#    its bench target explicitly, so cargo wants that file to exist too. A new workspace
-#    member needs its manifest COPY here, its stub in the loop and its COPY in step 2.
-COPY Cargo.toml Cargo.lock ./
-COPY crates/domain/Cargo.toml     crates/domain/
-COPY crates/eventstore/Cargo.toml crates/eventstore/
-COPY crates/web/Cargo.toml        crates/web/
-COPY command-api/Cargo.toml       command-api/
-COPY projector/Cargo.toml         projector/
-COPY query-api/Cargo.toml         query-api/
-RUN set -eux; \
-    for crate in crates/domain crates/eventstore crates/web command-api projector query-api; do \
-        mkdir -p "$crate/src"; \
-        : > "$crate/src/lib.rs"; \
-    done; \
-    mkdir -p src crates/eventstore/benches; \
-    echo 'fn main() {}' > src/main.rs; \
-    echo 'fn main() {}' > crates/eventstore/benches/eventstore.rs; \
-    cargo build --release --locked --bin emporium ${CARGO_FEATURES:+--features "$CARGO_FEATURES"}; \
-    rm -rf src crates/domain/src crates/eventstore/src crates/eventstore/benches crates/web/src \
-        command-api/src projector/src query-api/src
+# The whole workspace as .dockerignore filters it: every member (crates/*, command-api,
+# projector, query-api, notifier with its templates), their benches and tests (cargo reads
+# every member's manifest and wants each declared bench and test target's file to exist),
+# and migrations/ (embedded at compile time by sqlx::migrate!). A new workspace member
+# needs no change here.
+COPY . .
 
-# 2. The sources. `sqlx::migrate!` embeds migrations/ at compile time, so it is part of the
-#    build context. The stubs above were written after the real files' modification
-#    times, so every source file is touched: otherwise cargo could take the stub build
-#    for an up-to-date one (the stub binary prints nothing for --version, hence the grep).
-#    The release profile keeps line tables for backtraces; compressing them shrinks the
-#    binary to less than half (panics still name file and line).
-COPY migrations migrations
-COPY src src
-COPY crates crates
-COPY command-api command-api
-COPY projector projector
-COPY query-api query-api
-RUN set -eux; \
-    find src crates command-api projector query-api migrations -type f -exec touch {} +; \
+# Dependencies are cached in BuildKit cache mounts instead of a stub-source layer: the
+# registry, git checkouts and the target directory survive between builds on the same
+# builder, so a source change recompiles only the workspace's own crates. Cache mounts
+# are not part of the image, so the binary is copied out in the same step.
+#
+# Every source file is touched first: cargo decides what to rebuild by modification time,
+# and files from a build context (a git checkout, a tarball) may carry times older than a
+# cached build's, which would let cargo keep a stale binary. The dependencies are not
+# affected. The release profile keeps line tables for backtraces; compressing them shrinks
+# the binary to less than half (panics still name file and line).
+RUN --mount=type=cache,id=emporium-cargo-registry,target=/usr/local/cargo/registry,sharing=locked \
+    --mount=type=cache,id=emporium-cargo-git,target=/usr/local/cargo/git,sharing=locked \
+    --mount=type=cache,id=emporium-target,target=/app/target,sharing=locked \
+    set -eux; \
+    find . -path ./target -prune -o -type f -exec touch {} +; \
     cargo build --release --locked --bin emporium ${CARGO_FEATURES:+--features "$CARGO_FEATURES"}; \
     ./target/release/emporium --version | grep '^emporium '; \
     objcopy --compress-debug-sections=zlib target/release/emporium /usr/local/bin/emporium
@@ -70,7 +62,8 @@ LABEL org.opencontainers.image.title="emporium" \
       org.opencontainers.image.licenses="Apache-2.0" \
       io.emporium.cargo-features="${CARGO_FEATURES}"
 
-# ca-certificates for TLS to external services; curl for the health check only.
+# ca-certificates for TLS to external services (SMTP, webhooks, S3); curl for the health
+# checks only.
 RUN set -eux; \
     apt-get update; \
     apt-get install -y --no-install-recommends ca-certificates curl; \
@@ -83,7 +76,8 @@ RUN set -eux; \
 COPY --from=builder /usr/local/bin/emporium /usr/local/bin/emporium
 
 # Listen on every interface inside the container; keep state (embedded SQLite, a generated
-# signing key, later the search index) in the volume. Both can be overridden.
+# signing key, the search index, the notifier's e-mail outbox) in the volume. Both can be
+# overridden.
 ENV EMPORIUM_ADDR=0.0.0.0:8080 \
     EMPORIUM_DATA_DIR=/var/lib/emporium
 VOLUME ["/var/lib/emporium"]
