@@ -1,6 +1,7 @@
 //! `emporium admin create`: a back-office account from the command line. The password
-//! comes from standard input, never from a flag (flags end up in shell history and `ps`).
-use std::io::{BufRead, IsTerminal, Write};
+//! comes from a prompt that does not echo it (typed twice), or from standard input when
+//! that is not a terminal; never from a flag (flags end up in shell history and `ps`).
+use std::io::{BufRead, IsTerminal};
 
 use anyhow::{Context, bail};
 use command_api::service::CommandMeta;
@@ -10,16 +11,23 @@ use crate::{backends::Backends, serve::command_config, settings::Settings};
 
 fn read_password() -> anyhow::Result<String> {
     let stdin = std::io::stdin();
-    if stdin.is_terminal() {
-        print!("Password for the new account (input is shown; pipe it in to hide it): ");
-        std::io::stdout().flush()?;
-    }
-    let mut line = String::new();
-    stdin
-        .lock()
-        .read_line(&mut line)
-        .context("reading the password from standard input")?;
-    let password = line.trim_end_matches(['\r', '\n']).to_owned();
+    let password = if stdin.is_terminal() {
+        let first = rpassword::prompt_password("Password for the new account: ")
+            .context("reading the password")?;
+        let again = rpassword::prompt_password("The same password again: ")
+            .context("reading the password")?;
+        if first != again {
+            bail!("the two passwords differ");
+        }
+        first
+    } else {
+        let mut line = String::new();
+        stdin
+            .lock()
+            .read_line(&mut line)
+            .context("reading the password from standard input")?;
+        line.trim_end_matches(['\r', '\n']).to_owned()
+    };
     if password.chars().count() < 8 {
         bail!("the password must have at least 8 characters");
     }

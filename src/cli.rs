@@ -80,9 +80,27 @@ pub enum Role {
     Query,
     /// The projector alone (probes and metrics on EMPORIUM_ADDR).
     Projector,
-    /// The notifier alone: webhooks from the integration events (probes and metrics on
-    /// EMPORIUM_ADDR).
+    /// The notifier alone: e-mails and webhooks from the integration events (probes and
+    /// metrics on EMPORIUM_ADDR).
     Notifier,
+}
+
+impl Role {
+    /// `EMPORIUM_ROLE`, for when no command is given (`serve --role` reads it too).
+    ///
+    /// # Errors
+    /// The variable names no role.
+    pub fn from_env() -> anyhow::Result<Role> {
+        match std::env::var("EMPORIUM_ROLE") {
+            Ok(value) if !value.is_empty() => <Role as clap::ValueEnum>::from_str(&value, true)
+                .map_err(|_| {
+                    anyhow::anyhow!(
+                        "EMPORIUM_ROLE={value:?} is not a role (all, command, query, projector, notifier)"
+                    )
+                }),
+            _ => Ok(Role::All),
+        }
+    }
 }
 
 /// Admin subcommands.

@@ -18,9 +18,13 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     web::telemetry::init();
     let settings = settings::Settings::from_env(cli.config.as_deref())?;
-    match cli.command.unwrap_or(Command::Serve {
-        role: cli::Role::All,
-    }) {
+    let command = match cli.command {
+        Some(command) => command,
+        None => Command::Serve {
+            role: cli::Role::from_env()?,
+        },
+    };
+    match command {
         Command::Serve { role } => {
             if cli.demo {
                 demo::load(&settings).await?;
