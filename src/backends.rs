@@ -100,9 +100,13 @@ impl Backends {
     pub async fn bus(&self, settings: &Settings) -> anyhow::Result<Arc<dyn Bus>> {
         Ok(match settings.nats_url.as_deref() {
             Some(url) => Arc::new(
-                NatsBus::connect(NatsConfig::new(url))
-                    .await
-                    .context("connecting to NATS")?,
+                NatsBus::connect(NatsConfig {
+                    stream: settings.nats_stream.clone(),
+                    namespace: settings.nats_namespace.clone(),
+                    ..NatsConfig::new(url)
+                })
+                .await
+                .context("connecting to NATS")?,
             ),
             None => Arc::new(InProcessBus::new(
                 self.store.clone(),

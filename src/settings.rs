@@ -21,6 +21,11 @@ pub struct Settings {
     /// `EMPORIUM_NATS_URL`: NATS with JetStream for integration events (`nats://…`). None:
     /// the in-process bus (subscribers read the log).
     pub nats_url: Option<String>,
+    /// `EMPORIUM_NATS_STREAM`: the JetStream stream holding the integration events.
+    pub nats_stream: String,
+    /// `EMPORIUM_NATS_NAMESPACE`: a prefix for every subject (`{namespace}.emporium.…`), so
+    /// several shops can share one NATS server. None: subjects are `emporium.…`.
+    pub nats_namespace: Option<String>,
     /// `EMPORIUM_BOOTSTRAP_ADMIN_USERNAME`.
     pub bootstrap_admin_username: String,
     /// `EMPORIUM_BOOTSTRAP_ADMIN_PASSWORD`: creates the first admin on a store with none.
@@ -102,6 +107,8 @@ impl Default for Settings {
             database_url: None,
             eventstore_url: None,
             nats_url: None,
+            nats_stream: "EMPORIUM".into(),
+            nats_namespace: None,
             bootstrap_admin_username: "admin".into(),
             bootstrap_admin_password: None,
             jwt_private_key: None,
@@ -177,6 +184,12 @@ impl Settings {
         }
         if let Some(v) = env("NATS_URL") {
             s.nats_url = Some(v);
+        }
+        if let Some(v) = env("NATS_STREAM") {
+            s.nats_stream = v;
+        }
+        if let Some(v) = env("NATS_NAMESPACE") {
+            s.nats_namespace = Some(v);
         }
         if let Some(v) = env("BOOTSTRAP_ADMIN_USERNAME") {
             s.bootstrap_admin_username = v;
@@ -304,6 +317,13 @@ impl Settings {
             ("DATABASE_URL", url(&self.database_url, "(embedded)")),
             ("EVENTSTORE_URL", url(&self.eventstore_url, "(embedded)")),
             ("NATS_URL", url(&self.nats_url, "(in-process bus)")),
+            ("NATS_STREAM", self.nats_stream.clone()),
+            (
+                "NATS_NAMESPACE",
+                self.nats_namespace
+                    .clone()
+                    .unwrap_or_else(|| "(none)".into()),
+            ),
             (
                 "BOOTSTRAP_ADMIN_USERNAME",
                 self.bootstrap_admin_username.clone(),

@@ -1,7 +1,10 @@
-//! The split deployment without Docker: two command APIs, two projectors and two query
-//! APIs, each a real `emporium serve --role …` process on its own loopback port, sharing
-//! one PostgreSQL database. Orders are spread across the command nodes; every one must be
-//! visible through both query nodes, and stock must be exact.
+//! The split deployment without Docker: two command APIs, two projectors, two query APIs
+//! and a notifier, each a real `emporium serve --role …` process on its own loopback port,
+//! sharing one PostgreSQL database, one Redis (view cache, carts) and one NATS (integration
+//! events), each under a namespace of this test's own. Orders are spread across the
+//! command nodes; every one must be visible through both query nodes, stock and sales must
+//! be exact, NATS must hold each integration event once, and the notifier must mail each
+//! order once.
 use std::{
     net::TcpListener,
     path::Path,
@@ -9,6 +12,8 @@ use std::{
     time::{Duration, Instant},
 };
 
+use bus::testsupport::TestNats;
+use cache::{RedisConfig, testsupport::test_redis};
 use eventstore::testsupport::TestPostgres;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -27,7 +32,16 @@ impl Drop for Node {
     }
 }
 
-async fn start(role: &str, database_url: &str, data: &Path) -> Node {
+/// What every node shares.
+struct Shared<'a> {
+    database_url: &'a str,
+    redis: &'a RedisConfig,
+    nats: &'a TestNats,
+    data: &'a Path,
+}
+
+async fn start(role: &str, shared: &Shared<'_>) -> Node {
+    let (data, nats) = (shared.data, shared.nats.bus.config());
     let port = TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -38,12 +52,22 @@ async fn start(role: &str, database_url: &str, data: &Path) -> Node {
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("EMPORIUM_ADDR", format!("127.0.0.1:{port}"))
-        .env("EMPORIUM_DATABASE_URL", database_url)
+        .env("EMPORIUM_DATABASE_URL", shared.database_url)
+        .env("EMPORIUM_REDIS_URL", &shared.redis.url)
+        .env("EMPORIUM_CACHE_NAMESPACE", &shared.redis.namespace)
+        .env("EMPORIUM_NATS_URL", &nats.url)
+        .env("EMPORIUM_NATS_STREAM", &nats.stream)
+        .env(
+            "EMPORIUM_NATS_NAMESPACE",
+            nats.namespace.as_deref().unwrap_or_default(),
+        )
         .env("EMPORIUM_DATA_DIR", data)
         // The nodes share a data folder here; each query node keeps its own search index.
         .env("EMPORIUM_SEARCH_DIR", data.join(format!("search-{port}")))
         .env("EMPORIUM_JWT_PRIVATE_KEY_FILE", data.join("shared-jwt.pem"))
         .env("EMPORIUM_BOOTSTRAP_ADMIN_PASSWORD", ADMIN_PASSWORD)
+        // Seven processes share one PostgreSQL (100 connections here): small pools.
+        .env("EMPORIUM_DATABASE_MAX_CONNECTIONS", "4")
         .env("EMPORIUM_LOG", "warn")
         .stdout(Stdio::null())
         .spawn()
@@ -94,14 +118,16 @@ async fn get(
     min_position: u64,
 ) -> Value {
     let mut request = client
-        .get(url)
+        .get(&url)
         .header("x-emporium-min-position", min_position.to_string());
     if let Some(token) = token {
         request = request.bearer_auth(token);
     }
     let response = request.send().await.unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
-    response.json().await.unwrap()
+    let status = response.status();
+    let body: Value = response.json().await.unwrap_or(Value::Null);
+    assert_eq!(status, StatusCode::OK, "GET {url}: {body}");
+    body
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -109,14 +135,27 @@ async fn split_roles_share_one_store_and_agree() {
     let Some(db) = TestPostgres::new().await else {
         return;
     };
+    let Some(redis) = test_redis().await else {
+        return;
+    };
+    let Some(nats) = TestNats::connect().await else {
+        return;
+    };
     let data = tempfile::tempdir().unwrap();
+    let shared = Shared {
+        database_url: &db.url,
+        redis: &redis,
+        nats: &nats,
+        data: data.path(),
+    };
     // The first command node creates the shared signing key and the admin; the rest reuse them.
-    let command_a = start("command", &db.url, data.path()).await;
-    let command_b = start("command", &db.url, data.path()).await;
-    let _projector_a = start("projector", &db.url, data.path()).await;
-    let _projector_b = start("projector", &db.url, data.path()).await;
-    let query_a = start("query", &db.url, data.path()).await;
-    let query_b = start("query", &db.url, data.path()).await;
+    let command_a = start("command", &shared).await;
+    let command_b = start("command", &shared).await;
+    let _projector_a = start("projector", &shared).await;
+    let _projector_b = start("projector", &shared).await;
+    let query_a = start("query", &shared).await;
+    let query_b = start("query", &shared).await;
+    let _notifier = start("notifier", &shared).await;
     let client = reqwest::Client::new();
     let commands = [&command_a.base, &command_b.base];
 
@@ -174,20 +213,20 @@ async fn split_roles_share_one_store_and_agree() {
             })
         })
         .collect();
-    let mut placed = 0;
+    let mut placed = Vec::new();
     let mut last_position = 0;
     for task in tasks {
         let (status, body) = task.await.unwrap();
         match status {
             StatusCode::CREATED => {
-                placed += 1;
+                placed.push(body["id"].as_str().unwrap().to_owned());
                 last_position = last_position.max(body["position"].as_u64().unwrap());
             }
             StatusCode::CONFLICT => assert_eq!(body["code"], "insufficient_stock", "{body}"),
             other => panic!("unexpected {other}: {body}"),
         }
     }
-    assert_eq!(placed, 30);
+    assert_eq!(placed.len(), 30);
 
     // Both query nodes agree, once they have caught up with the last order.
     for query in [&query_a.base, &query_b.base] {
@@ -221,5 +260,66 @@ async fn split_roles_share_one_store_and_agree() {
         )
         .await;
         assert_eq!(found["total"], 1, "{found}");
+        // Every order, through either node (the admin's view and the buyer's own list).
+        for id in &placed {
+            let order = get(
+                &client,
+                format!("{query}/api/v1/orders/{id}"),
+                Some(&admin),
+                last_position,
+            )
+            .await;
+            assert_eq!(order["status"], "PLACED", "{order}");
+            assert_eq!(order["total"], json!({"amount": 3500, "currency": "EUR"}));
+        }
+        let mine = get(
+            &client,
+            format!("{query}/api/v1/orders?pageSize=100"),
+            Some(&buyer),
+            last_position,
+        )
+        .await;
+        assert_eq!(mine["total"], 30, "{mine}");
+        let sales = get(
+            &client,
+            format!("{query}/api/v1/analytics/sales"),
+            Some(&admin),
+            last_position,
+        )
+        .await;
+        assert_eq!(sales["totals"]["orders"], 30, "{sales}");
+        assert_eq!(sales["totals"]["units"], 60, "{sales}");
+        assert_eq!(
+            sales["totals"]["revenue"],
+            json!([{"amount": 105_000, "currency": "EUR"}])
+        );
     }
+
+    // NATS holds each integration event once, though two projectors ran: the product, two
+    // restocks, the customer, and the 30 orders (reservations are not integration events).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while nats.stored().await < 34 {
+        assert!(
+            Instant::now() < deadline,
+            "{} events on NATS",
+            nats.stored().await
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The notifier, fed by NATS, mails each order's confirmation once (no SMTP: .eml files).
+    let outbox = data.path().join("outbox");
+    let count = || {
+        std::fs::read_dir(&outbox).map_or(0, |entries| {
+            entries
+                .filter_map(Result::ok)
+                .filter(|e| e.path().extension().is_some_and(|x| x == "eml"))
+                .count()
+        })
+    };
+    while count() < 30 {
+        assert!(Instant::now() < deadline, "{} e-mails written", count());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(nats.stored().await, 34);
+    assert_eq!(count(), 30);
 }
