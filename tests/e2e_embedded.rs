@@ -295,6 +295,81 @@ async fn the_whole_flow_survives_a_restart() {
         inventory,
         json!({"sku": "DESK-W", "onHand": 2, "reserved": 0, "committed": 2, "available": 2})
     );
+    // The sales view counts the delivered order; the customer sees it delivered.
+    let sales: Value = client
+        .get(format!(
+            "{base}/api/v1/analytics/sales?minPosition={}",
+            restock["position"]
+        ))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(sales["totals"]["orders"], 1, "{sales}");
+    assert_eq!(sales["totals"]["units"], 2, "{sales}");
+    assert_eq!(
+        sales["totals"]["revenue"],
+        json!([{"amount": 179_800, "currency": "EUR"}]),
+        "{sales}"
+    );
+    let mine: Value = client
+        .get(format!(
+            "{base}/api/v1/orders?minPosition={}",
+            restock["position"]
+        ))
+        .bearer_auth(&grace)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(mine["total"], 1, "{mine}");
+    assert_eq!(mine["items"][0]["status"], "DELIVERED", "{mine}");
+    // Without SMTP the notifier writes Grace's e-mails to the outbox folder: placed (before
+    // the restart), shipped and delivered (after it).
+    let outbox = data.path().join("outbox");
+    let subjects = eventually_files(&outbox, 3).await;
+    for expected in [
+        format!("Subject: Your order {order_id} is confirmed"),
+        format!("Subject: Your order {order_id} is on its way"),
+        format!("Subject: Your order {order_id} was delivered"),
+    ] {
+        assert!(
+            subjects.iter().any(|s| s.contains(&expected)),
+            "{expected} in {subjects:?}"
+        );
+    }
+}
+
+/// Waits until `dir` holds `n` `.eml` files; returns their texts.
+async fn eventually_files(dir: &Path, n: usize) -> Vec<String> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let texts: Vec<String> = std::fs::read_dir(dir)
+            .map(|entries| {
+                entries
+                    .filter_map(Result::ok)
+                    .map(|e| e.path())
+                    .filter(|p| p.extension().is_some_and(|x| x == "eml"))
+                    .filter_map(|p| std::fs::read_to_string(p).ok())
+                    .collect()
+            })
+            .unwrap_or_default();
+        if texts.len() >= n {
+            return texts;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{n} e-mails in {}: {}",
+            dir.display(),
+            texts.len()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -516,4 +591,123 @@ async fn demo_data_loads_once_and_can_be_browsed() {
     );
     assert_eq!(items.len(), 10, "{recommended}");
     assert!(items[2..].iter().all(|(_, reason)| *reason == "similar"));
+}
+
+/// A server started with `args` whose standard output is collected as it comes.
+struct Talking {
+    server: Server,
+    printed: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl Talking {
+    fn start(data: &Path, args: &[&str], env: &[(&str, &str)]) -> Self {
+        let port = free_port();
+        let mut command = emporium(data);
+        command
+            .args(args)
+            .env("EMPORIUM_ADDR", format!("127.0.0.1:{port}"))
+            .stdout(Stdio::piped());
+        for (name, value) in env {
+            command.env(name, value);
+        }
+        let mut child = command.spawn().expect("start emporium");
+        let printed = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let stdout = child.stdout.take().unwrap();
+        let sink = printed.clone();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
+                let mut printed = sink.lock().unwrap();
+                printed.push_str(&line);
+                printed.push('\n');
+            }
+        });
+        Self {
+            server: Server {
+                child,
+                base: format!("http://127.0.0.1:{port}"),
+            },
+            printed,
+        }
+    }
+
+    /// Waits until the output holds `text`; returns all of it.
+    async fn wait_for(&self, text: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let printed = self.printed.lock().unwrap().clone();
+            if printed.contains(text) {
+                return printed;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{text:?} never printed: {printed}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_first_start_shows_the_way_and_the_demo_flag_fills_the_shop() {
+    // An empty store, no admin configured: where Swagger UI is, how to get an admin.
+    let empty = tempfile::tempdir().unwrap();
+    let first = Talking::start(empty.path(), &[], &[]);
+    let printed = first.wait_for("First admin").await;
+    assert!(
+        printed.contains(&format!("Swagger UI:   {}/docs", first.server.base)),
+        "{printed}"
+    );
+    assert!(printed.contains("emporium admin create"), "{printed}");
+    drop(first);
+
+    // `--demo` with no command: serve, after loading the demo into the empty store.
+    let data = tempfile::tempdir().unwrap();
+    let demo = Talking::start(data.path(), &["--demo"], &[]);
+    let printed = demo.wait_for("Swagger UI").await;
+    let password = printed
+        .split("username demo-admin, password ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .expect("the demo admin's password is printed")
+        .to_owned();
+    let client = reqwest::Client::new();
+    login(&client, &demo.server.base, "demo-admin", &password).await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let all: Value = client
+            .get(format!("{}/api/v1/products?pageSize=1", demo.server.base))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if all["total"] == 320 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "demo products: {all}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    drop(demo);
+
+    // EMPORIUM_ROLE applies with no command too: a projector serves probes, not the API.
+    let projector = Talking::start(data.path(), &[], &[("EMPORIUM_ROLE", "projector")]);
+    let printed = projector.wait_for("is listening").await;
+    assert!(printed.contains("(Projector)"), "{printed}");
+    let docs = client
+        .get(format!("{}/docs/", projector.server.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(docs.status(), StatusCode::NOT_FOUND);
+    let bad = emporium(data.path())
+        .env("EMPORIUM_ROLE", "cashier")
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("EMPORIUM_ROLE"));
 }
