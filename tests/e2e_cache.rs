@@ -2,10 +2,10 @@
 //! one PostgreSQL database and one Redis (`EMPORIUM_REDIS_URL`, a namespace of this test's
 //! own). The projector node writes product views through to Redis, both query nodes serve
 //! the current view, and every node that uses Redis reports it in `/health/ready`.
+mod support;
+
 use std::{
-    net::TcpListener,
     path::Path,
-    process::{Child, Command, Stdio},
     time::{Duration, Instant},
 };
 
@@ -14,67 +14,38 @@ use eventstore::testsupport::TestPostgres;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
+use support::{Process, emporium, eventually, get, spawn_ready};
+
 const ADMIN_PASSWORD: &str = "cache-bootstrap-password";
 
-struct Node {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-async fn start(role: &str, database_url: &str, redis: &RedisConfig, data: &Path) -> Node {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = Command::new(env!("CARGO_BIN_EXE_emporium"))
+async fn start(role: &str, database_url: &str, redis: &RedisConfig, data: &Path) -> Process {
+    let mut command = emporium(data);
+    command
         .args(["serve", "--role", role])
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("EMPORIUM_ADDR", format!("127.0.0.1:{port}"))
         .env("EMPORIUM_DATABASE_URL", database_url)
         .env("EMPORIUM_REDIS_URL", &redis.url)
         .env("EMPORIUM_CACHE_NAMESPACE", &redis.namespace)
         .env("EMPORIUM_CACHE_REDIS_TTL_SECONDS", "60")
-        .env("EMPORIUM_DATA_DIR", data)
         // Every query node keeps its own search index.
-        .env("EMPORIUM_SEARCH_DIR", data.join(format!("search-{port}")))
+        .env(
+            "EMPORIUM_SEARCH_DIR",
+            data.join(format!("search-{}", uuid::Uuid::now_v7())),
+        )
         .env("EMPORIUM_JWT_PRIVATE_KEY_FILE", data.join("shared-jwt.pem"))
-        .env("EMPORIUM_BOOTSTRAP_ADMIN_PASSWORD", ADMIN_PASSWORD)
-        .env("EMPORIUM_LOG", "warn")
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("start emporium");
-    let node = Node {
-        child,
-        base: format!("http://127.0.0.1:{port}"),
-    };
+        .env("EMPORIUM_BOOTSTRAP_ADMIN_PASSWORD", ADMIN_PASSWORD);
+    let node = spawn_ready(command).await;
+    // Ready, not merely degraded: Redis answers this node.
     let client = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let ready = client
-            .get(format!("{}/health/ready", node.base))
-            .send()
-            .await;
-        if let Ok(ready) = ready
-            && ready.status() == StatusCode::OK
-            && ready.json::<Value>().await.unwrap()["status"] == "ready"
-        {
-            return node;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{role} node did not become ready"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    eventually(
+        &format!("{role} to use Redis"),
+        Duration::from_secs(60),
+        || async {
+            let (_, report) = get(&client, format!("{}/health/ready", node.base), None).await;
+            (report["status"] == "ready").then_some(())
+        },
+    )
+    .await;
+    node
 }
 
 /// Polls until Redis holds `version` of product `id`; returns its view.

@@ -1,87 +1,40 @@
 //! The real `emporium` binary's carts: kept in the embedded database (they survive a
 //! restart), or in Redis when `EMPORIUM_REDIS_URL` says so; checkout places the order.
-use std::{
-    net::TcpListener,
-    path::Path,
-    process::{Child, Command, Stdio},
-    time::{Duration, Instant},
-};
+mod support;
+
+use std::path::Path;
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
+use support::{Process, emporium, get, login, spawn_ready};
+
 const ADMIN_PASSWORD: &str = "e2e-carts-bootstrap-password";
 
-struct Server {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-async fn start(data: &Path, redis_url: Option<&str>) -> Server {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut command = Command::new(env!("CARGO_BIN_EXE_emporium"));
+async fn start(data: &Path, redis_url: Option<&str>) -> Process {
+    let mut command = emporium(data);
     command
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("EMPORIUM_DATA_DIR", data)
-        .env("EMPORIUM_LOG", "warn")
-        .env("EMPORIUM_ADDR", format!("127.0.0.1:{port}"))
         .env("EMPORIUM_BOOTSTRAP_ADMIN_PASSWORD", ADMIN_PASSWORD)
         // Test carts left in a shared Redis go away soon.
-        .env("EMPORIUM_CART_TTL_SECONDS", "600")
-        .stdout(Stdio::null());
+        .env("EMPORIUM_CART_TTL_SECONDS", "600");
     if let Some(url) = redis_url {
         command.env("EMPORIUM_REDIS_URL", url);
     }
-    let server = Server {
-        child: command.spawn().expect("start emporium"),
-        base: format!("http://127.0.0.1:{port}"),
-    };
-    let client = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let ready = client
-            .get(format!("{}/health/ready", server.base))
-            .send()
-            .await;
-        if let Ok(response) = ready
-            && response.status() == StatusCode::OK
-        {
-            let report: Value = response.json().await.unwrap();
-            assert_eq!(report["checks"]["carts"], "ok", "{report}");
-            return server;
-        }
-        assert!(Instant::now() < deadline, "emporium did not become ready");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let server = spawn_ready(command).await;
+    let (_, report) = get(
+        &reqwest::Client::new(),
+        format!("{}/health/ready", server.base),
+        None,
+    )
+    .await;
+    assert_eq!(report["checks"]["carts"], "ok", "{report}");
+    server
 }
 
 async fn send(request: reqwest::RequestBuilder) -> (StatusCode, Value) {
     let response = request.send().await.expect("request");
     let status = response.status();
     (status, response.json().await.unwrap_or(Value::Null))
-}
-
-async fn login(client: &reqwest::Client, base: &str, username: &str, password: &str) -> String {
-    let (status, body) = send(
-        client
-            .post(format!("{base}/api/v1/auth/login"))
-            .json(&json!({"username": username, "password": password})),
-    )
-    .await;
-    assert_eq!(status, StatusCode::OK, "login {username}: {body}");
-    body["accessToken"].as_str().unwrap().to_owned()
 }
 
 /// A product with stock and a new customer: (their e-mail, their id).

@@ -1,102 +1,25 @@
 //! The real `emporium` binary, run as a user runs it: embedded, on a free port, with a
 //! data folder of its own. The prototype's flow end to end, a restart that keeps every
 //! piece of data, and the admin CLI.
+mod support;
+
 use std::{
     io::Write,
-    net::TcpListener,
     path::Path,
-    process::{Child, Command, Stdio},
+    process::Stdio,
     time::{Duration, Instant},
 };
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+use support::{Process, emporium, free_port, login, post, spawn_ready};
 
 const ADMIN_PASSWORD: &str = "e2e-bootstrap-password";
 
-struct Server {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn emporium(data: &Path) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_emporium"));
-    command
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("EMPORIUM_DATA_DIR", data)
-        .env("EMPORIUM_LOG", "warn");
-    command
-}
-
-async fn start(data: &Path) -> Server {
-    let port = free_port();
-    let child = emporium(data)
-        .env("EMPORIUM_ADDR", format!("127.0.0.1:{port}"))
-        .env("EMPORIUM_BOOTSTRAP_ADMIN_PASSWORD", ADMIN_PASSWORD)
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("start emporium");
-    let server = Server {
-        child,
-        base: format!("http://127.0.0.1:{port}"),
-    };
-    let client = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let ready = client
-            .get(format!("{}/health/ready", server.base))
-            .send()
-            .await;
-        if ready.is_ok_and(|response| response.status() == StatusCode::OK) {
-            return server;
-        }
-        assert!(Instant::now() < deadline, "emporium did not become ready");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-async fn post(
-    client: &reqwest::Client,
-    url: String,
-    token: Option<&str>,
-    body: Value,
-) -> (StatusCode, Value) {
-    let mut request = client.post(url).json(&body);
-    if let Some(token) = token {
-        request = request.bearer_auth(token);
-    }
-    let response = request.send().await.expect("request");
-    let status = response.status();
-    let body = response.json().await.unwrap_or(Value::Null);
-    (status, body)
-}
-
-async fn login(client: &reqwest::Client, base: &str, username: &str, password: &str) -> String {
-    let (status, body) = post(
-        client,
-        format!("{base}/api/v1/auth/login"),
-        None,
-        json!({"username": username, "password": password}),
-    )
-    .await;
-    assert_eq!(status, StatusCode::OK, "login {username}: {body}");
-    body["accessToken"].as_str().unwrap().to_owned()
+async fn start(data: &Path) -> Process {
+    let mut command = emporium(data);
+    command.env("EMPORIUM_BOOTSTRAP_ADMIN_PASSWORD", ADMIN_PASSWORD);
+    spawn_ready(command).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -595,7 +518,7 @@ async fn demo_data_loads_once_and_can_be_browsed() {
 
 /// A server started with `args` whose standard output is collected as it comes.
 struct Talking {
-    server: Server,
+    server: Process,
     printed: std::sync::Arc<std::sync::Mutex<String>>,
 }
 
@@ -626,7 +549,7 @@ impl Talking {
             }
         });
         Self {
-            server: Server {
+            server: Process {
                 child,
                 base: format!("http://127.0.0.1:{port}"),
             },

@@ -1,16 +1,17 @@
 //! `emporium replay`, run as an operator runs it: against the embedded data folder of an
 //! `emporium serve` that keeps serving (and projecting) throughout.
+mod support;
+
 use std::{
     collections::BTreeMap,
-    net::TcpListener,
     path::Path,
-    process::{Child, Command, Output, Stdio},
+    process::Output,
     time::{Duration, Instant},
 };
 
-use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sqlx::{Row, SqlitePool};
+use support::{Process, emporium, spawn_ready};
 
 const READ_MODEL_TABLES: [&str; 11] = [
     "rm_products",
@@ -26,28 +27,6 @@ const READ_MODEL_TABLES: [&str; 11] = [
     "rm_sales_orders",
 ];
 
-struct Server {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn emporium(data: &Path) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_emporium"));
-    command
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("EMPORIUM_DATA_DIR", data)
-        .env("EMPORIUM_LOG", "warn");
-    command
-}
-
 fn run(data: &Path, args: &[&str]) -> (Output, String) {
     let output = emporium(data).args(args).output().expect("run emporium");
     let printed = format!(
@@ -58,34 +37,8 @@ fn run(data: &Path, args: &[&str]) -> (Output, String) {
     (output, printed)
 }
 
-async fn start(data: &Path) -> Server {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = emporium(data)
-        .env("EMPORIUM_ADDR", format!("127.0.0.1:{port}"))
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("start emporium");
-    let server = Server {
-        child,
-        base: format!("http://127.0.0.1:{port}"),
-    };
-    let client = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let ready = client
-            .get(format!("{}/health/ready", server.base))
-            .send()
-            .await;
-        if ready.is_ok_and(|response| response.status() == StatusCode::OK) {
-            return server;
-        }
-        assert!(Instant::now() < deadline, "emporium did not become ready");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+async fn start(data: &Path) -> Process {
+    spawn_ready(emporium(data)).await
 }
 
 /// Every read-model row, as sorted text.

@@ -5,10 +5,10 @@
 //! command nodes; every one must be visible through both query nodes, stock and sales must
 //! be exact, NATS must hold each integration event once, and the notifier must mail each
 //! order once.
+mod support;
+
 use std::{
-    net::TcpListener,
     path::Path,
-    process::{Child, Command, Stdio},
     time::{Duration, Instant},
 };
 
@@ -17,20 +17,9 @@ use cache::{RedisConfig, testsupport::test_redis};
 use eventstore::testsupport::TestPostgres;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+use support::{Process, emporium, login, post, spawn_ready};
 
 const ADMIN_PASSWORD: &str = "split-bootstrap-password";
-
-struct Node {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// What every node shares.
 struct Shared<'a> {
@@ -40,18 +29,11 @@ struct Shared<'a> {
     data: &'a Path,
 }
 
-async fn start(role: &str, shared: &Shared<'_>) -> Node {
+async fn start(role: &str, shared: &Shared<'_>) -> Process {
     let (data, nats) = (shared.data, shared.nats.bus.config());
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = Command::new(env!("CARGO_BIN_EXE_emporium"))
+    let mut command = emporium(data);
+    command
         .args(["serve", "--role", role])
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("EMPORIUM_ADDR", format!("127.0.0.1:{port}"))
         .env("EMPORIUM_DATABASE_URL", shared.database_url)
         .env("EMPORIUM_REDIS_URL", &shared.redis.url)
         .env("EMPORIUM_CACHE_NAMESPACE", &shared.redis.namespace)
@@ -61,57 +43,19 @@ async fn start(role: &str, shared: &Shared<'_>) -> Node {
             "EMPORIUM_NATS_NAMESPACE",
             nats.namespace.as_deref().unwrap_or_default(),
         )
-        .env("EMPORIUM_DATA_DIR", data)
         // The nodes share a data folder here; each query node keeps its own search index.
-        .env("EMPORIUM_SEARCH_DIR", data.join(format!("search-{port}")))
+        .env(
+            "EMPORIUM_SEARCH_DIR",
+            data.join(format!("search-{}", uuid::Uuid::now_v7())),
+        )
         .env("EMPORIUM_JWT_PRIVATE_KEY_FILE", data.join("shared-jwt.pem"))
         .env("EMPORIUM_BOOTSTRAP_ADMIN_PASSWORD", ADMIN_PASSWORD)
         // Seven processes share one PostgreSQL (100 connections here): small pools.
-        .env("EMPORIUM_DATABASE_MAX_CONNECTIONS", "4")
-        .env("EMPORIUM_LOG", "warn")
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("start emporium");
-    let node = Node {
-        child,
-        base: format!("http://127.0.0.1:{port}"),
-    };
-    let client = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let ready = client
-            .get(format!("{}/health/ready", node.base))
-            .send()
-            .await;
-        if ready.is_ok_and(|r| r.status() == StatusCode::OK) {
-            return node;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{role} node did not become ready"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        .env("EMPORIUM_DATABASE_MAX_CONNECTIONS", "4");
+    spawn_ready(command).await
 }
 
-async fn post(
-    client: &reqwest::Client,
-    url: String,
-    token: Option<&str>,
-    body: Value,
-) -> (StatusCode, Value) {
-    let mut request = client.post(url).json(&body);
-    if let Some(token) = token {
-        request = request.bearer_auth(token);
-    }
-    let response = request.send().await.unwrap();
-    (
-        response.status(),
-        response.json().await.unwrap_or(Value::Null),
-    )
-}
-
-async fn get(
+async fn get_at(
     client: &reqwest::Client,
     url: String,
     token: Option<&str>,
@@ -158,22 +102,9 @@ async fn split_roles_share_one_store_and_agree() {
     let _notifier = start("notifier", &shared).await;
     let client = reqwest::Client::new();
     let commands = [&command_a.base, &command_b.base];
+    let queries = [query_a.base.clone(), query_b.base.clone()];
 
-    let login = |base: String, username: &'static str, password: &'static str| {
-        let client = client.clone();
-        async move {
-            let (status, body) = post(
-                &client,
-                format!("{base}/api/v1/auth/login"),
-                None,
-                json!({"username": username, "password": password}),
-            )
-            .await;
-            assert_eq!(status, StatusCode::OK, "{body}");
-            body["accessToken"].as_str().unwrap().to_owned()
-        }
-    };
-    let admin = login(command_a.base.clone(), "admin", ADMIN_PASSWORD).await;
+    let admin = login(&client, &command_a.base, "admin", ADMIN_PASSWORD).await;
     let (status, _) = post(&client, format!("{}/api/v1/products", command_b.base), Some(&admin),
         json!({"name": "Split test", "variants": [{"sku": "SPLIT-1", "price": {"amount": 1000, "currency": "EUR"}},
                                                  {"sku": "SPLIT-2", "price": {"amount": 2500, "currency": "EUR"}}]})).await;
@@ -192,24 +123,36 @@ async fn split_roles_share_one_store_and_agree() {
         json!({"name": "Split Buyer", "email": "split@example.com", "mobileNumber": "+4915112345678", "password": "split-buyer-pass"})).await;
     assert_eq!(status, StatusCode::CREATED);
     let buyer = login(
-        command_b.base.clone(),
+        &client,
+        &command_b.base,
         "split@example.com",
         "split-buyer-pass",
     )
     .await;
 
     // 40 concurrent orders of 1 x SPLIT-1 and 1 x SPLIT-2, alternating command nodes:
-    // 30 units of each exist, so exactly 30 orders succeed.
+    // 30 units of each exist, so exactly 30 orders succeed. Each buyer reads their order
+    // back at once from a query node, with the command's position: read-your-writes under
+    // load, across processes.
     let address = json!({"name": "B", "line1": "1 Main St", "city": "Berlin", "postalCode": "10115", "country": "DE"});
     let tasks: Vec<_> = (0..40)
         .map(|i| {
             let (client, url, token, address) =
                 (client.clone(), format!("{}/api/v1/orders", commands[i % 2]), buyer.clone(), address.clone());
+            let query = queries[(i / 2) % 2].clone();
             tokio::spawn(async move {
                 let body = json!({"lines": [{"sku": "SPLIT-2", "quantity": 1}, {"sku": "SPLIT-1", "quantity": 1}], "shippingAddress": address});
-                let response = client.post(url).bearer_auth(token).json(&body).send().await.unwrap();
+                let response = client.post(url).bearer_auth(&token).json(&body).send().await.unwrap();
                 let status = response.status();
-                (status, response.json::<Value>().await.unwrap_or(Value::Null))
+                let body = response.json::<Value>().await.unwrap_or(Value::Null);
+                if status == StatusCode::CREATED {
+                    let id = body["id"].as_str().unwrap();
+                    let position = body["position"].as_u64().unwrap();
+                    let mine = get_at(&client, format!("{query}/api/v1/orders/{id}"), Some(&token), position).await;
+                    assert_eq!(mine["id"], id, "read-your-writes: {mine}");
+                    assert_eq!(mine["status"], "PLACED", "{mine}");
+                }
+                (status, body)
             })
         })
         .collect();
@@ -231,7 +174,7 @@ async fn split_roles_share_one_store_and_agree() {
     // Both query nodes agree, once they have caught up with the last order.
     for query in [&query_a.base, &query_b.base] {
         for sku in ["SPLIT-1", "SPLIT-2"] {
-            let inventory = get(
+            let inventory = get_at(
                 &client,
                 format!("{query}/api/v1/inventory/{sku}"),
                 Some(&admin),
@@ -243,7 +186,7 @@ async fn split_roles_share_one_store_and_agree() {
                 json!({"sku": sku, "onHand": 30, "reserved": 30, "committed": 0, "available": 0})
             );
         }
-        let products = get(
+        let products = get_at(
             &client,
             format!("{query}/api/v1/products"),
             None,
@@ -252,7 +195,7 @@ async fn split_roles_share_one_store_and_agree() {
         .await;
         assert_eq!(products["total"], 1);
         // Each query node answers search from its own index.
-        let found = get(
+        let found = get_at(
             &client,
             format!("{query}/api/v1/search?q=split"),
             None,
@@ -262,7 +205,7 @@ async fn split_roles_share_one_store_and_agree() {
         assert_eq!(found["total"], 1, "{found}");
         // Every order, through either node (the admin's view and the buyer's own list).
         for id in &placed {
-            let order = get(
+            let order = get_at(
                 &client,
                 format!("{query}/api/v1/orders/{id}"),
                 Some(&admin),
@@ -272,7 +215,7 @@ async fn split_roles_share_one_store_and_agree() {
             assert_eq!(order["status"], "PLACED", "{order}");
             assert_eq!(order["total"], json!({"amount": 3500, "currency": "EUR"}));
         }
-        let mine = get(
+        let mine = get_at(
             &client,
             format!("{query}/api/v1/orders?pageSize=100"),
             Some(&buyer),
@@ -280,7 +223,7 @@ async fn split_roles_share_one_store_and_agree() {
         )
         .await;
         assert_eq!(mine["total"], 30, "{mine}");
-        let sales = get(
+        let sales = get_at(
             &client,
             format!("{query}/api/v1/analytics/sales"),
             Some(&admin),

@@ -2,12 +2,9 @@
 //! tiny scale: setup, every scenario for a second, the hot-SKU check on a SKU that sells
 //! out, projection lag, and the roof server. Not a measurement (debug build, a few
 //! connections); it proves the harness speaks the API as it is.
-use std::{
-    net::TcpListener,
-    path::Path,
-    process::{Child, Command, Stdio},
-    time::{Duration, Instant},
-};
+mod support;
+
+use std::path::Path;
 
 use clap::Parser;
 use loadgen::{
@@ -16,58 +13,16 @@ use loadgen::{
     roof::Page,
 };
 
+use support::{Process, emporium, spawn_ready};
+
 const ADMIN_PASSWORD: &str = "loadgen-smoke-admin-password";
 
-struct Server {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-async fn start(data: &Path) -> Server {
-    let port = free_port();
-    let child = Command::new(env!("CARGO_BIN_EXE_emporium"))
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("EMPORIUM_DATA_DIR", data)
-        .env("EMPORIUM_LOG", "warn")
-        .env("EMPORIUM_ADDR", format!("127.0.0.1:{port}"))
+async fn start(data: &Path) -> Process {
+    let mut command = emporium(data);
+    command
         .env("EMPORIUM_BOOTSTRAP_ADMIN_PASSWORD", ADMIN_PASSWORD)
-        .env("EMPORIUM_RATE_LIMIT_SIGNUP_PER_MINUTE", "0")
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("start emporium");
-    let server = Server {
-        child,
-        base: format!("http://127.0.0.1:{port}"),
-    };
-    let client = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let ready = client
-            .get(format!("{}/health/ready", server.base))
-            .send()
-            .await;
-        if ready.is_ok_and(|r| r.status() == reqwest::StatusCode::OK) {
-            return server;
-        }
-        assert!(Instant::now() < deadline, "emporium did not become ready");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        .env("EMPORIUM_RATE_LIMIT_SIGNUP_PER_MINUTE", "0");
+    spawn_ready(command).await
 }
 
 fn parse(args: &[&str]) -> LoadCommand {
