@@ -285,6 +285,22 @@ async fn a_nats_restart_delays_publishing_and_loses_nothing(db: Db) {
     let history = random_history(33, 120);
     let (first, second) = history.split_at(60);
     db.append_history(first).await;
+    // A subscriber that is live throughout, the outage included: it keeps what it gets.
+    let mut live = nats
+        .subscribe("live", &["emporium.>"])
+        .await
+        .expect("subscribe");
+    let seen = Arc::new(std::sync::Mutex::new(Vec::<IntegrationEvent>::new()));
+    let listener = tokio::spawn({
+        let seen = seen.clone();
+        async move {
+            while let Ok(delivery) = live.next().await {
+                seen.lock().unwrap().push(delivery.event().clone());
+                // A lost ack means a redelivery, which the dedupe below absorbs.
+                let _ = delivery.ack().await;
+            }
+        }
+    });
     let runner = publisher::runner(db.store.clone(), db.pool.clone(), bus.clone(), config(10));
     let (task, stop) = spawn(runner);
     let published = db.head().await;
@@ -319,4 +335,36 @@ async fn a_nats_restart_delays_publishing_and_loses_nothing(db: Db) {
     let _ = stop.send(());
     task.await.expect("publisher task");
     assert_delivered_once(&nats, &expected).await;
+    // The live subscriber got every event, after dedupe by id exactly once, in log order.
+    let deduped = eventually_value("the live subscriber to see every event", || {
+        let mut unique = Vec::new();
+        let mut ids = std::collections::HashSet::new();
+        for event in seen.lock().unwrap().iter() {
+            if ids.insert(event.id) {
+                unique.push(event.clone());
+            }
+        }
+        (unique.len() >= expected.len()).then_some(unique)
+    })
+    .await;
+    listener.abort();
+    assert_eq!(
+        deduped, expected,
+        "live through the outage: every event once, in order"
+    );
+}
+
+/// Polls `check` until it gives `Some`.
+async fn eventually_value<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(value) = check() {
+            return value;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
