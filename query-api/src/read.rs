@@ -7,12 +7,18 @@
 //! has not moved the entry is served as is, and once it has moved the entry is still served
 //! if the product's stored version is unchanged (every catalogue row of a product comes from
 //! its own stream, so same version, same rows). Availability is never cached: it is read
-//! with every request. Lists are always read from the read model.
-use std::collections::BTreeMap;
+//! with every request.
+//!
+//! List pages are cached in process as the JSON they are sent as, each with the `catalog`
+//! and `inventory` checkpoints taken before it was read; a page is served only while both
+//! checkpoints are where they were, so no list is older than the read models (every
+//! restock or order moves `inventory` and renders pages anew).
+use std::{collections::BTreeMap, sync::Arc};
 
 use anyhow::Context;
+use bytes::Bytes;
 use cache::{LocalConfig, SharedViews, ViewCache};
-use projector::CatalogProjection;
+use projector::{CatalogProjection, InventoryProjection};
 use serde_json::{Map, Value};
 use sqlx::{AnyPool, Row, any::AnyRow};
 use uuid::Uuid;
@@ -36,7 +42,7 @@ pub const MAX_FILTER_LEN: usize = 200;
 pub const MAX_ATTRIBUTE_FILTERS: usize = 10;
 
 /// The order of a product list.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum Sort {
     /// By name, A to Z (`name`, the default).
     #[default]
@@ -76,7 +82,7 @@ impl Sort {
 }
 
 /// A validated product list query.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct ProductQuery {
     /// Which status to list (`ACTIVE` unless asked otherwise).
     pub status: ProductStatus,
@@ -390,12 +396,23 @@ pub(crate) async fn product_views(
     Ok(group(&rows, true)?)
 }
 
+/// A list page as sent, and the read models' checkpoints it was read at.
+#[derive(Debug)]
+struct CachedPage {
+    as_of: (u64, u64),
+    json: Bytes,
+}
+
+/// Most bytes of list pages one node keeps.
+const PAGE_CACHE_BYTES: u64 = 8 * 1024 * 1024;
+
 /// Which products match a query, and what one product looks like.
 #[derive(Clone, Debug)]
 pub struct ProductCatalogue {
     pool: AnyPool,
     consistency: Consistency,
     views: ViewCache<ProductView>,
+    pages: moka::sync::Cache<ProductQuery, Arc<CachedPage>>,
 }
 
 impl ProductCatalogue {
@@ -405,11 +422,43 @@ impl ProductCatalogue {
             capacity: config.product_cache_capacity,
             ttl: config.product_cache_ttl,
         };
+        let pages = moka::sync::Cache::builder()
+            .max_capacity(PAGE_CACHE_BYTES)
+            .weigher(|_, page: &Arc<CachedPage>| u32::try_from(page.json.len()).unwrap_or(u32::MAX))
+            .time_to_live(config.product_cache_ttl)
+            .build();
         Self {
             pool,
             consistency,
             views: ViewCache::new(PRODUCT_VIEWS, &local),
+            pages,
         }
+    }
+
+    /// One page of the products matching `query` as JSON: from the page cache while the
+    /// catalogue and the inventory are where they were when it was read, else read anew.
+    ///
+    /// # Errors
+    /// When the read models cannot be read.
+    pub async fn list_json(&self, query: &ProductQuery) -> Result<Bytes, ApiError> {
+        // Checkpoints first: the page read after them is at least that new.
+        let as_of = (
+            self.consistency.position(CatalogProjection::NAME).await?,
+            self.consistency.position(InventoryProjection::NAME).await?,
+        );
+        if let Some(page) = self.pages.get(query).filter(|page| page.as_of == as_of) {
+            return Ok(page.json.clone());
+        }
+        let page = self.list(query).await?;
+        let json = Bytes::from(serde_json::to_vec(&page).map_err(internal)?);
+        self.pages.insert(
+            query.clone(),
+            Arc::new(CachedPage {
+                as_of,
+                json: json.clone(),
+            }),
+        );
+        Ok(json)
     }
 
     /// The same catalogue with `shared` (Redis) behind its in-process cache.

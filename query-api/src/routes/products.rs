@@ -64,7 +64,7 @@ async fn list(
     user: MaybeAuthUser,
     _: MinPosition<ProductsRead>,
     pairs: Result<Query<Vec<(String, String)>>, QueryRejection>,
-) -> Result<AppJson<ProductPage>, ApiError> {
+) -> Result<Response, ApiError> {
     let Query(pairs) = pairs.map_err(|e| ApiError::BadRequest {
         code: "invalid_query",
         detail: e.body_text(),
@@ -78,7 +78,8 @@ async fn list(
             Some(_) => ApiError::forbidden("archived products are listed to admins and staff only"),
         });
     }
-    Ok(AppJson(state.products.list(&query).await?))
+    let json = state.products.list_json(&query).await?;
+    Ok(([(header::CONTENT_TYPE, "application/json")], json).into_response())
 }
 
 /// `If-None-Match` holds `etag` (or `*`), compared weakly.

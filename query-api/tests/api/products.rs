@@ -12,6 +12,7 @@ crate::backend_tests!(
     archived_products_are_for_the_back_office,
     the_product_view_has_its_shape_and_etag,
     product_views_are_cached_until_the_product_changes,
+    list_pages_are_cached_until_the_catalogue_or_the_stock_moves,
 );
 
 async fn lists_filter_sort_and_paginate(app: TestApp) {
@@ -388,4 +389,54 @@ async fn product_views_are_cached_until_the_product_changes(app: TestApp) {
         (view["name"].clone(), view["version"].clone()),
         (json!("Organic Tee"), json!(2))
     );
+}
+
+async fn list_pages_are_cached_until_the_catalogue_or_the_stock_moves(app: TestApp) {
+    let catalogue = app.seed().await;
+    let path = "/api/v1/products?category=shirts";
+    let first = app.get_json(path).await;
+    assert_eq!(names(&first), ["Cotton Tee", "Linen Shirt"]);
+    // A row changed behind the projector's back is not seen while the page is cached: the
+    // second answer comes from the cache, not from the read model.
+    sqlx::query("UPDATE rm_products SET name = 'Tampered' WHERE id = $1")
+        .bind(catalogue.tee.to_string())
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(app.get_json(path).await, first);
+    // Any stock movement moves the inventory checkpoint: the page is read anew, with the
+    // new availability (and, here, the tampered name, proving it was re-read).
+    let stocked = app
+        .append(
+            &eventstore::StreamId::of("stock", "TEE-L"),
+            &[domain::inventory::StockEvent::StockAdjusted {
+                sku: sku("TEE-L"),
+                delta: 4,
+                reason: "restock".into(),
+                at: at(31),
+            }],
+        )
+        .await;
+    let after = app.get_json(&format!("{path}&minPosition={stocked}")).await;
+    // (Sorted by the stored sort key, which the tampering left alone.)
+    assert_eq!(names(&after), ["Tampered", "Linen Shirt"]);
+    let tee = after["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "Tampered")
+        .unwrap();
+    assert_eq!(tee["variants"][1]["available"], 4, "{after}");
+    // A catalogue change (another product archived) moves the catalogue checkpoint.
+    let archived = app
+        .append(
+            &product_stream(catalogue.shirt),
+            &[ProductEvent::ProductArchived { at: at(32) }],
+        )
+        .await;
+    let after = app
+        .get_json(&format!("{path}&minPosition={archived}"))
+        .await;
+    assert_eq!(names(&after), ["Tampered"]);
+    assert_eq!(after["total"], 1);
 }
