@@ -21,7 +21,7 @@ use domain::{
     order::{Order, OrderCommand, OrderState, PricedLine, ShippingAddress, StockEffect},
     validation::{FieldError, Invalid},
 };
-use eventstore::StreamId;
+use eventstore::{ExpectedVersion, StoreError, StreamId};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use uuid::Uuid;
@@ -30,7 +30,7 @@ use web::{ApiError, AuthUser};
 use crate::{
     claims::KeyKind,
     routes::{CommandAnswer, inventory::stock_stream},
-    service::{CommandMeta, Executed},
+    service::{CommandMeta, CommandService, Executed, Loaded},
     state::AppState,
 };
 
@@ -174,10 +174,13 @@ pub async fn place_order(
         now: Utc::now(),
     };
     // Every order rule is checked before any stock is touched.
-    Order::decide(&OrderState::default(), place.clone())?;
+    let placed_events = Order::decide(&OrderState::default(), place.clone())?;
 
     let mut by_sku: Vec<&RequestedLine> = lines.iter().collect();
     by_sku.sort_by(|a, b| a.sku.cmp(&b.sku));
+    if state.commands.atomic_multi_stream() {
+        return place_atomically(state, id, &by_sku, placed_events, meta).await;
+    }
     let mut reserved: Vec<Sku> = Vec::new();
     let mut shortages = Vec::new();
     for line in &by_sku {
@@ -233,17 +236,7 @@ pub async fn place_order(
     }
     if !shortages.is_empty() {
         release(state, id, &reserved, meta).await?;
-        let skus: Vec<&str> = shortages.iter().map(|s| s.sku.as_str()).collect();
-        let mut extra = Map::new();
-        extra.insert(
-            "shortSkus".into(),
-            serde_json::to_value(&shortages).map_err(|e| ApiError::Internal(e.into()))?,
-        );
-        return Err(ApiError::Conflict {
-            code: "insufficient_stock",
-            detail: format!("not enough stock for {}", skus.join(", ")),
-            extra: Some(extra),
-        });
+        return Err(insufficient(&shortages)?);
     }
     let placed = state
         .commands
@@ -255,6 +248,142 @@ pub async fn place_order(
         release(state, id, &reserved, meta).await?;
     }
     placed
+}
+
+/// Steps 2 and 3 of the order flow in one transaction, on a store that can append to
+/// several streams atomically: every reservation and `OrderPlaced` are written together or
+/// not at all, so a shortage or a crash never leaves a reservation to release.
+///
+/// The stock streams are locked in this process (as one command would lock its stream),
+/// and decided on their cached state without a read first: the append expects each
+/// stream's cached version, so a stream that moved elsewhere makes the whole append a
+/// conflict, after which that stream is read afresh and everything decided again. A
+/// shortage seen on cached state is confirmed on fresh state before it is answered.
+async fn place_atomically(
+    state: &AppState,
+    id: OrderId,
+    by_sku: &[&RequestedLine],
+    placed_events: Vec<domain::order::OrderEvent>,
+    meta: &CommandMeta,
+) -> Result<Executed<Order>, ApiError> {
+    let commands = &state.commands;
+    let streams: Vec<StreamId> = by_sku.iter().map(|l| stock_stream(&l.sku)).collect();
+    let _guards = commands.lock_all(&streams).await;
+    let mut fresh = false;
+    for _ in 0..MAX_ORDER_ATTEMPTS {
+        let mut stocks = Vec::with_capacity(streams.len());
+        for stream in &streams {
+            let loaded = match commands.cached::<Stock>(stream).filter(|_| !fresh) {
+                Some(loaded) => loaded,
+                None => commands.load::<Stock>(stream).await?,
+            };
+            stocks.push(loaded);
+        }
+        let mut parts = Vec::with_capacity(streams.len() + 1);
+        let mut reserved = Vec::with_capacity(streams.len());
+        let mut shortages = Vec::new();
+        for ((line, stream), loaded) in by_sku.iter().zip(&streams).zip(&stocks) {
+            let reserve = StockCommand::Reserve {
+                order_id: id,
+                qty: line.quantity,
+                now: Utc::now(),
+            };
+            match Stock::decide(&loaded.state, reserve) {
+                Ok(events) => {
+                    parts.push(CommandService::part::<Stock>(
+                        stream,
+                        ExpectedVersion::Exact(loaded.version),
+                        &events,
+                        meta,
+                    ));
+                    reserved.push(events);
+                }
+                Err(StockError::InsufficientStock { available, .. }) => shortages.push(Shortage {
+                    sku: line.sku.to_string(),
+                    requested: line.quantity,
+                    available,
+                }),
+                Err(other) => return Err(other.into()),
+            }
+        }
+        if !shortages.is_empty() {
+            if fresh {
+                return Err(insufficient(&shortages)?);
+            }
+            fresh = true;
+            continue;
+        }
+        let order = order_stream(id);
+        parts.push(CommandService::part::<Order>(
+            &order,
+            ExpectedVersion::NoStream,
+            &placed_events,
+            meta,
+        ));
+        match commands.append_all(parts).await {
+            Ok(results) => {
+                for (((stream, loaded), events), result) in
+                    streams.iter().zip(stocks).zip(reserved).zip(&results)
+                {
+                    commands.remember::<Stock>(
+                        stream,
+                        Loaded {
+                            state: events.iter().fold(loaded.state, Stock::evolve),
+                            version: result.version,
+                            position: result.position,
+                        },
+                    );
+                }
+                let appended = results.last().copied().ok_or_else(|| {
+                    ApiError::Internal(anyhow::anyhow!("the order's append returned nothing"))
+                })?;
+                let order_state = placed_events
+                    .iter()
+                    .fold(OrderState::default(), Order::evolve);
+                commands.remember::<Order>(
+                    &order,
+                    Loaded {
+                        state: order_state.clone(),
+                        version: appended.version,
+                        position: appended.position,
+                    },
+                );
+                return Ok(Executed {
+                    events: placed_events,
+                    state: order_state,
+                    version: appended.version,
+                    position: appended.position,
+                });
+            }
+            Err(StoreError::Conflict { stream, .. }) => {
+                // Changed by another process: read that stream afresh and decide again.
+                commands.forget(&stream);
+            }
+            Err(err) => return Err(err.into()),
+        }
+    }
+    Err(ApiError::conflict(
+        "concurrency_conflict",
+        "the stock kept changing; retry the order".to_owned(),
+    ))
+}
+
+/// Attempts of [`place_atomically`] before it answers 409.
+const MAX_ORDER_ATTEMPTS: usize = 10;
+
+/// The 409 that names every short SKU.
+fn insufficient(shortages: &[Shortage]) -> Result<ApiError, ApiError> {
+    let skus: Vec<&str> = shortages.iter().map(|s| s.sku.as_str()).collect();
+    let mut extra = Map::new();
+    extra.insert(
+        "shortSkus".into(),
+        serde_json::to_value(shortages).map_err(|e| ApiError::Internal(e.into()))?,
+    );
+    Ok(ApiError::Conflict {
+        code: "insufficient_stock",
+        detail: format!("not enough stock for {}", skus.join(", ")),
+        extra: Some(extra),
+    })
 }
 
 fn short(sku: &Sku, requested: u32, available: i64) -> ApiError {

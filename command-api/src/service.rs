@@ -14,7 +14,7 @@ use std::{
 use domain::aggregate::{Aggregate, DomainEvent, decode, encode};
 use eventstore::{
     AppendResult, EventMetadata, EventStore, ExpectedVersion, NewEvent, Position, StoreError,
-    StreamId,
+    StreamAppend, StreamId,
 };
 use tokio::sync::{Mutex, MutexGuard};
 use uuid::Uuid;
@@ -98,12 +98,109 @@ impl CommandService {
         &self.store
     }
 
-    /// Serialises work on one stream within this process.
-    pub async fn lock(&self, stream: &StreamId) -> MutexGuard<'_, ()> {
+    fn stripe(stream: &StreamId) -> usize {
         let mut hasher = std::hash::DefaultHasher::new();
         stream.hash(&mut hasher);
-        let stripe = usize::try_from(hasher.finish() % LOCK_STRIPES as u64).unwrap_or(0);
-        self.locks[stripe].lock().await
+        usize::try_from(hasher.finish() % LOCK_STRIPES as u64).unwrap_or(0)
+    }
+
+    /// Serialises work on one stream within this process.
+    pub async fn lock(&self, stream: &StreamId) -> MutexGuard<'_, ()> {
+        self.locks[Self::stripe(stream)].lock().await
+    }
+
+    /// Serialises work on several streams within this process. Stripes are taken in
+    /// ascending order, so two callers locking overlapping sets cannot deadlock.
+    pub async fn lock_all(&self, streams: &[StreamId]) -> Vec<MutexGuard<'_, ()>> {
+        let mut stripes: Vec<usize> = streams.iter().map(Self::stripe).collect();
+        stripes.sort_unstable();
+        stripes.dedup();
+        let mut guards = Vec::with_capacity(stripes.len());
+        for stripe in stripes {
+            guards.push(self.locks[stripe].lock().await);
+        }
+        guards
+    }
+
+    /// Whether the store appends to several streams in one transaction.
+    pub fn atomic_multi_stream(&self) -> bool {
+        self.store.capabilities().atomic_multi_stream
+    }
+
+    /// The cached state of the aggregate, without asking the store whether it is still
+    /// current: for deciding optimistically and appending at its version, which the store
+    /// refuses (a conflict) if the stream has moved on.
+    pub fn cached<A>(&self, stream: &StreamId) -> Option<Loaded<A::State>>
+    where
+        A: Aggregate,
+        A::State: Send + Sync + 'static,
+    {
+        self.cache
+            .get(stream)
+            .and_then(|entry| entry.downcast::<Loaded<A::State>>().ok())
+            .map(|entry| (*entry).clone())
+    }
+
+    /// Remembers the state of a stream after a successful append.
+    pub fn remember<A>(&self, stream: &StreamId, loaded: Loaded<A::State>)
+    where
+        A: Aggregate,
+        A::State: Send + Sync + 'static,
+    {
+        self.cache.insert(stream.clone(), Arc::new(loaded));
+    }
+
+    /// Forgets the cached state of `stream` (it changed elsewhere).
+    pub fn forget(&self, stream: &StreamId) {
+        self.cache.invalidate(stream);
+    }
+
+    /// `events` of aggregate `A` as one part of a multi-stream append.
+    pub fn part<A: Aggregate>(
+        stream: &StreamId,
+        expected: ExpectedVersion,
+        events: &[A::Event],
+        meta: &CommandMeta,
+    ) -> StreamAppend {
+        let metadata = meta.metadata();
+        StreamAppend {
+            stream: stream.clone(),
+            expected,
+            events: events
+                .iter()
+                .map(|event| {
+                    let (event_type, payload) = encode(event);
+                    let schema_version = A::Event::schema_version(&event_type);
+                    NewEvent::new(event_type, schema_version, payload)
+                        .with_metadata(metadata.clone())
+                })
+                .collect(),
+        }
+    }
+
+    /// Appends every part in one transaction: all or nothing.
+    ///
+    /// # Errors
+    /// `Conflict` (naming the stream) when a part's expectation fails; nothing is written.
+    pub async fn append_all(
+        &self,
+        parts: Vec<StreamAppend>,
+    ) -> Result<Vec<AppendResult>, StoreError> {
+        let events: usize = parts.iter().map(|p| p.events.len()).sum();
+        let started = std::time::Instant::now();
+        let result = self.store.append_multi(parts).await;
+        metrics::histogram!("emporium_append_duration_seconds", "aggregate" => "multi")
+            .record(started.elapsed().as_secs_f64());
+        match &result {
+            Ok(_) => metrics::counter!("emporium_appended_events_total", "aggregate" => "multi")
+                .increment(events as u64),
+            Err(StoreError::Conflict { .. }) => {
+                metrics::counter!("emporium_append_conflicts_total", "aggregate" => "multi")
+                    .increment(1);
+            }
+            Err(_) => {}
+        }
+        result
     }
 
     /// The aggregate's current state: the cached one, brought up to date with newer events.
@@ -112,12 +209,7 @@ impl CommandService {
         A: Aggregate,
         A::State: Send + Sync + 'static,
     {
-        let cached = self
-            .cache
-            .get(stream)
-            .and_then(|entry| entry.downcast::<Loaded<A::State>>().ok())
-            .map(|entry| (*entry).clone());
-        let mut loaded = cached.unwrap_or(Loaded {
+        let mut loaded = self.cached::<A>(stream).unwrap_or(Loaded {
             state: A::State::default(),
             version: 0,
             position: 0,
@@ -251,15 +343,7 @@ impl CommandService {
         events: &[A::Event],
         meta: &CommandMeta,
     ) -> Result<AppendResult, StoreError> {
-        let metadata = meta.metadata();
-        let new_events = events
-            .iter()
-            .map(|event| {
-                let (event_type, payload) = encode(event);
-                let schema_version = A::Event::schema_version(&event_type);
-                NewEvent::new(event_type, schema_version, payload).with_metadata(metadata.clone())
-            })
-            .collect();
+        let new_events = Self::part::<A>(stream, expected, events, meta).events;
         let started = std::time::Instant::now();
         let result = self.store.append(stream, expected, new_events).await;
         metrics::histogram!("emporium_append_duration_seconds", "aggregate" => A::NAME)

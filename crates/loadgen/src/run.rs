@@ -222,7 +222,11 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<Report> {
         let admin = api::admin_token(&client, &command, &args.admin)
             .await
             .context("hot-sku checks the inventory as an admin")?;
-        let mut before = api::inventory(&client, &query, &admin, &sku, 0).await?;
+        // The read models may still be catching up with an earlier run's orders: a restock
+        // of one unit gives a position to read the starting point at (a read at position 0
+        // could miss reservations that are committed but not yet projected).
+        let position = api::adjust_stock(&client, &command, &admin, &sku, 1).await?;
+        let mut before = api::inventory(&client, &query, &admin, &sku, position).await?;
         if let Some(target) = args.hot_stock
             && target != before.available
         {
