@@ -227,6 +227,17 @@ pub async fn run(settings: &Settings, role: Role) -> anyhow::Result<()> {
             },
         ))
     });
+    // A replay's swap leaves checkpoints where they were: query nodes watch for it.
+    let (stop_replay_watch, replay_watch_stopped) = tokio::sync::oneshot::channel::<()>();
+    let replay_watch_task = queries.clone().map(|state| {
+        tokio::spawn(query_api::replays::forget_replayed_views(
+            state,
+            query_api::replays::POLL_EVERY,
+            async move {
+                let _ = replay_watch_stopped.await;
+            },
+        ))
+    });
     let mut checks = readiness(&backends, bus.as_ref());
     checks.extend(shared_cache.clone().map(query_api::cache_writer::readiness));
     checks.extend(commands.as_ref().map(command_api::carts_check));
@@ -324,6 +335,10 @@ pub async fn run(settings: &Settings, role: Role) -> anyhow::Result<()> {
     }
     let _ = stop_writer.send(());
     let _ = stop_search.send(());
+    let _ = stop_replay_watch.send(());
+    if let Some(task) = replay_watch_task {
+        let _ = task.await;
+    }
     if let Some(task) = writer_task {
         let _ = task.await;
     }

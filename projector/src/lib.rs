@@ -49,7 +49,7 @@ pub use catalog::CatalogProjection;
 pub use customers::CustomersProjection;
 pub use inventory::InventoryProjection;
 pub use orders::OrdersProjection;
-pub use replay::{ReplayConfig, ReplayProgress, ReplayReport, Replayer};
+pub use replay::{REPLAYS, ReplayConfig, ReplayProgress, ReplayReport, Replayer};
 pub use runtime::{
     BatchOutcome, Positions, Projection, ProjectionRunner, Projector, RunnerConfig, Sink,
     apply_batch, checkpoint, timestamp,

@@ -56,6 +56,13 @@ use tokio::{sync::mpsc, task::JoinSet};
 
 use crate::runtime::{Projection, timestamp};
 
+/// The row of `projection_checkpoints` that counts swaps (its `position` is the count).
+///
+/// A swap replaces a read model's rows under the checkpoint it already had, so caches that
+/// validate entries against checkpoints cannot see it; query nodes watch this counter and
+/// drop their cached views when it moves.
+pub const REPLAYS: &str = "replays";
+
 /// How a replay reads and writes.
 #[derive(Clone, Debug)]
 pub struct ReplayConfig {
@@ -805,6 +812,18 @@ impl Shadow {
             .rows_affected();
         }
         set_checkpoint(&mut tx, &checkpoints, name, self.position).await?;
+        // The rows changed under an unchanged checkpoint: tell the caches (see REPLAYS).
+        for bump in [
+            "INSERT INTO {checkpoints} (name, position, updated_at) VALUES ($1, 0, $2) \
+             ON CONFLICT (name) DO NOTHING",
+            "UPDATE {checkpoints} SET position = position + 1, updated_at = $2 WHERE name = $1",
+        ] {
+            sqlx::query(AssertSqlSafe(bump.replace("{checkpoints}", &checkpoints)))
+                .bind(REPLAYS)
+                .bind(timestamp(Utc::now()))
+                .execute(&mut *tx)
+                .await?;
+        }
         tx.commit().await?;
         let took = started.elapsed();
         if matches!(live, Live::Sqlite { .. }) {

@@ -34,6 +34,7 @@ pub mod order_read;
 pub mod order_views;
 pub mod read;
 pub mod recommendations;
+pub mod replays;
 pub mod routes;
 pub mod search;
 pub mod state;

@@ -468,6 +468,12 @@ impl ProductCatalogue {
         self
     }
 
+    /// Drops every list page and product view this node caches in process.
+    pub fn clear_local(&self) {
+        self.pages.invalidate_all();
+        self.views.clear_local();
+    }
+
     /// The product view cache (for diagnostics and tests).
     pub fn views(&self) -> &ViewCache<ProductView> {
         &self.views

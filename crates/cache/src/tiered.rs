@@ -130,6 +130,11 @@ where
         self.local.invalidate(id);
     }
 
+    /// Empties the L1 (the L2 is [`SharedViews::purge`]d separately).
+    pub fn clear_local(&self) {
+        self.local.invalidate_all();
+    }
+
     /// View `id`, valid at checkpoint `as_of` (read by the caller *before* this call):
     /// from the L1 or the L2 when an entry is valid there, else from `load`.
     ///
