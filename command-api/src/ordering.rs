@@ -256,9 +256,11 @@ pub async fn place_order(
 ///
 /// The stock streams are locked in this process (as one command would lock its stream),
 /// and decided on their cached state without a read first: the append expects each
-/// stream's cached version, so a stream that moved elsewhere makes the whole append a
-/// conflict, after which that stream is read afresh and everything decided again. A
-/// shortage seen on cached state is confirmed on fresh state before it is answered.
+/// stream's cached version, so a stream that moved elsewhere (another command node) makes
+/// the whole append a conflict, after which every stream is brought up to date and
+/// everything decided again, after a short random pause so that two nodes contending for
+/// the same stock take turns instead of colliding again. A shortage seen on cached state
+/// is confirmed on fresh state before it is answered.
 async fn place_atomically(
     state: &AppState,
     id: OrderId,
@@ -270,7 +272,7 @@ async fn place_atomically(
     let streams: Vec<StreamId> = by_sku.iter().map(|l| stock_stream(&l.sku)).collect();
     let _guards = commands.lock_all(&streams).await;
     let mut fresh = false;
-    for _ in 0..MAX_ORDER_ATTEMPTS {
+    for attempt in 0..MAX_ORDER_ATTEMPTS {
         let mut stocks = Vec::with_capacity(streams.len());
         for stream in &streams {
             let loaded = match commands.cached::<Stock>(stream).filter(|_| !fresh) {
@@ -355,9 +357,11 @@ async fn place_atomically(
                     position: appended.position,
                 });
             }
-            Err(StoreError::Conflict { stream, .. }) => {
-                // Changed by another process: read that stream afresh and decide again.
-                commands.forget(&stream);
+            Err(StoreError::Conflict { .. }) => {
+                // Changed by another process: catch every stream up and decide again.
+                fresh = true;
+                let pause_ms = rand::random::<u64>() % (2 << attempt.min(5));
+                tokio::time::sleep(std::time::Duration::from_millis(pause_ms)).await;
             }
             Err(err) => return Err(err.into()),
         }
@@ -369,7 +373,7 @@ async fn place_atomically(
 }
 
 /// Attempts of [`place_atomically`] before it answers 409.
-const MAX_ORDER_ATTEMPTS: usize = 10;
+const MAX_ORDER_ATTEMPTS: usize = 20;
 
 /// The 409 that names every short SKU.
 fn insufficient(shortages: &[Shortage]) -> Result<ApiError, ApiError> {

@@ -150,11 +150,6 @@ impl CommandService {
         self.cache.insert(stream.clone(), Arc::new(loaded));
     }
 
-    /// Forgets the cached state of `stream` (it changed elsewhere).
-    pub fn forget(&self, stream: &StreamId) {
-        self.cache.invalidate(stream);
-    }
-
     /// `events` of aggregate `A` as one part of a multi-stream append.
     pub fn part<A: Aggregate>(
         stream: &StreamId,
