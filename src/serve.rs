@@ -229,15 +229,18 @@ pub async fn run(settings: &Settings, role: Role) -> anyhow::Result<()> {
     });
     // A replay's swap leaves checkpoints where they were: query nodes watch for it.
     let (stop_replay_watch, replay_watch_stopped) = tokio::sync::oneshot::channel::<()>();
-    let replay_watch_task = queries.clone().map(|state| {
-        tokio::spawn(query_api::replays::forget_replayed_views(
-            state,
-            query_api::replays::POLL_EVERY,
-            async move {
-                let _ = replay_watch_stopped.await;
-            },
-        ))
-    });
+    let replay_watch_task = match queries.clone() {
+        Some(state) => {
+            let watch = query_api::replays::ReplayWatch::new(state).await;
+            Some(tokio::spawn(watch.run(
+                query_api::replays::POLL_EVERY,
+                async move {
+                    let _ = replay_watch_stopped.await;
+                },
+            )))
+        }
+        None => None,
+    };
     let mut checks = readiness(&backends, bus.as_ref());
     checks.extend(shared_cache.clone().map(query_api::cache_writer::readiness));
     checks.extend(commands.as_ref().map(command_api::carts_check));

@@ -16,29 +16,38 @@ use crate::QueryState;
 /// How often a query node looks at the replay counter.
 pub const POLL_EVERY: Duration = Duration::from_secs(1);
 
-/// Watches the replay counter every `every` until `stop` resolves, dropping the node's
-/// cached views whenever it moves.
-pub async fn forget_replayed_views(
+/// A query node's watch on the replay counter.
+pub struct ReplayWatch {
     state: QueryState,
-    every: Duration,
-    stop: impl Future<Output = ()> + Send,
-) {
-    let watch = async {
-        let mut seen = replays(&state).await;
-        loop {
-            tokio::time::sleep(every).await;
-            let Some(now) = replays(&state).await else {
-                continue;
-            };
-            if seen.is_some_and(|seen| seen != now) {
-                forget(&state).await;
+    seen: Option<u64>,
+}
+
+impl ReplayWatch {
+    /// Takes the first reading now: a swap after this call is seen by [`Self::run`].
+    pub async fn new(state: QueryState) -> Self {
+        let seen = replays(&state).await;
+        Self { state, seen }
+    }
+
+    /// Polls the counter every `every` until `stop` resolves, dropping the node's cached
+    /// views whenever it has moved.
+    pub async fn run(mut self, every: Duration, stop: impl Future<Output = ()> + Send) {
+        let watch = async {
+            loop {
+                tokio::time::sleep(every).await;
+                let Some(now) = replays(&self.state).await else {
+                    continue;
+                };
+                if self.seen.is_some_and(|seen| seen != now) && !forget(&self.state).await {
+                    continue;
+                }
+                self.seen = Some(now);
             }
-            seen = Some(now);
+        };
+        tokio::select! {
+            () = watch => {}
+            () = stop => {}
         }
-    };
-    tokio::select! {
-        () = watch => {}
-        () = stop => {}
     }
 }
 
@@ -53,14 +62,23 @@ async fn replays(state: &QueryState) -> Option<u64> {
     }
 }
 
-async fn forget(state: &QueryState) {
+/// Drops the node's cached views: Redis first, so the L1 cannot refill from it with what
+/// the swap replaced. `false` when Redis could not be purged: the L1 is emptied anyway, and
+/// the next poll tries both again.
+async fn forget(state: &QueryState) -> bool {
+    let purged = match &state.shared_cache {
+        // Every node purges: harmless repeats, and no node depends on another being up.
+        Some(shared) => match shared.purge().await {
+            Ok(_) => true,
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot purge the shared view cache after a replay");
+                false
+            }
+        },
+        None => true,
+    };
     state.products.clear_local();
     state.orders.views().clear_local();
-    if let Some(shared) = &state.shared_cache {
-        // Every node purges: harmless repeats, and no node depends on another being up.
-        if let Err(err) = shared.purge().await {
-            tracing::warn!(error = %err, "cannot purge the shared view cache after a replay");
-        }
-    }
     tracing::info!("a replay swapped read models in: cached views dropped");
+    purged
 }

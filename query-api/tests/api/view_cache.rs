@@ -15,7 +15,7 @@ use domain::{
     catalog::ProductEvent,
     order::{Actor, OrderEvent, OrderStatus},
 };
-use query_api::{QueryState, ViewCacheWriter};
+use query_api::{QueryConfig, QueryState, ViewCacheWriter, replays::ReplayWatch};
 use reqwest::{Response, StatusCode};
 use serde_json::Value;
 use tokio::{sync::oneshot, time::Instant};
@@ -30,6 +30,7 @@ crate::backend_tests!(
     stale_entries_in_redis_are_never_served,
     the_writers_invalidation_evicts_other_nodes_l1,
     a_redis_outage_costs_reads_nothing_and_the_writer_loses_nothing,
+    a_replay_drops_the_views_cached_from_the_read_model_it_repaired,
 );
 
 /// A query node of its own (its own L1) on the app's database.
@@ -42,11 +43,15 @@ struct Node {
 
 impl Node {
     async fn start(app: &TestApp, shared: Option<SharedViews>) -> Self {
+        Self::start_with(app, shared, &query_config()).await
+    }
+
+    async fn start_with(app: &TestApp, shared: Option<SharedViews>, config: &QueryConfig) -> Self {
         let mut state = QueryState::new(
             app.pool.clone(),
             app.verifier.clone(),
             Some(app.positions.clone()),
-            &query_config(),
+            config,
         )
         .with_event_store(app.store.clone());
         if let Some(shared) = shared {
@@ -502,6 +507,67 @@ async fn a_redis_outage_costs_reads_nothing_and_the_writer_loses_nothing(app: Te
     eventually("a read fills Redis again", async || {
         node.json(&format!("/api/v1/products/{scarf}"), None).await;
         in_redis(&writer_cache, "product", &scarf).await.is_some()
+    })
+    .await;
+}
+
+/// A replay swaps rebuilt rows in under the checkpoint that cached views were validated
+/// against; the replay watch drops what was cached from the old rows, in this node's L1,
+/// its list pages and Redis, so the repaired read model is what readers get.
+async fn a_replay_drops_the_views_cached_from_the_read_model_it_repaired(app: TestApp) {
+    let Some(config) = test_redis().await else {
+        return;
+    };
+    let catalogue = app.seed().await;
+    let shirt = catalogue.shirt.to_string();
+    let detail = format!("/api/v1/products/{shirt}");
+    // A bug wrecked the catalogue read model; a node caches the wreck everywhere, with
+    // TTLs far beyond the test, so only the watch can drop it.
+    sqlx::query("UPDATE rm_products SET name = 'Wrecked'")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let shared = SharedViews::connect(config).unwrap();
+    let long_lived = QueryConfig {
+        product_cache_ttl: Duration::from_secs(3600),
+        ..query_config()
+    };
+    let node = Node::start_with(&app, Some(shared.clone()), &long_lived).await;
+    let watch = ReplayWatch::new(node.state.clone()).await;
+    let (_stop_watch, watch_stopped) = oneshot::channel::<()>();
+    tokio::spawn(watch.run(Duration::from_millis(20), async {
+        let _ = watch_stopped.await;
+    }));
+    assert_eq!(node.json(&detail, None).await["name"], "Wrecked");
+    let names = async || -> Vec<Value> {
+        node.json("/api/v1/products", None).await["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .map(|p| p["name"].clone())
+            .collect()
+    };
+    assert!(names().await.iter().all(|n| n == "Wrecked"));
+    let cached = in_redis(&shared, "product", &shirt)
+        .await
+        .expect("in Redis");
+    assert_eq!(cached.1["name"], "Wrecked");
+
+    projector::Replayer::new(
+        app.store.clone(),
+        app.pool.clone(),
+        projector::ReplayConfig::default(),
+    )
+    .run(&[std::sync::Arc::new(projector::CatalogProjection)], |_| {})
+    .await
+    .expect("replay");
+
+    eventually("the repaired views are served", async || {
+        node.json(&detail, None).await["name"] == "Linen Shirt"
+            && names().await.iter().all(|n| n != "Wrecked")
+            && in_redis(&shared, "product", &shirt)
+                .await
+                .is_none_or(|(_, view)| view["name"] != "Wrecked")
     })
     .await;
 }
