@@ -396,11 +396,32 @@ pub(crate) async fn product_views(
     Ok(group(&rows, true)?)
 }
 
-/// A list page as sent, and the read models' checkpoints it was read at.
+/// A list page as sent, its entity tag, and the read models' checkpoints it was read at.
 #[derive(Debug)]
 struct CachedPage {
     as_of: (u64, u64),
-    json: Bytes,
+    page: ListPage,
+}
+
+/// A list page's JSON and its `ETag` (a hash of those bytes, so every node that reads the
+/// same page gives it the same tag, and any change in it, a replay's included, a new one).
+#[derive(Clone, Debug)]
+pub struct ListPage {
+    /// The page as sent.
+    pub json: Bytes,
+    /// Quoted, ready for the `ETag` header.
+    pub etag: String,
+}
+
+impl ListPage {
+    fn new(json: Bytes) -> Self {
+        use std::hash::{Hash, Hasher};
+        // Fixed keys: the same bytes hash alike in every process.
+        let mut hasher = std::hash::DefaultHasher::new();
+        json.hash(&mut hasher);
+        let etag = format!("\"l{:016x}{:x}\"", hasher.finish(), json.len());
+        Self { json, etag }
+    }
 }
 
 /// Most bytes of list pages one node keeps.
@@ -424,7 +445,9 @@ impl ProductCatalogue {
         };
         let pages = moka::sync::Cache::builder()
             .max_capacity(PAGE_CACHE_BYTES)
-            .weigher(|_, page: &Arc<CachedPage>| u32::try_from(page.json.len()).unwrap_or(u32::MAX))
+            .weigher(|_, cached: &Arc<CachedPage>| {
+                u32::try_from(cached.page.json.len()).unwrap_or(u32::MAX)
+            })
             .time_to_live(config.product_cache_ttl)
             .build();
         Self {
@@ -435,30 +458,30 @@ impl ProductCatalogue {
         }
     }
 
-    /// One page of the products matching `query` as JSON: from the page cache while the
+    /// One page of the products matching `query` as JSON, with its `ETag`: from the page cache while the
     /// catalogue and the inventory are where they were when it was read, else read anew.
     ///
     /// # Errors
     /// When the read models cannot be read.
-    pub async fn list_json(&self, query: &ProductQuery) -> Result<Bytes, ApiError> {
+    pub async fn list_json(&self, query: &ProductQuery) -> Result<ListPage, ApiError> {
         // Checkpoints first: the page read after them is at least that new.
         let as_of = (
             self.consistency.position(CatalogProjection::NAME).await?,
             self.consistency.position(InventoryProjection::NAME).await?,
         );
-        if let Some(page) = self.pages.get(query).filter(|page| page.as_of == as_of) {
-            return Ok(page.json.clone());
+        if let Some(cached) = self.pages.get(query).filter(|cached| cached.as_of == as_of) {
+            return Ok(cached.page.clone());
         }
         let page = self.list(query).await?;
-        let json = Bytes::from(serde_json::to_vec(&page).map_err(internal)?);
+        let page = ListPage::new(Bytes::from(serde_json::to_vec(&page).map_err(internal)?));
         self.pages.insert(
             query.clone(),
             Arc::new(CachedPage {
                 as_of,
-                json: json.clone(),
+                page: page.clone(),
             }),
         );
-        Ok(json)
+        Ok(page)
     }
 
     /// The same catalogue with `shared` (Redis) behind its in-process cache.

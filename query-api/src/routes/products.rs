@@ -55,14 +55,18 @@ struct ListParams {
 
 /// List products: filter, sort, paginate. Archived products are listed to admins and
 /// staff only.
-#[utoipa::path(get, path = "/api/v1/products", tag = "catalogue", params(ListParams),
-    responses((status = 200, body = ProductPage), (status = 400, description = "a bad parameter", body = Problem),
+/// Sends an `ETag` (a hash of the page); with a matching `If-None-Match`, answers 304.
+#[utoipa::path(get, path = "/api/v1/products", tag = "catalogue", params(ListParams,
+        ("If-None-Match" = Option<String>, Header, description = "the ETag you hold")),
+    responses((status = 200, body = ProductPage, headers(("ETag" = String, description = "a hash of the page, quoted"))),
+        (status = 304, description = "unchanged since the ETag you hold"), (status = 400, description = "a bad parameter", body = Problem),
         (status = 401, body = Problem), (status = 403, description = "archived products asked for without the role", body = Problem),
         (status = 504, description = "the read models did not reach minPosition in time", body = Problem)))]
 async fn list(
     State(state): State<QueryState>,
     user: MaybeAuthUser,
     _: MinPosition<ProductsRead>,
+    headers: HeaderMap,
     pairs: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(pairs) = pairs.map_err(|e| ApiError::BadRequest {
@@ -78,8 +82,18 @@ async fn list(
             Some(_) => ApiError::forbidden("archived products are listed to admins and staff only"),
         });
     }
-    let json = state.products.list_json(&query).await?;
-    Ok(([(header::CONTENT_TYPE, "application/json")], json).into_response())
+    let page = state.products.list_json(&query).await?;
+    if not_modified(&headers, &page.etag) {
+        return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, page.etag)]).into_response());
+    }
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/json".to_owned()),
+            (header::ETAG, page.etag),
+        ],
+        page.json,
+    )
+        .into_response())
 }
 
 /// `If-None-Match` holds `etag` (or `*`), compared weakly.

@@ -13,6 +13,7 @@ crate::backend_tests!(
     the_product_view_has_its_shape_and_etag,
     product_views_are_cached_until_the_product_changes,
     list_pages_are_cached_until_the_catalogue_or_the_stock_moves,
+    list_pages_carry_an_etag_and_answer_304_while_unchanged,
 );
 
 async fn lists_filter_sort_and_paginate(app: TestApp) {
@@ -439,4 +440,43 @@ async fn list_pages_are_cached_until_the_catalogue_or_the_stock_moves(app: TestA
         .await;
     assert_eq!(names(&after), ["Tampered"]);
     assert_eq!(after["total"], 1);
+}
+
+async fn list_pages_carry_an_etag_and_answer_304_while_unchanged(app: TestApp) {
+    let catalogue = app.seed().await;
+    let path = "/api/v1/products?category=shirts";
+    let etag_of = |response: &reqwest::Response| {
+        response.headers()["etag"]
+            .to_str()
+            .expect("an ETag")
+            .to_owned()
+    };
+    let first = app.get(path).await;
+    assert_eq!(first.status(), StatusCode::OK);
+    let etag = etag_of(&first);
+    let conditional = |tag: String| {
+        app.client
+            .get(app.url(path))
+            .header("if-none-match", tag)
+            .send()
+    };
+    let unchanged = conditional(etag.clone()).await.unwrap();
+    assert_eq!(unchanged.status(), StatusCode::NOT_MODIFIED);
+    assert_eq!(etag_of(&unchanged), etag);
+    assert_eq!(unchanged.text().await.unwrap(), "");
+    // Another page, another tag.
+    let other = app.get("/api/v1/products?category=shirts&sort=-name").await;
+    assert_ne!(etag_of(&other), etag);
+    // The page changes (a product archived): a new tag; the old one no longer matches.
+    let changed = app
+        .append(
+            &product_stream(catalogue.shirt),
+            &[ProductEvent::ProductArchived { at: at(32) }],
+        )
+        .await;
+    let after = app.get(&format!("{path}&minPosition={changed}")).await;
+    assert_eq!(after.status(), StatusCode::OK);
+    assert_ne!(etag_of(&after), etag);
+    let stale = conditional(etag).await.unwrap();
+    assert_eq!(stale.status(), StatusCode::OK);
 }
