@@ -13,6 +13,7 @@ use crate::{
     carts::{CartStoreConfig, Carts, SqlCartStore},
     claims::Claims,
     idempotency::{self, IdempotencyKeys},
+    placements::Placements,
     routes as resources,
     service::CommandService,
     state::AppState,
@@ -57,6 +58,9 @@ pub async fn build_state(
 ) -> anyhow::Result<AppState> {
     let commands = CommandService::new(store, config.aggregate_cache_capacity);
     let auth = Arc::new(Auth::new(&config.auth, sql.clone())?);
+    let placements = commands
+        .atomic_multi_stream()
+        .then(|| Placements::start(commands.clone()));
     let state = AppState {
         claims: Claims::new(commands.clone()),
         commands,
@@ -64,6 +68,7 @@ pub async fn build_state(
         auth,
         idempotency: IdempotencyKeys::new(sql.clone()),
         carts: Carts::new(Arc::new(SqlCartStore::new(sql, CartStoreConfig::default()))),
+        placements,
     };
     if let Some(admin) = &config.bootstrap_admin {
         crate::bootstrap::bootstrap_admin(&state, &admin.username, &admin.password).await?;

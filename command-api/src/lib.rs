@@ -17,6 +17,7 @@ pub mod carts;
 pub mod claims;
 pub mod idempotency;
 pub mod ordering;
+pub mod placements;
 pub mod routes;
 pub mod service;
 pub mod shopping;

@@ -7,9 +7,12 @@
 //!    On a shortage, release what this order reserved and answer 409 with every short SKU.
 //! 3. Append `OrderPlaced`.
 //!
-//! The same path runs on every backend, including those without multi-stream
-//! transactions. A process that dies between 2 and 3 leaves reservations without an
-//! order; the projector's reservation sweeper releases them after a timeout.
+//! That path runs on every backend, including those without multi-stream transactions. A
+//! process that dies between 2 and 3 leaves reservations without an order; the
+//! reservation sweeper releases them after a timeout. Where the store appends to several
+//! streams in one transaction (SQLite, PostgreSQL), 2 and 3 are one append instead, shared
+//! with the other orders waiting at that moment ([`crate::placements`]): no reservation
+//! is ever written without its order.
 use chrono::Utc;
 use domain::{
     account::Role,
@@ -21,7 +24,7 @@ use domain::{
     order::{Order, OrderCommand, OrderState, PricedLine, ShippingAddress, StockEffect},
     validation::{FieldError, Invalid},
 };
-use eventstore::{ExpectedVersion, StoreError, StreamId};
+use eventstore::StreamId;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use uuid::Uuid;
@@ -29,8 +32,9 @@ use web::{ApiError, AuthUser};
 
 use crate::{
     claims::KeyKind,
+    placements::Placement,
     routes::{CommandAnswer, inventory::stock_stream},
-    service::{CommandMeta, CommandService, Executed, Loaded},
+    service::{CommandMeta, Executed},
     state::AppState,
 };
 
@@ -178,8 +182,21 @@ pub async fn place_order(
 
     let mut by_sku: Vec<&RequestedLine> = lines.iter().collect();
     by_sku.sort_by(|a, b| a.sku.cmp(&b.sku));
-    if state.commands.atomic_multi_stream() {
-        return place_atomically(state, id, &by_sku, placed_events, meta).await;
+    if let Some(placements) = &state.placements {
+        let placement = Placement {
+            id,
+            lines: by_sku.iter().map(|l| (l.sku.clone(), l.quantity)).collect(),
+            events: placed_events,
+            meta: meta.clone(),
+        };
+        let events = placement.events.clone();
+        let appended = placements.place(placement).await?;
+        return Ok(Executed {
+            state: events.iter().fold(OrderState::default(), Order::evolve),
+            events,
+            version: appended.version,
+            position: appended.position,
+        });
     }
     let mut reserved: Vec<Sku> = Vec::new();
     let mut shortages = Vec::new();
@@ -250,133 +267,8 @@ pub async fn place_order(
     placed
 }
 
-/// Steps 2 and 3 of the order flow in one transaction, on a store that can append to
-/// several streams atomically: every reservation and `OrderPlaced` are written together or
-/// not at all, so a shortage or a crash never leaves a reservation to release.
-///
-/// The stock streams are locked in this process (as one command would lock its stream),
-/// and decided on their cached state without a read first: the append expects each
-/// stream's cached version, so a stream that moved elsewhere (another command node) makes
-/// the whole append a conflict, after which every stream is brought up to date and
-/// everything decided again, after a short random pause so that two nodes contending for
-/// the same stock take turns instead of colliding again. A shortage seen on cached state
-/// is confirmed on fresh state before it is answered.
-async fn place_atomically(
-    state: &AppState,
-    id: OrderId,
-    by_sku: &[&RequestedLine],
-    placed_events: Vec<domain::order::OrderEvent>,
-    meta: &CommandMeta,
-) -> Result<Executed<Order>, ApiError> {
-    let commands = &state.commands;
-    let streams: Vec<StreamId> = by_sku.iter().map(|l| stock_stream(&l.sku)).collect();
-    let _guards = commands.lock_all(&streams).await;
-    let mut fresh = false;
-    for attempt in 0..MAX_ORDER_ATTEMPTS {
-        let mut stocks = Vec::with_capacity(streams.len());
-        for stream in &streams {
-            let loaded = match commands.cached::<Stock>(stream).filter(|_| !fresh) {
-                Some(loaded) => loaded,
-                None => commands.load::<Stock>(stream).await?,
-            };
-            stocks.push(loaded);
-        }
-        let mut parts = Vec::with_capacity(streams.len() + 1);
-        let mut reserved = Vec::with_capacity(streams.len());
-        let mut shortages = Vec::new();
-        for ((line, stream), loaded) in by_sku.iter().zip(&streams).zip(&stocks) {
-            let reserve = StockCommand::Reserve {
-                order_id: id,
-                qty: line.quantity,
-                now: Utc::now(),
-            };
-            match Stock::decide(&loaded.state, reserve) {
-                Ok(events) => {
-                    parts.push(CommandService::part::<Stock>(
-                        stream,
-                        ExpectedVersion::Exact(loaded.version),
-                        &events,
-                        meta,
-                    ));
-                    reserved.push(events);
-                }
-                Err(StockError::InsufficientStock { available, .. }) => shortages.push(Shortage {
-                    sku: line.sku.to_string(),
-                    requested: line.quantity,
-                    available,
-                }),
-                Err(other) => return Err(other.into()),
-            }
-        }
-        if !shortages.is_empty() {
-            if fresh {
-                return Err(insufficient(&shortages)?);
-            }
-            fresh = true;
-            continue;
-        }
-        let order = order_stream(id);
-        parts.push(CommandService::part::<Order>(
-            &order,
-            ExpectedVersion::NoStream,
-            &placed_events,
-            meta,
-        ));
-        match commands.append_all(parts).await {
-            Ok(results) => {
-                for (((stream, loaded), events), result) in
-                    streams.iter().zip(stocks).zip(reserved).zip(&results)
-                {
-                    commands.remember::<Stock>(
-                        stream,
-                        Loaded {
-                            state: events.iter().fold(loaded.state, Stock::evolve),
-                            version: result.version,
-                            position: result.position,
-                        },
-                    );
-                }
-                let appended = results.last().copied().ok_or_else(|| {
-                    ApiError::Internal(anyhow::anyhow!("the order's append returned nothing"))
-                })?;
-                let order_state = placed_events
-                    .iter()
-                    .fold(OrderState::default(), Order::evolve);
-                commands.remember::<Order>(
-                    &order,
-                    Loaded {
-                        state: order_state.clone(),
-                        version: appended.version,
-                        position: appended.position,
-                    },
-                );
-                return Ok(Executed {
-                    events: placed_events,
-                    state: order_state,
-                    version: appended.version,
-                    position: appended.position,
-                });
-            }
-            Err(StoreError::Conflict { .. }) => {
-                // Changed by another process: catch every stream up and decide again.
-                fresh = true;
-                let pause_ms = rand::random::<u64>() % (2 << attempt.min(5));
-                tokio::time::sleep(std::time::Duration::from_millis(pause_ms)).await;
-            }
-            Err(err) => return Err(err.into()),
-        }
-    }
-    Err(ApiError::conflict(
-        "concurrency_conflict",
-        "the stock kept changing; retry the order".to_owned(),
-    ))
-}
-
-/// Attempts of [`place_atomically`] before it answers 409.
-const MAX_ORDER_ATTEMPTS: usize = 20;
-
 /// The 409 that names every short SKU.
-fn insufficient(shortages: &[Shortage]) -> Result<ApiError, ApiError> {
+pub(crate) fn insufficient(shortages: &[Shortage]) -> Result<ApiError, ApiError> {
     let skus: Vec<&str> = shortages.iter().map(|s| s.sku.as_str()).collect();
     let mut extra = Map::new();
     extra.insert(

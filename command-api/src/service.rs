@@ -109,19 +109,6 @@ impl CommandService {
         self.locks[Self::stripe(stream)].lock().await
     }
 
-    /// Serialises work on several streams within this process. Stripes are taken in
-    /// ascending order, so two callers locking overlapping sets cannot deadlock.
-    pub async fn lock_all(&self, streams: &[StreamId]) -> Vec<MutexGuard<'_, ()>> {
-        let mut stripes: Vec<usize> = streams.iter().map(Self::stripe).collect();
-        stripes.sort_unstable();
-        stripes.dedup();
-        let mut guards = Vec::with_capacity(stripes.len());
-        for stripe in stripes {
-            guards.push(self.locks[stripe].lock().await);
-        }
-        guards
-    }
-
     /// Whether the store appends to several streams in one transaction.
     pub fn atomic_multi_stream(&self) -> bool {
         self.store.capabilities().atomic_multi_stream

@@ -9,6 +9,7 @@ use crate::{
     carts::{CartStore, Carts},
     claims::Claims,
     idempotency::IdempotencyKeys,
+    placements::Placements,
     service::CommandService,
 };
 
@@ -27,6 +28,9 @@ pub struct AppState {
     pub idempotency: IdempotencyKeys,
     /// Carts and wishlists.
     pub carts: Carts,
+    /// The group committer of orders, when the store appends to several streams in one
+    /// transaction (else orders take the one-append-per-stream path).
+    pub placements: Option<Placements>,
 }
 
 impl AppState {

@@ -43,6 +43,8 @@ pub struct TestApp {
     pub redis: Option<TestRedis>,
     _guard: Guard,
     _shutdown: oneshot::Sender<()>,
+    /// More command nodes on the same store ([`TestApp::second_node`]).
+    nodes: Vec<oneshot::Sender<()>>,
 }
 
 /// Expands each listed async test `fn name(app: TestApp)` into one test per backend:
@@ -71,9 +73,19 @@ macro_rules! backend_tests {
     };
 }
 
+/// Every test node signs with this key, so a second node accepts the first's tokens, as
+/// nodes sharing `EMPORIUM_JWT_PRIVATE_KEY` do. (Generated for the tests; signs nothing else.)
+const TEST_SIGNING_KEY: &str = "-----BEGIN PRIVATE KEY-----
+MC4CAQAwBQYDK2VwBCIEICS0ajZk3gM4WfbduWk2CDe2zPvJrcCfdcJ3XOyj1yxT
+-----END PRIVATE KEY-----
+";
+
 pub fn config() -> CommandApiConfig {
     CommandApiConfig {
-        auth: AuthConfig::default(),
+        auth: AuthConfig {
+            signing_key_pem: Some(TEST_SIGNING_KEY.into()),
+            ..AuthConfig::default()
+        },
         aggregate_cache_capacity: 10_000,
         bootstrap_admin: Some(BootstrapAdmin {
             username: ADMIN_USERNAME.into(),
@@ -156,10 +168,33 @@ async fn spawn_app_customised(
         redis,
         _guard: guard,
         _shutdown: shutdown,
+        nodes: Vec::new(),
     })
 }
 
 impl TestApp {
+    /// Another command node on the same store and database, with caches and an order
+    /// committer of its own, as a second process has; its base URL. It stops with the app.
+    pub async fn second_node(&mut self) -> String {
+        let config = CommandApiConfig {
+            bootstrap_admin: None,
+            ..config()
+        };
+        let state = command_api::build_state(self.store.clone(), self.sql.clone(), &config)
+            .await
+            .expect("state");
+        let app = web::server::Application::bind("127.0.0.1:0", command_api::router(state))
+            .await
+            .expect("bind");
+        let address = format!("http://{}", app.local_addr().expect("address"));
+        let (shutdown, stopped) = oneshot::channel();
+        tokio::spawn(app.run_until_stopped(async {
+            let _ = stopped.await;
+        }));
+        self.nodes.push(shutdown);
+        address
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.address)
     }

@@ -13,6 +13,7 @@ crate::backend_tests!(
     customers_cancel_only_their_own_orders_before_packing,
     only_customers_place_orders_and_only_back_office_moves_them,
     never_oversold_under_concurrent_orders,
+    two_command_nodes_sell_exactly_the_stock,
 );
 
 async fn status(app: &TestApp, token: &str, order: &str, to: &str) -> reqwest::Response {
@@ -438,4 +439,52 @@ async fn never_oversold_under_concurrent_orders(app: TestApp) {
         );
     }
     assert_eq!(available, 0);
+}
+
+/// Two command nodes on one store (each with its own caches and order committer, as two
+/// processes): 120 concurrent 2-line orders spread over both, for two SKUs with 40 units
+/// each. Exactly 40 orders are placed, every other one is refused for stock (none for
+/// contention), and the stock is exact.
+async fn two_command_nodes_sell_exactly_the_stock(mut app: TestApp) {
+    let admin = app.admin_token().await;
+    app.create_product(&admin, "Pair A", &[("PAIR-A", 1000)])
+        .await;
+    app.create_product(&admin, "Pair B", &[("PAIR-B", 1000)])
+        .await;
+    app.restock(&admin, "PAIR-A", 40).await;
+    app.restock(&admin, "PAIR-B", 40).await;
+    let second = app.second_node().await;
+    let mut customers = Vec::new();
+    for _ in 0..20 {
+        customers.push(app.customer().await.0);
+    }
+    let tasks: Vec<_> = (0..120)
+        .map(|i| {
+            let url = if i % 2 == 0 {
+                app.url("/api/v1/orders")
+            } else {
+                format!("{second}/api/v1/orders")
+            };
+            let (client, token) = (app.client.clone(), customers[i % 20].clone());
+            tokio::spawn(async move {
+                let body = json!({"lines": [{"sku": "PAIR-B", "quantity": 1}, {"sku": "PAIR-A", "quantity": 1}], "shippingAddress": address()});
+                let response = client.post(url).bearer_auth(token).json(&body).send().await.unwrap();
+                let status = response.status();
+                (status, response.json::<Value>().await.unwrap_or(Value::Null))
+            })
+        })
+        .collect();
+    let mut sold = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            (StatusCode::CREATED, _) => sold += 1,
+            (StatusCode::CONFLICT, body) => {
+                assert_eq!(body["code"], "insufficient_stock", "{body}")
+            }
+            (other, body) => panic!("unexpected {other}: {body}"),
+        }
+    }
+    assert_eq!(sold, 40);
+    assert_eq!(app.stock("PAIR-A").await, (40, 40, 0));
+    assert_eq!(app.stock("PAIR-B").await, (40, 40, 0));
 }
