@@ -147,14 +147,7 @@ async fn spawn_app_customised(
         });
         state = state.with_cart_store(Arc::new(carts));
     }
-    let app = web::server::Application::bind("127.0.0.1:0", command_api::router(state))
-        .await
-        .expect("bind");
-    let address = format!("http://{}", app.local_addr().expect("address"));
-    let (shutdown, stopped) = oneshot::channel();
-    tokio::spawn(app.run_until_stopped(async {
-        let _ = stopped.await;
-    }));
+    let (address, shutdown) = serve(state).await;
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(64)
         .build()
@@ -172,6 +165,19 @@ async fn spawn_app_customised(
     })
 }
 
+/// Serves the command API over `state` on a random port until the sender is dropped.
+async fn serve(state: AppState) -> (String, oneshot::Sender<()>) {
+    let app = web::server::Application::bind("127.0.0.1:0", command_api::router(state))
+        .await
+        .expect("bind");
+    let address = format!("http://{}", app.local_addr().expect("address"));
+    let (shutdown, stopped) = oneshot::channel();
+    tokio::spawn(app.run_until_stopped(async {
+        let _ = stopped.await;
+    }));
+    (address, shutdown)
+}
+
 impl TestApp {
     /// Another command node on the same store and database, with caches and an order
     /// committer of its own, as a second process has; its base URL. It stops with the app.
@@ -183,14 +189,7 @@ impl TestApp {
         let state = command_api::build_state(self.store.clone(), self.sql.clone(), &config)
             .await
             .expect("state");
-        let app = web::server::Application::bind("127.0.0.1:0", command_api::router(state))
-            .await
-            .expect("bind");
-        let address = format!("http://{}", app.local_addr().expect("address"));
-        let (shutdown, stopped) = oneshot::channel();
-        tokio::spawn(app.run_until_stopped(async {
-            let _ = stopped.await;
-        }));
+        let (address, shutdown) = serve(state).await;
         self.nodes.push(shutdown);
         address
     }
