@@ -121,6 +121,30 @@ pub async fn inventory(
         .json()
 }
 
+/// [`inventory`], once the read models have reached `min_position`: a query node answers
+/// 504 after its own wait, and after a heavy scenario the projections may need longer to
+/// catch up, so this asks again for up to `patience`.
+///
+/// # Errors
+/// When the read fails otherwise, or the read models stay behind for `patience`.
+pub async fn inventory_caught_up(
+    client: &HttpClient,
+    query: &str,
+    admin: &str,
+    sku: &str,
+    min_position: u64,
+    patience: std::time::Duration,
+) -> anyhow::Result<Inventory> {
+    let deadline = tokio::time::Instant::now() + patience;
+    loop {
+        match inventory(client, query, admin, sku, min_position).await {
+            Err(err)
+                if err.to_string().contains("504") && tokio::time::Instant::now() < deadline => {}
+            answer => return answer,
+        }
+    }
+}
+
 /// Adds `delta` units of `sku`; answers the position of the adjustment.
 ///
 /// # Errors

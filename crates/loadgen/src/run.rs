@@ -27,6 +27,9 @@ use crate::{
     workload::{Browser, mixed_is_order, order_body, pick_skus},
 };
 
+/// How long hot-sku waits for the read models to catch up with earlier runs' orders.
+const CATCH_UP: Duration = Duration::from_secs(120);
+
 /// What every worker of a run shares.
 struct Shared {
     scenario: Scenario,
@@ -226,14 +229,16 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<Report> {
         // of one unit gives a position to read the starting point at (a read at position 0
         // could miss reservations that are committed but not yet projected).
         let position = api::adjust_stock(&client, &command, &admin, &sku, 1).await?;
-        let mut before = api::inventory(&client, &query, &admin, &sku, position).await?;
+        let mut before =
+            api::inventory_caught_up(&client, &query, &admin, &sku, position, CATCH_UP).await?;
         if let Some(target) = args.hot_stock
             && target != before.available
         {
             let position =
                 api::adjust_stock(&client, &command, &admin, &sku, target - before.available)
                     .await?;
-            before = api::inventory(&client, &query, &admin, &sku, position).await?;
+            before =
+                api::inventory_caught_up(&client, &query, &admin, &sku, position, CATCH_UP).await?;
         }
         hot = Some((sku, admin, before));
     }
@@ -300,7 +305,8 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<Report> {
         Some((sku, admin, before)) => {
             let last = shared.last_position.load(Ordering::Relaxed);
             api::wait_for_position(&client, &query, last, Duration::from_secs(120)).await?;
-            let after = api::inventory(&client, &query, &admin, &sku, last).await?;
+            let after =
+                api::inventory_caught_up(&client, &query, &admin, &sku, last, CATCH_UP).await?;
             Some(HotSkuCheck::new(
                 sku,
                 before,
