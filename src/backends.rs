@@ -52,7 +52,17 @@ impl Backends {
                     .migrate()
                     .await
                     .context("migrating the embedded database")?;
+                // As the event store's writer: a commit survives a process crash, and the
+                // WAL is not flushed to disk on every projection batch.
                 let sql = pool
+                    .after_connect(|conn, _| {
+                        Box::pin(async move {
+                            sqlx::query("PRAGMA synchronous = NORMAL")
+                                .execute(conn)
+                                .await?;
+                            Ok(())
+                        })
+                    })
                     .connect(&format!("sqlite://{}", path.display()))
                     .await?;
                 Ok(Self {

@@ -277,6 +277,12 @@ pub async fn apply_batch(
     events: &[RecordedEvent],
 ) -> anyhow::Result<BatchOutcome> {
     let name = projection.name();
+    // On SQLite, queue for the file's one write lock in this process (see write_gate).
+    let gate = eventstore::write_gate::for_url(pool.connect_options().database_url.as_str());
+    let _turn = match &gate {
+        Some(gate) => Some(gate.lock().await),
+        None => None,
+    };
     let mut tx = pool.begin().await?;
     let stored: Option<i64> = sqlx::query_scalar(
         "UPDATE projection_checkpoints SET position = position WHERE name = $1 RETURNING position",

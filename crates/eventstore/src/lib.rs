@@ -20,6 +20,7 @@ mod signal;
 mod store;
 mod subscription;
 mod types;
+pub mod write_gate;
 
 pub mod postgres;
 pub mod sqlite;

@@ -21,7 +21,7 @@ use sqlx::{
 
 use crate::{
     AppendResult, EventMetadata, EventStore, ExpectedVersion, NewEvent, Position, RecordedEvent,
-    StoreCapabilities, StoreError, StreamAppend, StreamId, signal::ChangeSignal,
+    StoreCapabilities, StoreError, StreamAppend, StreamId, signal::ChangeSignal, write_gate,
 };
 
 /// The SQLite migrations (event log and, in embedded mode, every read model).
@@ -72,11 +72,12 @@ impl SqliteEventStore {
             .await?;
         let reader = SqlitePoolOptions::new()
             .max_connections(4)
-            .connect_with(options)
+            .connect_with(options.clone())
             .await?;
         let signal = Arc::new(ChangeSignal::new());
         let (appends, queue) = mpsc::channel(1024);
-        tokio::spawn(write_loop(writer.clone(), signal.clone(), queue));
+        let gate = write_gate::for_file(options.get_filename());
+        tokio::spawn(write_loop(writer.clone(), gate, signal.clone(), queue));
         Ok(Self {
             writer,
             reader,
@@ -192,6 +193,7 @@ impl SqliteEventStore {
 /// what lets SQLite's one writer keep up with many callers.
 async fn write_loop(
     pool: SqlitePool,
+    gate: write_gate::WriteGate,
     signal: Arc<ChangeSignal>,
     mut queue: mpsc::Receiver<AppendRequest>,
 ) {
@@ -203,7 +205,12 @@ async fn write_loop(
                 Err(_) => break,
             }
         }
-        match commit_batch(&pool, &batch).await {
+        let committed = {
+            // Other writers of this file in this process (read models) queue here too.
+            let _turn = gate.lock().await;
+            commit_batch(&pool, &batch).await
+        };
+        match committed {
             Ok(results) => {
                 signal.bump();
                 for (request, result) in batch.into_iter().zip(results) {
