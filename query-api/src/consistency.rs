@@ -16,6 +16,8 @@ use sqlx::AnyPool;
 use tokio::{sync::watch, time::Instant};
 use web::ApiError;
 
+use crate::checkpoint_reads::CheckpointReads;
+
 /// The header a client sends with the position a command answered with.
 pub const MIN_POSITION_HEADER: &str = "x-emporium-min-position";
 
@@ -29,6 +31,8 @@ pub struct Consistency {
     positions: Option<Positions>,
     /// Node-local projections: their position exists only here.
     local: Arc<BTreeMap<&'static str, watch::Receiver<u64>>>,
+    /// The table's readings, shared by concurrent requests.
+    table: Arc<CheckpointReads>,
     wait: Duration,
 }
 
@@ -39,6 +43,7 @@ impl Consistency {
             pool,
             positions,
             local: Arc::default(),
+            table: Arc::default(),
             wait,
         }
     }
@@ -56,15 +61,48 @@ impl Consistency {
     /// # Errors
     /// When the read models cannot be reached.
     pub async fn position(&self, name: &str) -> Result<u64, ApiError> {
-        if let Some(local) = self.local.get(name) {
-            return Ok(*local.borrow());
+        match self.held(name) {
+            Some(position) => Ok(position),
+            None => self.committed(name).await,
         }
-        if let Some(position) = self.positions.as_ref().and_then(|p| p.current(name)) {
-            return Ok(position);
+    }
+
+    /// The checkpoints of the two projections a view is read from, as [`Self::position`]
+    /// gives them, reading the table at most once.
+    ///
+    /// # Errors
+    /// When the read models cannot be reached.
+    pub async fn position_pair(&self, names: [&str; 2]) -> Result<(u64, u64), ApiError> {
+        let held = names.map(|name| self.held(name));
+        if let [Some(first), Some(second)] = held {
+            return Ok((first, second));
         }
-        projector::checkpoint(&self.pool, name)
+        let snapshot = self
+            .table
+            .fresh(&self.pool)
             .await
-            .map_err(ApiError::Internal)
+            .map_err(ApiError::Internal)?;
+        let [first, second] =
+            [0, 1].map(|i| held[i].unwrap_or_else(|| snapshot.get(names[i]).copied().unwrap_or(0)));
+        Ok((first, second))
+    }
+
+    /// The position this process holds for `name` without asking the table.
+    fn held(&self, name: &str) -> Option<u64> {
+        if let Some(local) = self.local.get(name) {
+            return Some(*local.borrow());
+        }
+        self.positions.as_ref().and_then(|p| p.current(name))
+    }
+
+    /// The committed checkpoint of `name`, as of no earlier than this call.
+    async fn committed(&self, name: &str) -> Result<u64, ApiError> {
+        let snapshot = self
+            .table
+            .fresh(&self.pool)
+            .await
+            .map_err(ApiError::Internal)?;
+        Ok(snapshot.get(name).copied().unwrap_or(0))
     }
 
     /// Returns once every projection in `names` has reached `min`.
@@ -108,11 +146,7 @@ impl Consistency {
         }
         let mut pause = Duration::from_millis(10);
         loop {
-            if projector::checkpoint(&self.pool, name)
-                .await
-                .map_err(ApiError::Internal)?
-                >= min
-            {
+            if self.committed(name).await? >= min {
                 return Ok(true);
             }
             let now = Instant::now();

@@ -465,10 +465,10 @@ impl ProductCatalogue {
     /// When the read models cannot be read.
     pub async fn list_json(&self, query: &ProductQuery) -> Result<ListPage, ApiError> {
         // Checkpoints first: the page read after them is at least that new.
-        let as_of = (
-            self.consistency.position(CatalogProjection::NAME).await?,
-            self.consistency.position(InventoryProjection::NAME).await?,
-        );
+        let as_of = self
+            .consistency
+            .position_pair([CatalogProjection::NAME, InventoryProjection::NAME])
+            .await?;
         if let Some(cached) = self.pages.get(query).filter(|cached| cached.as_of == as_of) {
             return Ok(cached.page.clone());
         }
