@@ -153,7 +153,7 @@ impl Setup {
             .await
             .expect("load stock")
             .state;
-        stock.reserved.into_iter().collect()
+        stock.reserved.iter().collect()
     }
 
     /// The open reservations the read model shows: (sku, order).

@@ -14,7 +14,7 @@ pub use command::StockCommand;
 pub use decide::{MAX_ADJUSTMENT, MAX_RESERVATION};
 pub use error::StockError;
 pub use event::StockEvent;
-pub use state::StockState;
+pub use state::{Reservations, StockState};
 
 use crate::aggregate::Aggregate;
 
