@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
 # One load scenario against a fresh Emporium, end to end:
 #
-#   bench/run.sh <browse|checkout|hot-sku|mixed|page|all> [embedded|split]
+#   bench/run.sh <browse|checkout|hot-sku|mixed|page|all|long-stream> [embedded|split]
 #
 # builds the release binaries, starts Emporium on free loopback ports (embedded: one
 # process on a fresh data folder; split: command, query and projector processes on a
 # fresh PostgreSQL database, with Redis and NATS when this build has those settings),
 # creates the load catalogue and customers with `loadgen setup`, runs the scenario, then
 # the roof that scenario is compared with (the HTTP roof for page, browse and mixed; the
-# pgbench write roof for checkout and hot-sku), prints each report and the README table
-# rows, and stops everything it started. Reports land in $OUT (JSON).
+# pgbench write roof for checkout and hot-sku), prints each report, the README table
+# rows and each process's peak resident memory, and stops everything it started. Reports
+# land in $OUT (JSON).
 #
 # Environment (defaults in brackets):
 #   CONNECTIONS [64]  DURATION [30s]  WARMUP [5s]  RATE [closed loop]
@@ -20,11 +21,14 @@
 #   NATS_URL [nats://127.0.0.1:4222]  OUT [bench/results]  NO_BUILD [0]: reuse the binaries
 #   SERVER_CPUS / LOADGEN_CPUS [unpinned]: taskset CPU lists, e.g. 1 and 0
 #   EMPORIUM_* settings pass through to the servers (e.g. EMPORIUM_DATABASE_MAX_CONNECTIONS).
+#   FILL [150s]: `long-stream` first orders the first SKU from every connection this long
+#   (about 100,000 events in its stock stream at the hot-sku rate), then times orders from
+#   one connection on that SKU and on one no one ordered (the last), DURATION each.
 set -euo pipefail
 
-scenario="${1:?usage: bench/run.sh <browse|checkout|hot-sku|mixed|page|all> [embedded|split]}"
+scenario="${1:?usage: bench/run.sh <browse|checkout|hot-sku|mixed|page|all|long-stream> [embedded|split]}"
 mode="${2:-embedded}"
-case "$scenario" in browse|checkout|hot-sku|mixed|page|all) ;; *)
+case "$scenario" in browse|checkout|hot-sku|mixed|page|all|long-stream) ;; *)
   echo "unknown scenario $scenario" >&2; exit 2 ;; esac
 case "$mode" in embedded|split) ;; *) echo "unknown mode $mode" >&2; exit 2 ;; esac
 
@@ -45,6 +49,7 @@ fi
 
 work="$(mktemp -d -t emporium-load.XXXXXX)"
 pids=()
+servers=() # NAME:PID of each Emporium process, for the memory report
 database=""
 cleanup() {
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
@@ -99,6 +104,7 @@ start() { # start NAME ROLE PORT: an Emporium process in the background
   EMPORIUM_ADDR="127.0.0.1:$3" spawn "${SERVER_CPUS:-}" "$bin/emporium" serve --role "$2" \
     >"$log" 2>&1 &
   pids+=("$!")
+  servers+=("$1:$!")
 }
 
 case "$scenario" in
@@ -109,7 +115,7 @@ esac
 # PostgreSQL connection free for pgbench's clients (with the split services' pools open,
 # 64 more clients pass max_connections).
 table_args=()
-if [[ " ${scenarios[*]} " =~ \ (checkout|hot-sku)\  ]]; then
+if [[ " ${scenarios[*]} " =~ \ (checkout|hot-sku|long-stream)\  ]]; then
   roof_line="$(DURATION="$duration" "$root/bench/write-roof.sh" "$connections")"
   echo "$roof_line"
   write_roof="$(awk '{ print $(NF-1) }' <<<"$roof_line")"
@@ -190,7 +196,27 @@ if [[ " ${scenarios[*]} " =~ \ (page|browse|mixed)\  ]]; then
   roof_report="$out/roof-$mode.json"
 fi
 
+long_stream() { # the same single-connection order on a SKU with a long stream and a fresh one
+  local skus long fresh
+  skus="$(python3 -c 'import json,sys; print(" ".join(s for p in json.load(open(sys.argv[1]))["products"] for s in p["skus"]))' "$state")"
+  long="${skus%% *}"; fresh="${skus##* }"
+  echo
+  echo "filling the stream of $long for ${FILL:-150s}"
+  loadgen run hot-sku --target "$command_url" --query-target "$query_url" --state "$state" \
+    --connections "$connections" --duration "${FILL:-150s}" --warmup 0s --lag-sample 0 \
+    --mode "$mode" --hot-sku "$long" --json "$out/long-stream-fill-$mode.json"
+  for sku in "$long" "$fresh"; do
+    echo
+    echo "one connection ordering $sku"
+    loadgen run hot-sku --target "$command_url" --query-target "$query_url" --state "$state" \
+      --connections 1 --duration "$duration" --warmup "$warmup" --lag-sample 0 \
+      --mode "$mode" --hot-sku "$sku" --json "$out/long-stream-$sku-$mode.json"
+    reports+=("$out/long-stream-$sku-$mode.json")
+  done
+}
+
 for s in "${scenarios[@]}"; do
+  if [ "$s" = long-stream ]; then long_stream; continue; fi
   run_scenario "$s"
   reports+=("$out/$s-$mode.json")
 done
@@ -198,3 +224,11 @@ if [ -n "${roof_report:-}" ]; then reports+=("$roof_report"); fi
 
 echo
 "$bin/loadgen" table "${reports[@]}" "${table_args[@]}"
+
+echo
+echo "memory (peak and current resident set of each Emporium process):"
+for server in "${servers[@]}"; do
+  name="${server%%:*}"; pid="${server#*:}"
+  awk -v name="$name" '/^VmHWM|^VmRSS/ { printf "  %s %s %d MiB\n", name, $1, $2 / 1024 }' \
+    "/proc/$pid/status" 2>/dev/null || echo "  $name: exited"
+done

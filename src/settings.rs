@@ -118,7 +118,7 @@ impl Default for Settings {
             rate_limit_signup_per_minute: 20,
             rate_limit_login_failures_per_minute: 10,
             database_max_connections: 16,
-            aggregate_cache_capacity: 100_000,
+            aggregate_cache_capacity: 10_000,
             min_position_wait_ms: 5_000,
             reservation_timeout_seconds: 15 * 60,
             webhook_allow_private: false,

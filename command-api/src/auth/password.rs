@@ -58,7 +58,9 @@ impl Default for Passwords {
 }
 
 impl Passwords {
-    /// At most two hashes per CPU at once. Inside a Tokio runtime, the dummy hash is
+    /// At most one hash per CPU at once: hashing is all CPU, so more at once finishes
+    /// none sooner, and each holds Argon2's 19 MiB of working memory. Inside a Tokio
+    /// runtime, the dummy hash is
     /// computed in the background right away, so even the first failed login takes as
     /// long as any other.
     pub fn new() -> Self {
@@ -67,7 +69,7 @@ impl Passwords {
         }
         let cpus = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
         Self {
-            permits: Arc::new(Semaphore::new(cpus * 2)),
+            permits: Arc::new(Semaphore::new(cpus)),
         }
     }
 
