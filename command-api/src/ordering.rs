@@ -31,7 +31,7 @@ use uuid::Uuid;
 use web::{ApiError, AuthUser};
 
 use crate::{
-    claims::KeyKind,
+    claims::{KeyKind, UniqueKey},
     placements::Placement,
     routes::{CommandAnswer, inventory::stock_stream},
     service::{CommandMeta, Executed},
@@ -88,10 +88,31 @@ pub enum Offer {
 
 /// The current offer for `sku`: the SKU's claim names its product, whose stream is
 /// authoritative for name, price and status.
+///
+/// The claim is taken from the aggregate cache when it is there, without reading the log:
+/// a product keeps the claims of its SKUs for good (they are released only when the
+/// command that would have given the product the SKU failed), so a cached owner whose
+/// product, read fresh, has the variant still owns it. Otherwise the claim is read anew.
 pub async fn offer(state: &AppState, sku: &Sku) -> Result<Offer, ApiError> {
-    let Some(owner) = state.claims.owner(KeyKind::Sku, sku.as_str()).await? else {
-        return Ok(Offer::Unknown);
-    };
+    let claim = KeyKind::Sku.stream(sku.as_str());
+    if let Some(owner) = state
+        .commands
+        .cached::<UniqueKey>(&claim)
+        .and_then(|loaded| loaded.state)
+    {
+        let offer = offer_of(state, &owner, sku).await?;
+        if !matches!(offer, Offer::Unknown) {
+            return Ok(offer);
+        }
+    }
+    match state.claims.owner(KeyKind::Sku, sku.as_str()).await? {
+        Some(owner) => offer_of(state, &owner, sku).await,
+        None => Ok(Offer::Unknown),
+    }
+}
+
+/// What the product stream `owner` says about its variant `sku` now.
+async fn offer_of(state: &AppState, owner: &str, sku: &Sku) -> Result<Offer, ApiError> {
     let product_stream = StreamId::new(owner).map_err(ApiError::from)?;
     let product = state.commands.load::<Product>(&product_stream).await?.state;
     Ok(match (product.id, product.variant(sku)) {

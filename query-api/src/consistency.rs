@@ -144,7 +144,9 @@ impl Consistency {
                 Ok(false) => {}
             }
         }
-        let mut pause = Duration::from_millis(10);
+        // Waiters polling at once share reads (`CheckpointReads`), so the polls can be
+        // short: each pause is time a reader waits past the commit.
+        let mut pause = Duration::from_millis(5);
         loop {
             if self.committed(name).await? >= min {
                 return Ok(true);
@@ -154,7 +156,7 @@ impl Consistency {
                 return Ok(false);
             }
             tokio::time::sleep(pause.min(deadline - now)).await;
-            pause = (pause * 2).min(Duration::from_millis(200));
+            pause = (pause * 2).min(Duration::from_millis(50));
         }
     }
 }

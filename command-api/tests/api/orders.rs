@@ -1,5 +1,7 @@
 //! Orders: catalogue prices, reservations, shortages, the state machine, cancellation,
 //! shipments, ownership, and the oversell test.
+use command_api::claims::{ClaimEvent, KeyKind};
+use eventstore::{ExpectedVersion, NewEvent};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -14,6 +16,7 @@ crate::backend_tests!(
     only_customers_place_orders_and_only_back_office_moves_them,
     never_oversold_under_concurrent_orders,
     two_command_nodes_sell_exactly_the_stock,
+    a_sku_claimed_anew_on_another_node_is_priced_from_its_new_product,
 );
 
 async fn status(app: &TestApp, token: &str, order: &str, to: &str) -> reqwest::Response {
@@ -487,4 +490,82 @@ async fn two_command_nodes_sell_exactly_the_stock(mut app: TestApp) {
     assert_eq!(sold, 40);
     assert_eq!(app.stock("PAIR-A").await, (40, 40, 0));
     assert_eq!(app.stock("PAIR-B").await, (40, 40, 0));
+}
+
+/// Appends `event` to the claim stream of `sku` directly, as a command node that is not
+/// under test would.
+async fn write_claim(app: &TestApp, sku: &str, expected: u64, event: &ClaimEvent) {
+    let (event_type, payload) = domain::aggregate::encode(event);
+    app.store
+        .append(
+            &KeyKind::Sku.stream(sku),
+            ExpectedVersion::Exact(expected),
+            vec![NewEvent::new(event_type, 1, payload)],
+        )
+        .await
+        .expect("claim event");
+}
+
+/// Pricing takes a SKU's claim from the node's cache; when the SKU's owner changed on
+/// another node since, the product the cache names lacks the variant and the claim is read
+/// anew, so the order is priced from the product that owns the SKU now.
+async fn a_sku_claimed_anew_on_another_node_is_priced_from_its_new_product(mut app: TestApp) {
+    let abandoned = format!("product-{}", uuid::Uuid::now_v7());
+    // A creation that failed after claiming: the claim was taken, then released.
+    write_claim(
+        &app,
+        "MOVED-1",
+        0,
+        &ClaimEvent::Claimed {
+            owner: abandoned.clone(),
+        },
+    )
+    .await;
+    let (customer, _) = app.customer().await;
+    let early = app.place_order(&customer, &[("MOVED-1", 1)]).await;
+    assert_problem(early, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
+
+    write_claim(
+        &app,
+        "MOVED-1",
+        1,
+        &ClaimEvent::Released { owner: abandoned },
+    )
+    .await;
+    let second = app.second_node().await;
+    let admin = app.admin_token().await;
+    let created = app
+        .client
+        .post(format!("{second}/api/v1/products"))
+        .bearer_auth(&admin)
+        .json(
+            &json!({"name": "Moved", "categories": ["test"], "variants": [
+            {"sku": "MOVED-1", "price": {"amount": 725, "currency": "EUR"}}]}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let restocked = app
+        .client
+        .post(format!("{second}/api/v1/inventory/MOVED-1/adjustments"))
+        .bearer_auth(&admin)
+        .json(&json!({"delta": 5, "reason": "restock"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(restocked.status(), StatusCode::OK);
+
+    let placed = app.place_order(&customer, &[("MOVED-1", 2)]).await;
+    assert_eq!(placed.status(), StatusCode::CREATED);
+    let answer: Value = placed.json().await.unwrap();
+    let stream =
+        eventstore::StreamId::new(format!("order-{}", answer["id"].as_str().unwrap())).unwrap();
+    let events = app.store.read_stream(&stream, 1, 10).await.unwrap();
+    assert_eq!(events[0].event_type, "OrderPlaced");
+    assert_eq!(
+        events[0].payload["lines"][0]["unitPrice"]["amount"], 725,
+        "{}",
+        events[0].payload
+    );
 }
