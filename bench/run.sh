@@ -154,6 +154,24 @@ else
   wait_ready "$query_url" "$work/query.log"
 fi
 
+settle() { # split: wait until the catalogue, the inventory and the query node's search
+  # index have caught up with the setup, so that the scenarios do not measure the catch-up
+  local head caught search
+  head="$(psql -Atq "$EMPORIUM_DATABASE_URL" -c 'SELECT COALESCE(MAX(position), 0) FROM events')"
+  for _ in $(seq 1 1200); do
+    caught="$(psql -Atq "$EMPORIUM_DATABASE_URL" -c "SELECT COUNT(*) FROM projection_checkpoints \
+      WHERE name IN ('catalog', 'inventory') AND position >= $head")"
+    search="$(curl -fsS "$query_url/metrics" | awk '/^emporium_search_index_position/ { print int($2) }')"
+    if [ "$caught" = 2 ] && [ "${search:-0}" -ge "$head" ]; then
+      echo "read models and search index at the setup's last position $head"
+      return 0
+    fi
+    sleep 0.5
+  done
+  echo "the read models did not catch up with position $head in 10 minutes" >&2
+  return 1
+}
+
 state="$work/state.json"
 loadgen setup --target "$command_url" --query-target "$query_url" \
   --products "${PRODUCTS:-1000}" --skus-per-product "${SKUS_PER_PRODUCT:-1}" \
@@ -162,6 +180,8 @@ if [ "$mode" = split ]; then
   # This PostgreSQL runs with autovacuum off: give the planner statistics after the bulk
   # load, and keep giving them while the read models grow, as autovacuum's autoanalyze
   # would on an ordinary server, so the numbers are an ordinary server's.
+  psql -q "$EMPORIUM_DATABASE_URL" -c ANALYZE
+  settle
   psql -q "$EMPORIUM_DATABASE_URL" -c ANALYZE
   (while sleep 10; do psql -q "$EMPORIUM_DATABASE_URL" -c ANALYZE >/dev/null 2>&1 || true; done) &
   pids+=("$!")

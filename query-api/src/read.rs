@@ -427,6 +427,9 @@ impl ListPage {
 /// Most bytes of list pages one node keeps.
 const PAGE_CACHE_BYTES: u64 = 8 * 1024 * 1024;
 
+/// Most filters whose match count one node keeps.
+const TOTALS_CACHED: u64 = 10_000;
+
 /// Which products match a query, and what one product looks like.
 #[derive(Clone, Debug)]
 pub struct ProductCatalogue {
@@ -434,6 +437,9 @@ pub struct ProductCatalogue {
     consistency: Consistency,
     views: ViewCache<ProductView>,
     pages: moka::sync::Cache<ProductQuery, Arc<CachedPage>>,
+    /// Match counts by filter (sort and page cleared), with the checkpoints read before
+    /// each was counted: every page and sort of one filter shares one `COUNT(*)`.
+    totals: moka::sync::Cache<ProductQuery, ((u64, u64), i64)>,
 }
 
 impl ProductCatalogue {
@@ -455,6 +461,10 @@ impl ProductCatalogue {
             consistency,
             views: ViewCache::new(PRODUCT_VIEWS, &local),
             pages,
+            totals: moka::sync::Cache::builder()
+                .max_capacity(TOTALS_CACHED)
+                .time_to_live(config.product_cache_ttl)
+                .build(),
         }
     }
 
@@ -472,7 +482,7 @@ impl ProductCatalogue {
         if let Some(cached) = self.pages.get(query).filter(|cached| cached.as_of == as_of) {
             return Ok(cached.page.clone());
         }
-        let page = self.list(query).await?;
+        let page = self.list_at(query, Some(as_of)).await?;
         let page = ListPage::new(Bytes::from(serde_json::to_vec(&page).map_err(internal)?));
         self.pages.insert(
             query.clone(),
@@ -494,6 +504,7 @@ impl ProductCatalogue {
     /// Drops every list page and product view this node caches in process.
     pub fn clear_local(&self) {
         self.pages.invalidate_all();
+        self.totals.invalidate_all();
         self.views.clear_local();
     }
 
@@ -507,17 +518,47 @@ impl ProductCatalogue {
     /// # Errors
     /// When the read models cannot be read.
     pub async fn list(&self, query: &ProductQuery) -> Result<ProductPage, ApiError> {
+        self.list_at(query, None).await
+    }
+
+    /// [`Self::list`], taking the total from the totals cache when it was counted at
+    /// `as_of` (the checkpoints read before this call).
+    async fn list_at(
+        &self,
+        query: &ProductQuery,
+        as_of: Option<(u64, u64)>,
+    ) -> Result<ProductPage, ApiError> {
         let filter = Filter::of(query);
         let condition = filter.where_clause();
-        let total: i64 = filter
-            .query(format!(
-                "SELECT COUNT(*) AS total FROM rm_products p WHERE {condition}"
-            ))
-            .fetch_one(&self.pool)
-            .await
-            .map_err(internal)?
-            .try_get("total")
-            .map_err(internal)?;
+        let by_filter = ProductQuery {
+            sort: Sort::default(),
+            page: 1,
+            page_size: 1,
+            ..query.clone()
+        };
+        let cached = as_of.and_then(|as_of| {
+            self.totals
+                .get(&by_filter)
+                .filter(|(counted_at, _)| *counted_at == as_of)
+        });
+        let total = match cached {
+            Some((_, total)) => total,
+            None => {
+                let total: i64 = filter
+                    .query(format!(
+                        "SELECT COUNT(*) AS total FROM rm_products p WHERE {condition}"
+                    ))
+                    .fetch_one(&self.pool)
+                    .await
+                    .map_err(internal)?
+                    .try_get("total")
+                    .map_err(internal)?;
+                if let Some(as_of) = as_of {
+                    self.totals.insert(by_filter, (as_of, total));
+                }
+                total
+            }
+        };
         let limit = i64::from(query.page_size);
         let offset = i64::from(query.page - 1) * limit;
         let n = filter.binds.len();

@@ -14,6 +14,7 @@ crate::backend_tests!(
     product_views_are_cached_until_the_product_changes,
     list_pages_are_cached_until_the_catalogue_or_the_stock_moves,
     list_pages_carry_an_etag_and_answer_304_while_unchanged,
+    every_page_and_sort_of_a_filter_shares_one_count_until_the_read_models_move,
 );
 
 async fn lists_filter_sort_and_paginate(app: TestApp) {
@@ -479,4 +480,47 @@ async fn list_pages_carry_an_etag_and_answer_304_while_unchanged(app: TestApp) {
     assert_ne!(etag_of(&after), etag);
     let stale = conditional(etag).await.unwrap();
     assert_eq!(stale.status(), StatusCode::OK);
+}
+
+async fn every_page_and_sort_of_a_filter_shares_one_count_until_the_read_models_move(app: TestApp) {
+    app.seed().await;
+    let first = app.get_json("/api/v1/products?category=shirts").await;
+    assert_eq!(first["total"], 2);
+    // A product slipped in behind the projector's back: a page not read before shows it,
+    // but its total is the count already taken for this filter at these checkpoints.
+    for statement in [
+        "INSERT INTO rm_products (id, name, name_key, description, status, categories, \
+         attributes, currency, min_price, max_price, version, created_at, updated_at) VALUES \
+         ('slipped-in', 'Slipped In', 'slipped in', '', 'ACTIVE', '[\"shirts\"]', '{}', 'EUR', \
+         100, 100, 1, '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z')",
+        "INSERT INTO rm_product_categories (product_id, category) VALUES ('slipped-in', 'shirts')",
+    ] {
+        sqlx::query(statement).execute(&app.pool).await.unwrap();
+    }
+    let resorted = app
+        .get_json("/api/v1/products?category=shirts&sort=-name")
+        .await;
+    assert_eq!(
+        names(&resorted),
+        ["Slipped In", "Linen Shirt", "Cotton Tee"]
+    );
+    assert_eq!(resorted["total"], 2, "the shared count");
+    // Once the inventory moves, the filter is counted anew.
+    let stocked = app
+        .append(
+            &eventstore::StreamId::of("stock", "TEE-L"),
+            &[domain::inventory::StockEvent::StockAdjusted {
+                sku: sku("TEE-L"),
+                delta: 4,
+                reason: "restock".into(),
+                at: at(31),
+            }],
+        )
+        .await;
+    let recounted = app
+        .get_json(&format!(
+            "/api/v1/products?category=shirts&sort=-name&minPosition={stocked}"
+        ))
+        .await;
+    assert_eq!(recounted["total"], 3);
 }
