@@ -354,17 +354,7 @@ async fn product_views_are_cached_until_the_product_changes(app: TestApp) {
         "Cotton Tee"
     );
     // ...while availability is always read afresh...
-    let stocked = app
-        .append(
-            &eventstore::StreamId::of("stock", "TEE-L"),
-            &[domain::inventory::StockEvent::StockAdjusted {
-                sku: sku("TEE-L"),
-                delta: 4,
-                reason: "restock".into(),
-                at: at(31),
-            }],
-        )
-        .await;
+    let stocked = restock_tee(&app).await;
     let view = app.get_json(&format!("{path}?minPosition={stocked}")).await;
     assert_eq!(
         (
@@ -408,17 +398,7 @@ async fn list_pages_are_cached_until_the_catalogue_or_the_stock_moves(app: TestA
     assert_eq!(app.get_json(path).await, first);
     // Any stock movement moves the inventory checkpoint: the page is read anew, with the
     // new availability (and, here, the tampered name, proving it was re-read).
-    let stocked = app
-        .append(
-            &eventstore::StreamId::of("stock", "TEE-L"),
-            &[domain::inventory::StockEvent::StockAdjusted {
-                sku: sku("TEE-L"),
-                delta: 4,
-                reason: "restock".into(),
-                at: at(31),
-            }],
-        )
-        .await;
+    let stocked = restock_tee(&app).await;
     let after = app.get_json(&format!("{path}&minPosition={stocked}")).await;
     // (Sorted by the stored sort key, which the tampering left alone.)
     assert_eq!(names(&after), ["Tampered", "Linen Shirt"]);
@@ -506,21 +486,25 @@ async fn every_page_and_sort_of_a_filter_shares_one_count_until_the_read_models_
     );
     assert_eq!(resorted["total"], 2, "the shared count");
     // Once the inventory moves, the filter is counted anew.
-    let stocked = app
-        .append(
-            &eventstore::StreamId::of("stock", "TEE-L"),
-            &[domain::inventory::StockEvent::StockAdjusted {
-                sku: sku("TEE-L"),
-                delta: 4,
-                reason: "restock".into(),
-                at: at(31),
-            }],
-        )
-        .await;
+    let stocked = restock_tee(&app).await;
     let recounted = app
         .get_json(&format!(
             "/api/v1/products?category=shirts&sort=-name&minPosition={stocked}"
         ))
         .await;
     assert_eq!(recounted["total"], 3);
+}
+
+/// Four more units of TEE-L, appended to the log; returns the event's position.
+async fn restock_tee(app: &TestApp) -> u64 {
+    app.append(
+        &eventstore::StreamId::of("stock", "TEE-L"),
+        &[domain::inventory::StockEvent::StockAdjusted {
+            sku: sku("TEE-L"),
+            delta: 4,
+            reason: "restock".into(),
+            at: at(31),
+        }],
+    )
+    .await
 }
