@@ -64,15 +64,18 @@ impl SqliteEventStore {
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(Duration::from_secs(10))
-            .pragma("cache_size", "-16000");
+            .busy_timeout(Duration::from_secs(10));
+        // Page caches are per connection and fill up as the log grows: 16 MiB for the one
+        // writer (index pages of every stream it appends to), the SQLite default of 2 MiB
+        // for each reader, which mostly reads the log's tail and finds the rest in the
+        // operating system's cache (at 16 MiB each, four readers could hold 64 MiB).
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
-            .connect_with(options.clone())
+            .connect_with(options.clone().pragma("cache_size", "-16000"))
             .await?;
         let reader = SqlitePoolOptions::new()
             .max_connections(4)
-            .connect_with(options.clone())
+            .connect_with(options.clone().pragma("cache_size", "-2000"))
             .await?;
         let signal = Arc::new(ChangeSignal::new());
         let (appends, queue) = mpsc::channel(1024);
