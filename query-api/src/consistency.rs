@@ -16,7 +16,7 @@ use sqlx::AnyPool;
 use tokio::{sync::watch, time::Instant};
 use web::ApiError;
 
-use crate::checkpoint_reads::CheckpointReads;
+use crate::checkpoint_reads::{CheckpointReads, Snapshot};
 
 /// The header a client sends with the position a command answered with.
 pub const MIN_POSITION_HEADER: &str = "x-emporium-min-position";
@@ -77,11 +77,7 @@ impl Consistency {
         if let [Some(first), Some(second)] = held {
             return Ok((first, second));
         }
-        let snapshot = self
-            .table
-            .fresh(&self.pool)
-            .await
-            .map_err(ApiError::Internal)?;
+        let snapshot = self.snapshot().await?;
         let [first, second] =
             [0, 1].map(|i| held[i].unwrap_or_else(|| snapshot.get(names[i]).copied().unwrap_or(0)));
         Ok((first, second))
@@ -97,12 +93,15 @@ impl Consistency {
 
     /// The committed checkpoint of `name`, as of no earlier than this call.
     async fn committed(&self, name: &str) -> Result<u64, ApiError> {
-        let snapshot = self
-            .table
+        Ok(self.snapshot().await?.get(name).copied().unwrap_or(0))
+    }
+
+    /// Every committed checkpoint, as of no earlier than this call.
+    async fn snapshot(&self) -> Result<Snapshot, ApiError> {
+        self.table
             .fresh(&self.pool)
             .await
-            .map_err(ApiError::Internal)?;
-        Ok(snapshot.get(name).copied().unwrap_or(0))
+            .map_err(ApiError::Internal)
     }
 
     /// Returns once every projection in `names` has reached `min`.

@@ -240,24 +240,20 @@ impl Filter {
             ));
         }
         if query.min_price.is_some() || query.max_price.is_some() {
-            // Implied by the variant test below, and answerable from the product row and
-            // its price index: with 100,000 products, a price band sorted by price went
-            // from 300 ms to 8 ms with it.
-            if let Some(min) = query.min_price {
-                let min = filter.bind(Bind::Int(min));
-                filter.clauses.push(format!("p.max_price >= {min}"));
-            }
-            if let Some(max) = query.max_price {
-                let max = filter.bind(Bind::Int(max));
-                filter.clauses.push(format!("p.min_price <= {max}"));
-            }
             let mut price =
                 String::from("EXISTS (SELECT 1 FROM rm_variants pv WHERE pv.product_id = p.id");
-            if let Some(min) = query.min_price {
-                price += &format!(" AND pv.price_amount >= {}", filter.bind(Bind::Int(min)));
-            }
-            if let Some(max) = query.max_price {
-                price += &format!(" AND pv.price_amount <= {}", filter.bind(Bind::Int(max)));
+            // Each bound is also tested on the product row's price range: implied by the
+            // variant test, and answerable from the price index (with 100,000 products, a
+            // price band sorted by price went from 300 ms to 8 ms with it).
+            for (bound, product_test, variant_test) in [
+                (query.min_price, "p.max_price >=", "pv.price_amount >="),
+                (query.max_price, "p.min_price <=", "pv.price_amount <="),
+            ] {
+                if let Some(bound) = bound {
+                    let on_product = filter.bind(Bind::Int(bound));
+                    filter.clauses.push(format!("{product_test} {on_product}"));
+                    price += &format!(" AND {variant_test} {}", filter.bind(Bind::Int(bound)));
+                }
             }
             price.push(')');
             filter.clauses.push(price);

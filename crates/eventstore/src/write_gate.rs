@@ -29,13 +29,30 @@ pub fn for_file(path: &Path) -> WriteGate {
 }
 
 /// The gate of the SQLite database a `sqlite:` URL names; `None` for other URLs and for
-/// in-memory databases.
+/// in-memory databases. Remembered per URL: projections ask on every batch, and resolving
+/// the path touches the file system.
 pub fn for_url(url: &str) -> Option<WriteGate> {
+    static BY_URL: OnceLock<Mutex<HashMap<String, Option<WriteGate>>>> = OnceLock::new();
+    let by_url = BY_URL.get_or_init(Mutex::default);
+    if let Some(known) = by_url
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .get(url)
+    {
+        return known.clone();
+    }
     let rest = url
         .strip_prefix("sqlite://")
-        .or_else(|| url.strip_prefix("sqlite:"))?;
-    let path = rest.split('?').next().unwrap_or(rest);
-    (!path.is_empty() && path != ":memory:").then(|| for_file(Path::new(path)))
+        .or_else(|| url.strip_prefix("sqlite:"));
+    let path = rest.map(|rest| rest.split('?').next().unwrap_or(rest));
+    let gate = path
+        .filter(|path| !path.is_empty() && *path != ":memory:")
+        .map(|path| for_file(Path::new(path)));
+    by_url
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .insert(url.to_owned(), gate.clone());
+    gate
 }
 
 #[cfg(test)]
@@ -50,6 +67,7 @@ mod tests {
         let gate = for_file(&file);
         let url = format!("sqlite://{}?mode=rwc", file.display());
         assert!(Arc::ptr_eq(&gate, &for_url(&url).unwrap()));
+        assert!(Arc::ptr_eq(&gate, &for_url(&url).unwrap()), "remembered");
         let dotted = dir.path().join(".").join("a.db");
         assert!(Arc::ptr_eq(&gate, &for_file(&dotted)));
         assert!(!Arc::ptr_eq(&gate, &for_file(&dir.path().join("b.db"))));
