@@ -235,10 +235,20 @@ long_stream() { # the same single-connection order on a SKU with a long stream a
   done
 }
 
+report_memory() { # peak, current, anonymous and file-backed resident set of each process
+  for server in "${servers[@]}"; do
+    name="${server%%:*}"; pid="${server#*:}"
+    awk -v name="$name" '/^VmHWM|^VmRSS|^RssAnon|^RssFile/ {
+        printf "  %s %s %d MiB\n", name, $1, $2 / 1024 }' \
+      "/proc/$pid/status" 2>/dev/null || echo "  $name: exited"
+  done
+}
+
 for s in "${scenarios[@]}"; do
   if [ "$s" = long-stream ]; then long_stream; continue; fi
   run_scenario "$s"
   reports+=("$out/$s-$mode.json")
+  if [ "${#scenarios[@]}" -gt 1 ]; then echo "memory after $s:"; report_memory; fi
 done
 if [ -n "${roof_report:-}" ]; then reports+=("$roof_report"); fi
 
@@ -247,8 +257,4 @@ echo
 
 echo
 echo "memory (peak and current resident set of each Emporium process):"
-for server in "${servers[@]}"; do
-  name="${server%%:*}"; pid="${server#*:}"
-  awk -v name="$name" '/^VmHWM|^VmRSS/ { printf "  %s %s %d MiB\n", name, $1, $2 / 1024 }' \
-    "/proc/$pid/status" 2>/dev/null || echo "  $name: exited"
-done
+report_memory

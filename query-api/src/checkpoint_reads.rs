@@ -57,7 +57,8 @@ impl CheckpointReads {
     }
 }
 
-async fn read_all(pool: &AnyPool) -> anyhow::Result<HashMap<String, u64>> {
+/// Every row of `projection_checkpoints`, read now.
+pub(crate) async fn read_all(pool: &AnyPool) -> anyhow::Result<HashMap<String, u64>> {
     let rows = sqlx::query("SELECT name, position FROM projection_checkpoints")
         .fetch_all(pool)
         .await?;

@@ -3,8 +3,10 @@
 //! problem (`code: "timeout"`) after [`QueryConfig::min_position_wait`](crate::QueryConfig).
 //!
 //! In one process the projector's position watch wakes the waiting request the moment the
-//! batch commits; without it the `projection_checkpoints` table is polled. Projections
-//! kept by this node alone (the search index) are only ever waited on through their watch.
+//! batch commits. Without it, on PostgreSQL, the [`CheckpointFeed`] wakes it when its
+//! reading (refreshed on every checkpoint notification) reaches N; otherwise, and while the
+//! feed is down, the `projection_checkpoints` table is polled. Projections kept by this
+//! node alone (the search index) are only ever waited on through their watch.
 use std::{collections::BTreeMap, marker::PhantomData, sync::Arc, time::Duration};
 
 use axum::{
@@ -16,7 +18,10 @@ use sqlx::AnyPool;
 use tokio::{sync::watch, time::Instant};
 use web::ApiError;
 
-use crate::checkpoint_reads::{CheckpointReads, Snapshot};
+use crate::{
+    checkpoint_feed::CheckpointFeed,
+    checkpoint_reads::{CheckpointReads, Snapshot},
+};
 
 /// The header a client sends with the position a command answered with.
 pub const MIN_POSITION_HEADER: &str = "x-emporium-min-position";
@@ -31,15 +36,22 @@ pub struct Consistency {
     positions: Option<Positions>,
     /// Node-local projections: their position exists only here.
     local: Arc<BTreeMap<&'static str, watch::Receiver<u64>>>,
-    /// The table's readings, shared by concurrent requests.
+    /// The table's readings pushed to this node (PostgreSQL, no in-process projector).
+    feed: Option<CheckpointFeed>,
+    /// The table's readings, shared by concurrent requests (while there is no live feed).
     table: Arc<CheckpointReads>,
     wait: Duration,
 }
 
 impl Consistency {
-    /// Waits at most `wait`, on `positions` when given, else by polling `pool`.
+    /// Waits at most `wait`, on `positions` when given, else on the checkpoint feed of
+    /// `pool` (PostgreSQL) or by polling `pool`.
     pub fn new(pool: AnyPool, positions: Option<Positions>, wait: Duration) -> Self {
         Self {
+            feed: positions
+                .is_none()
+                .then(|| CheckpointFeed::start(&pool))
+                .flatten(),
             pool,
             positions,
             local: Arc::default(),
@@ -96,8 +108,12 @@ impl Consistency {
         Ok(self.snapshot().await?.get(name).copied().unwrap_or(0))
     }
 
-    /// Every committed checkpoint, as of no earlier than this call.
+    /// Every committed checkpoint: the feed's latest reading while it is live, else a
+    /// reading of the table begun no earlier than this call.
     async fn snapshot(&self) -> Result<Snapshot, ApiError> {
+        if let Some(reading) = self.feed.as_ref().and_then(CheckpointFeed::current) {
+            return Ok(reading);
+        }
         self.table
             .fresh(&self.pool)
             .await
@@ -141,6 +157,20 @@ impl Consistency {
                 Err(_) => return Ok(false),
                 // The runner is gone: fall back to the table.
                 Ok(false) => {}
+            }
+        }
+        if let Some(feed) = &self.feed {
+            let mut readings = feed.subscribe();
+            let reached_or_down = readings.wait_for(|reading| {
+                reading
+                    .as_ref()
+                    .is_none_or(|reading| reading.get(name).copied().unwrap_or(0) >= min)
+            });
+            match tokio::time::timeout_at(deadline, reached_or_down).await {
+                Err(_) => return Ok(false),
+                Ok(Ok(reading)) if reading.is_some() => return Ok(true),
+                // The feed is down: poll the table.
+                Ok(_) => {}
             }
         }
         // Waiters polling at once share reads (`CheckpointReads`), so the polls can be

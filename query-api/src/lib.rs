@@ -29,6 +29,7 @@
 
 mod app;
 pub mod cache_writer;
+pub mod checkpoint_feed;
 pub mod checkpoint_reads;
 pub mod consistency;
 pub mod order_read;

@@ -2,6 +2,7 @@
 //! same database (SQLite always, PostgreSQL when reachable), a catalogue seeded through the
 //! event store, a real HTTP client.
 mod analytics;
+mod checkpoint_feed;
 mod compose;
 mod consistency;
 mod customers;

@@ -1,0 +1,202 @@
+//! Committed checkpoints pushed to the node: `LISTEN` on PostgreSQL.
+//!
+//! A split query node learns where the read models stand from `projection_checkpoints`.
+//! Reading the table for each batch of requests ([`CheckpointReads`]) put a PostgreSQL
+//! round trip in front of every cached page. On PostgreSQL a trigger on that table
+//! (`migrations/postgres/0008_checkpoint_notify.sql`) notifies [`CHANNEL`] in every
+//! transaction that moves a checkpoint, and this feed keeps the latest reading in memory:
+//! it reads the table again after each burst of notifications (and at least every
+//! [`RESYNC`], in case notifications stop arriving on a half-open connection), so a
+//! request reads the checkpoints without a round trip.
+//!
+//! The feed is *live* only while its listening connection is up and its reading started
+//! after that connection's `LISTEN`: every commit since is either in the reading or has
+//! woken a newer one. A reading is thus behind the table by at most one notification's
+//! delivery and one read (about a millisecond on loopback), which is the eventual
+//! consistency the query API promises; a client that must see its own write sends
+//! `X-Emporium-Min-Position` and is woken by the first reading that reaches it. When
+//! the connection drops the feed stops being live at once, callers fall back to reading
+//! the table themselves, and it reconnects with a back-off.
+//!
+//! [`CheckpointReads`]: crate::checkpoint_reads::CheckpointReads
+use std::{str::FromStr, sync::Arc, time::Duration};
+
+use sqlx::{
+    AnyPool, ConnectOptions,
+    postgres::{PgConnectOptions, PgListener, PgPoolOptions},
+};
+use tokio::{sync::watch, task::AbortHandle};
+
+use crate::checkpoint_reads::{Snapshot, read_all};
+
+/// The channel the checkpoint trigger notifies.
+pub const CHANNEL: &str = "emporium_checkpoints";
+
+/// The `application_name` of the listening connection (so operators can tell it apart).
+pub const APPLICATION_NAME: &str = "emporium-checkpoint-feed";
+
+/// The longest a live reading goes without being refreshed.
+pub const RESYNC: Duration = Duration::from_secs(1);
+
+const BACKOFF_INITIAL: Duration = Duration::from_millis(50);
+const BACKOFF_MAX: Duration = Duration::from_secs(2);
+
+/// What the listening task tells the reading task.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Link {
+    /// Counts connections: a reading is live only if its connection is still the current.
+    connection: u64,
+    /// Whether `connection` is up and listening.
+    listening: bool,
+    /// Counts notifications (a change of this wakes the reader).
+    notifications: u64,
+}
+
+/// The live checkpoints of a PostgreSQL read-model database; see the module doc.
+#[derive(Clone, Debug)]
+pub struct CheckpointFeed {
+    reading: watch::Receiver<Option<Snapshot>>,
+    _tasks: Arc<Tasks>,
+}
+
+/// Stops the feed's tasks when the last clone of the feed is dropped.
+#[derive(Debug)]
+struct Tasks(Vec<AbortHandle>);
+
+impl Drop for Tasks {
+    fn drop(&mut self) {
+        for task in &self.0 {
+            task.abort();
+        }
+    }
+}
+
+impl CheckpointFeed {
+    /// Starts a feed for `pool` when it is a PostgreSQL pool and a tokio runtime is
+    /// running; `None` otherwise (callers then read the table).
+    pub fn start(pool: &AnyPool) -> Option<Self> {
+        Self::start_with(pool, RESYNC)
+    }
+
+    /// [`Self::start`], refreshing a live reading at least every `resync` instead of
+    /// [`RESYNC`].
+    pub fn start_with(pool: &AnyPool, resync: Duration) -> Option<Self> {
+        let url = pool.connect_options().database_url.clone();
+        if !url.scheme().starts_with("postgres") {
+            return None;
+        }
+        let runtime = tokio::runtime::Handle::try_current().ok()?;
+        let options = PgConnectOptions::from_str(url.as_str())
+            .ok()?
+            .application_name(APPLICATION_NAME)
+            .disable_statement_logging();
+        let (link_sender, link) = watch::channel(Link::default());
+        let (reading_sender, reading) = watch::channel(None);
+        let listening = runtime.spawn(listen(options, link_sender));
+        let reading_task = runtime.spawn(keep_reading(pool.clone(), resync, link, reading_sender));
+        Some(Self {
+            reading,
+            _tasks: Arc::new(Tasks(vec![
+                listening.abort_handle(),
+                reading_task.abort_handle(),
+            ])),
+        })
+    }
+
+    /// The latest live reading, or `None` while the feed is not live.
+    pub fn current(&self) -> Option<Snapshot> {
+        self.reading.borrow().clone()
+    }
+
+    /// Watches the readings (`None` while the feed is not live).
+    pub fn subscribe(&self) -> watch::Receiver<Option<Snapshot>> {
+        self.reading.clone()
+    }
+}
+
+/// Holds a listening connection, reconnecting with a back-off, and reports each
+/// notification and each change of connection through `link`.
+async fn listen(options: PgConnectOptions, link: watch::Sender<Link>) {
+    let mut backoff = BACKOFF_INITIAL;
+    loop {
+        match subscribe(&options).await {
+            Ok(mut listener) => {
+                backoff = BACKOFF_INITIAL;
+                link.send_modify(|link| {
+                    link.connection += 1;
+                    link.listening = true;
+                });
+                // `Ok(None)`: the connection was lost (it is not re-established here, see
+                // `subscribe`); an error ends this connection too.
+                while let Ok(Some(_)) = listener.try_recv().await {
+                    link.send_modify(|link| link.notifications += 1);
+                }
+                link.send_modify(|link| link.listening = false);
+                tracing::warn!("checkpoint feed: the listening connection was lost; reconnecting");
+            }
+            Err(error) => {
+                tracing::warn!(%error, "checkpoint feed: cannot listen; retrying");
+            }
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(BACKOFF_MAX);
+    }
+}
+
+/// A listener on [`CHANNEL`] over a connection of its own, which it does not replace
+/// when lost: the caller starts over, so a lost connection is always noticed.
+async fn subscribe(options: &PgConnectOptions) -> sqlx::Result<PgListener> {
+    let pool = PgPoolOptions::new()
+        .max_connections(1)
+        .max_lifetime(None)
+        .idle_timeout(None)
+        .connect_with(options.clone())
+        .await?;
+    let mut listener = PgListener::connect_with(&pool).await?;
+    listener.eager_reconnect(false);
+    listener.ignore_pool_close_event(true);
+    listener.listen(CHANNEL).await?;
+    Ok(listener)
+}
+
+/// Reads the table whenever `link` reports a notification (coalescing those that arrive
+/// during a read) or `resync` passes, and publishes each reading that is live.
+async fn keep_reading(
+    pool: AnyPool,
+    resync: Duration,
+    mut link: watch::Receiver<Link>,
+    reading: watch::Sender<Option<Snapshot>>,
+) {
+    let mut backoff = BACKOFF_INITIAL;
+    loop {
+        let before = *link.borrow_and_update();
+        if !before.listening {
+            reading.send_replace(None);
+            if link.changed().await.is_err() {
+                return;
+            }
+            continue;
+        }
+        match read_all(&pool).await {
+            Ok(snapshot) => {
+                backoff = BACKOFF_INITIAL;
+                let after = *link.borrow();
+                let still_listening = after.listening && after.connection == before.connection;
+                reading.send_replace(still_listening.then(|| Arc::new(snapshot)));
+                if still_listening
+                    && tokio::time::timeout(resync, link.changed())
+                        .await
+                        .is_ok_and(|changed| changed.is_err())
+                {
+                    return;
+                }
+            }
+            Err(error) => {
+                reading.send_replace(None);
+                tracing::warn!(%error, "checkpoint feed: cannot read the checkpoints; retrying");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(BACKOFF_MAX);
+            }
+        }
+    }
+}
