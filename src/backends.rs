@@ -30,7 +30,7 @@ impl Backends {
     /// Opens and migrates the backends the settings name.
     pub async fn open(settings: &Settings) -> anyhow::Result<Self> {
         sqlx::any::install_default_drivers();
-        let pool = AnyPoolOptions::new().max_connections(settings.database_max_connections);
+        let pool = AnyPoolOptions::new().max_connections(settings.database_pool_size());
         match settings.database_url.as_deref() {
             None => {
                 std::fs::create_dir_all(&settings.data_dir)
@@ -73,7 +73,7 @@ impl Backends {
             }
             Some(db) if is_postgres(db) => {
                 let config = PostgresConfig {
-                    max_connections: settings.database_max_connections,
+                    max_connections: settings.database_pool_size(),
                     ..PostgresConfig::default()
                 };
                 let database = PostgresEventStore::connect(db, &config)?;

@@ -5,6 +5,7 @@ use std::{sync::Arc, time::Duration};
 use axum::{Router, routing::get};
 use bus::{Bus, BusKind};
 use command_api::{AppState, BootstrapAdmin, CommandApiConfig, auth::AuthConfig};
+use eventstore::{EventStore, shared_tail::SharedTail};
 use query_api::{QueryState, search::SearchIndex};
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
@@ -151,9 +152,13 @@ pub async fn run(settings: &Settings, role: Role) -> anyhow::Result<()> {
         }
         _ => None,
     };
+    // Every follower of the whole log in this process (projections, publisher, view cache
+    // writer, search index, notifier) reads it through one shared tail: each new batch
+    // of events is read from the store once, not once per follower.
+    let followed: Arc<dyn EventStore> = Arc::new(SharedTail::new(backends.store.clone()));
     let projector = runs_projector.then(|| {
         projector::Projector::new(
-            backends.store.clone(),
+            followed.clone(),
             backends.sql.clone(),
             &projector::RunnerConfig::default(),
             projector::default_projections(),
@@ -172,7 +177,7 @@ pub async fn run(settings: &Settings, role: Role) -> anyhow::Result<()> {
         .filter(|b| runs_projector && b.kind() == BusKind::Nats)
         .map(|bus| {
             projector::publisher::runner(
-                backends.store.clone(),
+                followed.clone(),
                 backends.sql.clone(),
                 bus,
                 projector::RunnerConfig::default(),
@@ -255,7 +260,7 @@ pub async fn run(settings: &Settings, role: Role) -> anyhow::Result<()> {
     let (stop_writer, writer_stopped) = tokio::sync::oneshot::channel::<()>();
     let writer_task = shared_cache.filter(|_| runs_projector).map(|shared| {
         let writer = query_api::ViewCacheWriter::new(
-            backends.store.clone(),
+            followed.clone(),
             backends.sql.clone(),
             shared,
             projector.as_ref().map(projector::Projector::positions),
@@ -289,7 +294,7 @@ pub async fn run(settings: &Settings, role: Role) -> anyhow::Result<()> {
     let notifier_task = match (&bus, runs_notifier) {
         (Some(bus), true) => Some(tokio::spawn(notifier::run(
             bus.clone(),
-            backends.store.clone(),
+            followed.clone(),
             backends.sql.clone(),
             webhook_config(settings),
             settings.email(),
@@ -302,7 +307,7 @@ pub async fn run(settings: &Settings, role: Role) -> anyhow::Result<()> {
     let (stop_search, search_stopped) = tokio::sync::oneshot::channel::<()>();
     let search_task = search_projection.map(|projection| {
         tokio::spawn(projection.run_until_stopped(
-            backends.store.clone(),
+            followed.clone(),
             query_api::search::SearchConfig::default(),
             async move {
                 let _ = search_stopped.await;

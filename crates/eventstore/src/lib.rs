@@ -16,6 +16,7 @@
 #![deny(missing_docs)]
 
 mod error;
+pub mod shared_tail;
 mod signal;
 mod store;
 mod subscription;

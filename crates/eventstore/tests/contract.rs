@@ -4,6 +4,7 @@ use std::sync::Arc;
 use eventstore::{
     EventStore, contract_suite,
     postgres::PostgresConfig,
+    shared_tail::SharedTail,
     testsupport::{TcpProxy, TestPostgres, TestSqlite},
 };
 
@@ -20,8 +21,24 @@ async fn postgres() -> Option<(Arc<dyn EventStore>, TestPostgres)> {
     Some((Arc::new(db.store(&PostgresConfig::default())), db))
 }
 
+/// A backend behind a [`SharedTail`]: it must pass the same contract.
+async fn shared<G>(backend: Option<(Arc<dyn EventStore>, G)>) -> Option<(Arc<dyn EventStore>, G)> {
+    let (store, guard) = backend?;
+    Some((Arc::new(SharedTail::with_capacity(store, 64)), guard))
+}
+
+async fn shared_tail_sqlite() -> Option<(Arc<dyn EventStore>, TestSqlite)> {
+    shared(sqlite().await).await
+}
+
+async fn shared_tail_postgres() -> Option<(Arc<dyn EventStore>, TestPostgres)> {
+    shared(postgres().await).await
+}
+
 contract_suite!(sqlite, super::sqlite);
 contract_suite!(postgres, super::postgres);
+contract_suite!(shared_tail_sqlite, super::shared_tail_sqlite);
+contract_suite!(shared_tail_postgres, super::shared_tail_postgres);
 
 #[cfg(feature = "kurrentdb")]
 mod kurrent_backend {

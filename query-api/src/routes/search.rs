@@ -77,8 +77,5 @@ async fn search(
         detail: e.body_text(),
     })?;
     let query = SearchQuery::parse(&pairs)?;
-    let page = tokio::task::spawn_blocking(move || index.search(&query))
-        .await
-        .map_err(|e| ApiError::Internal(e.into()))??;
-    Ok(AppJson(page))
+    Ok(AppJson(index.run(query).await?))
 }

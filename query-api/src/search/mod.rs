@@ -75,6 +75,10 @@ pub struct SearchIndex {
     analyzer: TextAnalyzer,
     position: watch::Receiver<Position>,
     failure: Arc<Mutex<Option<String>>>,
+    /// One search per CPU at a time: a search is CPU work, and every blocking thread an
+    /// unbounded fan-out starts keeps its own allocator heap (measured under `browse` at 64
+    /// connections, split query node: 21 -> 15 threads, 105 -> 91 MiB anonymous memory).
+    running: Arc<tokio::sync::Semaphore>,
 }
 
 impl std::fmt::Debug for SearchIndex {
@@ -185,6 +189,9 @@ impl SearchIndex {
                 analyzer: schema::analyzer(),
                 position: receiver,
                 failure,
+                running: Arc::new(tokio::sync::Semaphore::new(
+                    std::thread::available_parallelism().map_or(2, usize::from),
+                )),
             },
             projection,
         ))
@@ -250,7 +257,23 @@ impl SearchIndex {
         })
     }
 
-    /// Runs `query` (blocking: call it from `spawn_blocking`).
+    /// Runs `query` on a blocking thread, at most one per CPU at once.
+    ///
+    /// # Errors
+    /// As [`Self::search`].
+    pub async fn run(&self, query: SearchQuery) -> Result<SearchPage, ApiError> {
+        let _running = self
+            .running
+            .acquire()
+            .await
+            .map_err(|e| ApiError::Internal(e.into()))?;
+        let index = self.clone();
+        tokio::task::spawn_blocking(move || index.search(&query))
+            .await
+            .map_err(|e| ApiError::Internal(e.into()))?
+    }
+
+    /// Runs `query` (blocking: call it from `spawn_blocking`, or use [`Self::run`]).
     ///
     /// # Errors
     /// 400 when `q` has more than [`query::MAX_WORDS`] words; 500 when the index cannot be
