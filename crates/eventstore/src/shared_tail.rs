@@ -223,7 +223,7 @@ mod tests {
         for i in 0..events {
             store
                 .append(
-                    &StreamId::of("order", &i.to_string()),
+                    &StreamId::of("order", i.to_string()),
                     ExpectedVersion::NoStream,
                     vec![NewEvent::new(
                         "OrderPlaced",
@@ -319,7 +319,7 @@ mod tests {
                     for i in 0..per_writer {
                         store
                             .append(
-                                &StreamId::of("stock", &w.to_string()),
+                                &StreamId::of("stock", w.to_string()),
                                 ExpectedVersion::Any,
                                 vec![NewEvent::new("Reserved", 1, serde_json::json!({ "i": i }))],
                             )
