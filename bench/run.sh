@@ -154,16 +154,18 @@ else
   wait_ready "$query_url" "$work/query.log"
 fi
 
-settle() { # split: wait until the catalogue, the inventory and the query node's search
-  # index have caught up with the setup, so that the scenarios do not measure the catch-up
-  local head caught search
+settle() { # split: wait until the catalogue, the inventory, the Redis view cache (when
+  # there is one) and the query node's search index have caught up with the setup, so
+  # that the scenarios do not measure the catch-up
+  local head caught search followers="'catalog', 'inventory'" count=2
+  if [ -n "${EMPORIUM_REDIS_URL:-}" ]; then followers="$followers, 'view_cache'"; count=3; fi
   head="$(psql -Atq "$EMPORIUM_DATABASE_URL" -c 'SELECT COALESCE(MAX(position), 0) FROM events')"
   for _ in $(seq 1 1200); do
     caught="$(psql -Atq "$EMPORIUM_DATABASE_URL" -c "SELECT COUNT(*) FROM projection_checkpoints \
-      WHERE name IN ('catalog', 'inventory') AND position >= $head")"
+      WHERE name IN ($followers) AND position >= $head")"
     search="$(curl -fsS "$query_url/metrics" | awk '/^emporium_search_index_position/ { print int($2) }')"
-    if [ "$caught" = 2 ] && [ "${search:-0}" -ge "$head" ]; then
-      echo "read models and search index at the setup's last position $head"
+    if [ "$caught" = "$count" ] && [ "${search:-0}" -ge "$head" ]; then
+      echo "read models, view cache and search index at the setup's last position $head"
       return 0
     fi
     sleep 0.5
