@@ -52,7 +52,7 @@ pub use orders::OrdersProjection;
 pub use replay::{REPLAYS, ReplayConfig, ReplayProgress, ReplayReport, Replayer};
 pub use runtime::{
     BatchOutcome, Positions, Projection, ProjectionRunner, Projector, RunnerConfig, Sink,
-    apply_batch, checkpoint, timestamp,
+    apply_batch, checkpoint, is_postgres, timestamp,
 };
 pub use sales::SalesProjection;
 

@@ -406,7 +406,7 @@ enum ReplayLock {
 impl Live {
     async fn of(pool: &AnyPool) -> anyhow::Result<Self> {
         let url = pool.connect_options().database_url.clone();
-        if url.scheme().starts_with("postgres") {
+        if crate::runtime::is_postgres(pool) {
             let schema: Option<String> = sqlx::query_scalar(
                 "SELECT n.nspname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
                  WHERE c.oid = to_regclass('projection_checkpoints')",

@@ -260,6 +260,14 @@ pub enum BatchOutcome {
     },
 }
 
+/// Whether `pool` is a PostgreSQL pool (else SQLite).
+pub fn is_postgres(pool: &AnyPool) -> bool {
+    pool.connect_options()
+        .database_url
+        .scheme()
+        .starts_with("postgres")
+}
+
 /// Applies `events` (consecutive events of the log, in order) to `projection` in one
 /// transaction, together with its checkpoint.
 ///
@@ -277,15 +285,14 @@ pub async fn apply_batch(
     events: &[RecordedEvent],
 ) -> anyhow::Result<BatchOutcome> {
     let name = projection.name();
-    let url = &pool.connect_options().database_url;
     // On SQLite, queue for the file's one write lock in this process (see write_gate).
-    let gate = eventstore::write_gate::for_url(url.as_str());
+    let gate = eventstore::write_gate::for_url(pool.connect_options().database_url.as_str());
     let _turn = match &gate {
         Some(gate) => Some(gate.lock().await),
         None => None,
     };
     let mut tx = pool.begin().await?;
-    if url.scheme().starts_with("postgres") {
+    if is_postgres(pool) {
         // A read model is derived from the log: a crash may lose the last batches' commits,
         // rows and checkpoint together (so invariant 4 holds), and they are projected again
         // after the restart. Not waiting for the WAL flush takes a disk sync off every batch.
@@ -443,14 +450,6 @@ impl ProjectionRunner {
         });
     }
 
-    fn is_postgres(&self) -> bool {
-        self.pool
-            .connect_options()
-            .database_url
-            .scheme()
-            .starts_with("postgres")
-    }
-
     /// Runs the projection until `shutdown` resolves. Stopping at any point is safe: an
     /// unfinished batch is rolled back and the next run resumes from the checkpoint.
     pub async fn run_until_stopped(&self, shutdown: impl Future<Output = ()>) {
@@ -527,7 +526,7 @@ impl ProjectionRunner {
     /// On PostgreSQL, waits until this runner holds the projection's advisory lock,
     /// publishing the owner's progress meanwhile. Elsewhere, ownership is implicit.
     async fn acquire_ownership(&self) -> anyhow::Result<Option<Ownership>> {
-        if !self.is_postgres() {
+        if !is_postgres(&self.pool) {
             return Ok(None);
         }
         let mut conn = self.pool.connect_options().connect().await?;

@@ -81,12 +81,11 @@ impl CheckpointFeed {
     /// [`Self::start`], refreshing a live reading at least every `resync` instead of
     /// [`RESYNC`].
     pub fn start_with(pool: &AnyPool, resync: Duration) -> Option<Self> {
-        let url = pool.connect_options().database_url.clone();
-        if !url.scheme().starts_with("postgres") {
+        if !projector::is_postgres(pool) {
             return None;
         }
         let runtime = tokio::runtime::Handle::try_current().ok()?;
-        let options = PgConnectOptions::from_str(url.as_str())
+        let options = PgConnectOptions::from_str(pool.connect_options().database_url.as_str())
             .ok()?
             .application_name(APPLICATION_NAME)
             .disable_statement_logging();
