@@ -13,7 +13,9 @@ use std::{
 
 use sqlx::{ConnectOptions, Connection, Executor, PgConnection, postgres::PgConnectOptions};
 use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
     net::{TcpListener, TcpStream},
+    sync::watch,
     task::AbortHandle,
 };
 
@@ -168,12 +170,33 @@ impl Drop for TestPostgres {
 }
 
 /// A TCP proxy whose link can be cut and restored, to simulate a server outage without
-/// touching the shared server.
+/// touching the shared server, and whose server replies can be held back, to catch a
+/// request in flight.
 pub struct TcpProxy {
     addr: SocketAddr,
     up: Arc<AtomicBool>,
+    replies_held: watch::Sender<bool>,
     connections: Arc<Mutex<Vec<AbortHandle>>>,
     accept_task: AbortHandle,
+}
+
+/// Copies what `server` sends to `client`, waiting while `held` is true.
+async fn forward_replies(
+    mut server: tokio::net::tcp::OwnedReadHalf,
+    mut client: tokio::net::tcp::OwnedWriteHalf,
+    mut held: watch::Receiver<bool>,
+) -> std::io::Result<()> {
+    let mut buffer = vec![0; 16 * 1024];
+    loop {
+        let read = server.read(&mut buffer).await?;
+        if read == 0 {
+            return client.shutdown().await;
+        }
+        if held.wait_for(|held| !*held).await.is_err() {
+            return Ok(());
+        }
+        client.write_all(&buffer[..read]).await?;
+    }
 }
 
 impl TcpProxy {
@@ -182,17 +205,26 @@ impl TcpProxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
         let addr = listener.local_addr().expect("proxy address");
         let up = Arc::new(AtomicBool::new(true));
+        let (replies_held, held) = watch::channel(false);
         let connections: Arc<Mutex<Vec<AbortHandle>>> = Arc::default();
         let (up2, connections2) = (up.clone(), connections.clone());
         let accept_task = tokio::spawn(async move {
-            while let Ok((mut inbound, _)) = listener.accept().await {
+            while let Ok((inbound, _)) = listener.accept().await {
                 if !up2.load(Ordering::SeqCst) {
                     drop(inbound);
                     continue;
                 }
+                let held = held.clone();
                 let task = tokio::spawn(async move {
-                    if let Ok(mut outbound) = TcpStream::connect(target).await {
-                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    if let Ok(outbound) = TcpStream::connect(target).await {
+                        let (mut client_reads, client_writes) = inbound.into_split();
+                        let (server_reads, mut server_writes) = outbound.into_split();
+                        let requests = async {
+                            tokio::io::copy(&mut client_reads, &mut server_writes).await?;
+                            server_writes.shutdown().await
+                        };
+                        let replies = forward_replies(server_reads, client_writes, held);
+                        let _ = tokio::try_join!(requests, replies);
                     }
                 });
                 connections2
@@ -205,6 +237,7 @@ impl TcpProxy {
         Self {
             addr,
             up,
+            replies_held,
             connections,
             accept_task,
         }
@@ -226,6 +259,17 @@ impl TcpProxy {
     /// Lets connections through again.
     pub fn restore(&self) {
         self.up.store(true, Ordering::SeqCst);
+    }
+
+    /// Holds back what the server sends on every connection (requests still reach it)
+    /// until [`TcpProxy::release_replies`].
+    pub fn hold_replies(&self) {
+        self.replies_held.send_replace(true);
+    }
+
+    /// Delivers the held replies and lets the next ones through.
+    pub fn release_replies(&self) {
+        self.replies_held.send_replace(false);
     }
 }
 
