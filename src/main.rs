@@ -16,19 +16,27 @@ use cli::{AdminCommand, Cli, Command};
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// The mimalloc option that delays giving freed memory back to the system (milliseconds).
-const PURGE_DELAY: &str = "MIMALLOC_PURGE_DELAY";
+/// mimalloc options the process runs with unless the operator set them, read by mimalloc
+/// from the environment before `main` runs (README, Load results, has the numbers):
+/// - `MIMALLOC_PURGE_DELAY=0`: mimalloc purges freed memory only while it allocates, so
+///   with its default delay (one second) a process kept the high-water mark of its last
+///   burst.
+/// - `MIMALLOC_ALLOW_THP=0`: mimalloc asks for transparent huge pages on its arenas; each
+///   touched 4 KiB then made 2 MiB resident (the all-in-one process after every scenario:
+///   205 -> 161 MiB), and faulting them in compacted memory on the request path.
+const ALLOCATOR_DEFAULTS: [(&str, &str); 2] =
+    [("MIMALLOC_PURGE_DELAY", "0"), ("MIMALLOC_ALLOW_THP", "0")];
 
-/// mimalloc reads its options from the environment before `main` runs, and it purges
-/// freed memory only while it allocates: with its default delay (one second) a process
-/// keeps the high-water mark of its last burst. An immediate purge measured lower memory
-/// and no loss of throughput (README, Load results), so unless the operator chose a delay
-/// the process starts itself again, once, with `MIMALLOC_PURGE_DELAY=0` (same pid,
-/// arguments and environment otherwise).
+/// Starts the process again, once, with the [`ALLOCATOR_DEFAULTS`] the environment lacks
+/// (same pid, arguments and environment otherwise).
 #[cfg(unix)]
-fn restart_with_prompt_purge() {
+fn restart_with_allocator_defaults() {
     use std::os::unix::process::CommandExt;
-    if std::env::var_os(PURGE_DELAY).is_some() {
+    let missing: Vec<_> = ALLOCATOR_DEFAULTS
+        .into_iter()
+        .filter(|(name, _)| std::env::var_os(name).is_none())
+        .collect();
+    if missing.is_empty() {
         return;
     }
     let Ok(executable) = std::env::current_exe() else {
@@ -36,14 +44,16 @@ fn restart_with_prompt_purge() {
     };
     let error = std::process::Command::new(executable)
         .args(std::env::args_os().skip(1))
-        .env(PURGE_DELAY, "0")
+        .envs(missing)
         .exec();
-    eprintln!("could not restart with {PURGE_DELAY}=0 ({error}); going on with mimalloc's default");
+    eprintln!(
+        "could not restart with mimalloc's options set ({error}); going on with its defaults"
+    );
 }
 
 fn main() -> anyhow::Result<()> {
     #[cfg(unix)]
-    restart_with_prompt_purge();
+    restart_with_allocator_defaults();
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?
