@@ -634,3 +634,45 @@ async fn a_first_start_shows_the_way_and_the_demo_flag_fills_the_shop() {
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("EMPORIUM_ROLE"));
 }
+
+/// The environment and THP state of the running process `pid`.
+#[cfg(target_os = "linux")]
+fn environment_and_thp(pid: u32) -> (Vec<String>, String) {
+    let environ = std::fs::read(format!("/proc/{pid}/environ")).expect("environ");
+    let variables = environ
+        .split(|byte| *byte == 0)
+        .map(|entry| String::from_utf8_lossy(entry).into_owned())
+        .collect();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+    let thp = status
+        .lines()
+        .find(|line| line.starts_with("THP_enabled:"))
+        .unwrap_or("THP_enabled: (not reported)")
+        .to_owned();
+    (variables, thp)
+}
+
+/// The process restarts itself once (same pid) with the allocator's options it lacks,
+/// and keeps the ones the operator set.
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_process_runs_with_the_allocator_options_it_was_not_given() {
+    let data = tempfile::tempdir().unwrap();
+    let server = start(data.path()).await;
+    let (variables, thp) = environment_and_thp(server.child.id());
+    for expected in ["MIMALLOC_PURGE_DELAY=0", "MIMALLOC_ALLOW_THP=0"] {
+        assert!(
+            variables.iter().any(|v| v == expected),
+            "{expected} missing from {variables:?}"
+        );
+    }
+    assert_eq!(thp, "THP_enabled:\t0", "no transparent huge pages");
+    drop(server);
+
+    let mut command = emporium(data.path());
+    command.env("MIMALLOC_PURGE_DELAY", "250");
+    let server = spawn_ready(command).await;
+    let (variables, _) = environment_and_thp(server.child.id());
+    assert!(variables.iter().any(|v| v == "MIMALLOC_PURGE_DELAY=250"));
+    assert!(variables.iter().any(|v| v == "MIMALLOC_ALLOW_THP=0"));
+}
