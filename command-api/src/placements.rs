@@ -22,7 +22,7 @@ use domain::{
     aggregate::Aggregate,
     ids::{OrderId, Sku},
     inventory::{Stock, StockCommand, StockError, StockState},
-    order::{Order, OrderEvent, OrderState},
+    order::{Order, OrderEvent},
 };
 use eventstore::{AppendResult, ExpectedVersion, NewEvent, StoreError, StreamAppend, StreamId};
 use tokio::sync::{mpsc, oneshot};
@@ -276,7 +276,7 @@ async fn append(
     commands.append_all(parts).await
 }
 
-/// Remembers the states the batch reached and answers every order.
+/// Remembers the stock states the batch reached and answers every order.
 fn answer(
     commands: &CommandService,
     batch: Vec<Waiting>,
@@ -298,20 +298,11 @@ fn answer(
         loaded.position = result.position;
         commands.remember::<Stock>(&stream, loaded);
     }
+    // New orders are not remembered: an order's next command reads its stream's tail
+    // anyway, one event, and thousands of fresh orders would crowd the stock and product
+    // states every order needs out of the aggregate cache (and its memory).
     let mut outcomes: HashMap<usize, Reply> = HashMap::with_capacity(batch.len());
     for (&index, result) in accepted.iter().zip(order_results) {
-        let placement = &batch[index].placement;
-        commands.remember::<Order>(
-            &order_stream(placement.id),
-            Loaded {
-                state: placement
-                    .events
-                    .iter()
-                    .fold(OrderState::default(), Order::evolve),
-                version: result.version,
-                position: result.position,
-            },
-        );
         outcomes.insert(index, Ok(*result));
     }
     for (index, why) in refused {
