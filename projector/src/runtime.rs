@@ -36,8 +36,9 @@ use tokio::sync::watch;
 
 /// A read model built from the log.
 ///
-/// `apply` receives the batch's transaction: every row it writes commits together with
-/// the checkpoint, or not at all. It is called once per handled event, in log order.
+/// `apply` and `apply_many` receive the batch's transaction: every row they write commits
+/// together with the checkpoint, or not at all. The runner hands each batch's handled
+/// events to `apply_many`, in log order.
 #[async_trait]
 pub trait Projection: Send + Sync + 'static {
     /// Stable name: the key of its checkpoint and of its advisory lock.
@@ -311,26 +312,31 @@ pub async fn apply_batch(
         tx.rollback().await?;
         return Ok(BatchOutcome::CheckpointMovedBack { stored });
     }
-    let mut applied = 0;
-    for event in events.iter().filter(|e| e.position > stored) {
-        if !projection.handles(event) {
-            continue;
-        }
+    // The batch's events for this projection in one call: a projection that folds a batch
+    // in memory writes each changed row once (one statement for many events), instead of a
+    // round trip per event.
+    let handled: Vec<&RecordedEvent> = events
+        .iter()
+        .filter(|e| e.position > stored && projection.handles(e))
+        .collect();
+    if let (Some(first), Some(last)) = (handled.first(), handled.last()) {
         // A panic in a projection is a bug; treat it as an error so the retry policy (and
         // not a dead task) handles it.
-        AssertUnwindSafe(projection.apply(&mut tx, event))
+        AssertUnwindSafe(projection.apply_many(&mut tx, &handled))
             .catch_unwind()
             .await
             .map_err(|_| anyhow!("projection panicked"))
             .and_then(|r| r)
             .with_context(|| {
                 format!(
-                    "{name}: applying {} {} of {} at position {}",
-                    event.event_type, event.event_id, event.stream, event.position
+                    "{name}: applying {} events at positions {} to {}",
+                    handled.len(),
+                    first.position,
+                    last.position
                 )
             })?;
-        applied += 1;
     }
+    let applied = handled.len();
     let last = events.last().map_or(stored, |e| e.position).max(stored);
     if last > stored {
         sqlx::query(
