@@ -4,7 +4,7 @@
 //! `projection_checkpoints`). For each batch it collects the products and orders the
 //! events touched, waits until the `catalog` and `orders` projections have committed the
 //! batch, renders the touched views from the read model with the same code the reads use
-//! ([`render_product`], [`render_order`]), writes them to Redis by compare-and-set (labelled
+//! ([`render_product`], [`render_orders`]), writes them to Redis by compare-and-set (labelled
 //! with the projection's checkpoint read before rendering) and publishes one invalidation
 //! naming them, which evicts them from every query node's L1. Only then does its checkpoint
 //! move, so nothing is lost: a Redis failure is retried with a back-off (doubling up to
@@ -33,7 +33,7 @@ use sqlx::AnyPool;
 use web::health;
 
 use crate::{
-    order_read::{ORDER_VIEWS, render_order},
+    order_read::{ORDER_VIEWS, render_orders},
     read::{PRODUCT_VIEWS, render_product},
 };
 
@@ -212,18 +212,17 @@ impl ViewCacheWriter {
         }
         if !touched.orders.is_empty() {
             let as_of = self.position(OrdersProjection::NAME).await?;
+            let ids: Vec<String> = touched.orders.iter().cloned().collect();
             let mut entries = Vec::new();
-            for id in &touched.orders {
-                if let Some((version, view)) = render_order(&self.pool, id).await? {
-                    let stored = Stored {
-                        version,
-                        as_of,
-                        view: serde_json::to_string(&view)?,
-                    };
-                    entries.push((id.clone(), stored));
-                }
-                keys.push(format!("{ORDER_VIEWS}:{id}"));
+            for (id, version, view) in render_orders(&self.pool, &ids).await? {
+                let stored = Stored {
+                    version,
+                    as_of,
+                    view: serde_json::to_string(&view)?,
+                };
+                entries.push((id, stored));
             }
+            keys.extend(ids.iter().map(|id| format!("{ORDER_VIEWS}:{id}")));
             self.shared
                 .put_all(ORDER_VIEWS, &entries)
                 .await

@@ -416,6 +416,38 @@ pub async fn render_order(pool: &AnyPool, id: &str) -> anyhow::Result<Option<(u6
     .transpose()
 }
 
+/// The stored views of the orders `ids` that exist, with their versions, in a few
+/// statements however many there are (the view-cache writer renders a whole batch's).
+///
+/// # Errors
+/// When the read model cannot be read or holds a bad view.
+pub async fn render_orders(
+    pool: &AnyPool,
+    ids: &[String],
+) -> anyhow::Result<Vec<(String, u64, OrderView)>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut conn = pool.acquire().await?;
+    let rows = projector::batch::fetch_in(
+        &mut conn,
+        "SELECT id, version, view FROM rm_orders WHERE id IN",
+        "",
+        ids,
+    )
+    .await?;
+    rows.iter()
+        .map(|row| {
+            let version = u64::try_from(row.try_get::<i64, _>("version")?)?;
+            Ok((
+                row.try_get("id")?,
+                version,
+                view_of(&row.try_get::<String, _>("view")?)?,
+            ))
+        })
+        .collect()
+}
+
 /// An order's events, straight from the event store (the source of truth, so always
 /// current), and the order they fold into.
 #[derive(Clone)]
