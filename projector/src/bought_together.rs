@@ -193,14 +193,6 @@ impl Projection for BoughtTogetherProjection {
         Self::TABLES
     }
 
-    async fn apply(
-        &self,
-        tx: &mut Transaction<'_, Any>,
-        recorded: &RecordedEvent,
-    ) -> anyhow::Result<()> {
-        self.apply_many(tx, &[recorded]).await
-    }
-
     /// Loads the stored products of every order the batch places or cancels in one go,
     /// folds the events in memory, and writes each order's rows and each pair once.
     async fn apply_many(

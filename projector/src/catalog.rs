@@ -346,14 +346,6 @@ impl Projection for CatalogProjection {
         &["rm_variants_product"]
     }
 
-    async fn apply(
-        &self,
-        tx: &mut Transaction<'_, Any>,
-        recorded: &RecordedEvent,
-    ) -> anyhow::Result<()> {
-        self.apply_many(tx, &[recorded]).await
-    }
-
     /// Loads every product the batch touches in one go, folds the events in memory and
     /// writes each changed row once.
     async fn apply_many(

@@ -187,14 +187,6 @@ impl Projection for CustomersProjection {
         &["rm_customers"]
     }
 
-    async fn apply(
-        &self,
-        tx: &mut Transaction<'_, Any>,
-        recorded: &RecordedEvent,
-    ) -> anyhow::Result<()> {
-        self.apply_many(tx, &[recorded]).await
-    }
-
     /// Loads every account the batch touches in one go, folds the events in memory and
     /// writes each changed account once.
     async fn apply_many(

@@ -239,14 +239,6 @@ impl Projection for InventoryProjection {
         &["rm_inventory", "rm_reservations"]
     }
 
-    async fn apply(
-        &self,
-        tx: &mut Transaction<'_, Any>,
-        recorded: &RecordedEvent,
-    ) -> anyhow::Result<()> {
-        self.apply_many(tx, &[recorded]).await
-    }
-
     /// Loads the counters and reservations the batch touches in one go, folds the events
     /// in memory and writes each changed row once.
     async fn apply_many(

@@ -270,14 +270,6 @@ impl Projection for OrdersProjection {
         &["rm_orders"]
     }
 
-    async fn apply(
-        &self,
-        tx: &mut Transaction<'_, Any>,
-        recorded: &RecordedEvent,
-    ) -> anyhow::Result<()> {
-        self.apply_many(tx, &[recorded]).await
-    }
-
     /// Loads every order the batch touches in one go, folds the events in memory and
     /// writes each changed order once.
     async fn apply_many(

@@ -620,7 +620,7 @@ impl Shadow {
                         .await?;
                     }
                     // Indexes that back no constraint: the unique ones (an upsert may rely on
-                    // them) and the ones `apply` looks rows up by.
+                    // them) and the ones `apply_many` looks rows up by.
                     let indexes: Vec<(String, String, bool)> = sqlx::query_as(
                         "SELECT c.relname::text, pg_get_indexdef(i.indexrelid), i.indisunique \
                          FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid \
@@ -935,10 +935,10 @@ mod tests {
             self.tables
         }
 
-        async fn apply(
+        async fn apply_many(
             &self,
             _: &mut Transaction<'_, Any>,
-            _: &RecordedEvent,
+            _: &[&RecordedEvent],
         ) -> anyhow::Result<()> {
             Ok(())
         }

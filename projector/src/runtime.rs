@@ -36,9 +36,9 @@ use tokio::sync::watch;
 
 /// A read model built from the log.
 ///
-/// `apply` and `apply_many` receive the batch's transaction: every row they write commits
-/// together with the checkpoint, or not at all. The runner hands each batch's handled
-/// events to `apply_many`, in log order.
+/// `apply_many` receives the batch's transaction: every row it writes commits together
+/// with the checkpoint, or not at all. The runner (and a replay) hands it each batch's
+/// handled events, in log order.
 #[async_trait]
 pub trait Projection: Send + Sync + 'static {
     /// Stable name: the key of its checkpoint and of its advisory lock.
@@ -48,46 +48,28 @@ pub trait Projection: Send + Sync + 'static {
     /// it does not handle still move its checkpoint.
     fn handles(&self, event: &RecordedEvent) -> bool;
 
-    /// Applies one event inside the batch's transaction.
-    ///
-    /// # Errors
-    /// Anything that prevents the event from being applied; the batch is then rolled back
-    /// and retried after a back-off.
-    async fn apply(
-        &self,
-        tx: &mut Transaction<'_, Any>,
-        event: &RecordedEvent,
-    ) -> anyhow::Result<()>;
-
     /// Applies consecutive events, all handled by this projection, in log order, inside
-    /// one transaction: the same rows as [`Projection::apply`] on each in turn. The default
-    /// does exactly that; a projection overrides it to fold the batch in memory and write
-    /// each changed row once, which is what makes a replay fast.
+    /// one transaction. The rows must be the same however the log is cut into batches
+    /// (one event at a time included): a projection folds the batch in memory and writes
+    /// each changed row once, which is what keeps the live runner and a replay fast.
     ///
     /// # Errors
-    /// As [`Projection::apply`], naming the event at fault; the transaction must then be
-    /// rolled back.
+    /// Anything that prevents the events from being applied, naming the event at fault;
+    /// the batch is then rolled back and retried after a back-off.
     async fn apply_many(
         &self,
         tx: &mut Transaction<'_, Any>,
         events: &[&RecordedEvent],
-    ) -> anyhow::Result<()> {
-        for event in events {
-            self.apply(tx, event)
-                .await
-                .with_context(|| crate::batch::describe(event))?;
-        }
-        Ok(())
-    }
+    ) -> anyhow::Result<()>;
 
     /// The tables this projection owns. It writes no other table and reads no other table
-    /// in `apply`, so a replay can rebuild exactly these in a shadow copy and swap them in.
+    /// in `apply_many`, so a replay can rebuild exactly these in a shadow copy and swap them in.
     /// Empty (the default): the projection cannot be replayed.
     fn tables(&self) -> &'static [&'static str] {
         &[]
     }
 
-    /// The secondary indexes of its tables that `apply` looks rows up by. A replay builds
+    /// The secondary indexes of its tables that `apply_many` looks rows up by. A replay builds
     /// its shadow tables with their primary keys, unique constraints and these indexes
     /// only: the other indexes serve readers, who read the live tables.
     fn lookup_indexes(&self) -> &'static [&'static str] {

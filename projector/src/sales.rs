@@ -293,14 +293,6 @@ impl Projection for SalesProjection {
         &["rm_sales_daily", "rm_sales_days", "rm_sales_orders"]
     }
 
-    async fn apply(
-        &self,
-        tx: &mut Transaction<'_, Any>,
-        recorded: &RecordedEvent,
-    ) -> anyhow::Result<()> {
-        self.apply_many(tx, &[recorded]).await
-    }
-
     /// Loads the counted orders the batch touches in one go, sums what its events add to
     /// each day and product in memory and writes each changed row once.
     async fn apply_many(

@@ -405,15 +405,8 @@ pub async fn order_version(pool: &AnyPool, id: &str) -> anyhow::Result<Option<u6
 /// # Errors
 /// When the read model cannot be read or holds an undecodable view.
 pub async fn render_order(pool: &AnyPool, id: &str) -> anyhow::Result<Option<(u64, OrderView)>> {
-    let row = sqlx::query("SELECT version, view FROM rm_orders WHERE id = $1")
-        .bind(id)
-        .fetch_optional(pool)
-        .await?;
-    row.map(|row| {
-        let version = u64::try_from(row.try_get::<i64, _>("version")?)?;
-        Ok((version, view_of(&row.try_get::<String, _>("view")?)?))
-    })
-    .transpose()
+    let mut found = render_orders(pool, &[id.to_owned()]).await?;
+    Ok(found.pop().map(|(_, version, view)| (version, view)))
 }
 
 /// The stored views of the orders `ids` that exist, with their versions, in a few

@@ -229,14 +229,6 @@ impl Projection for Trapped {
         self.inner.tables()
     }
 
-    async fn apply(
-        &self,
-        tx: &mut Transaction<'_, Any>,
-        event: &RecordedEvent,
-    ) -> anyhow::Result<()> {
-        self.inner.apply(tx, event).await
-    }
-
     async fn apply_many(
         &self,
         tx: &mut Transaction<'_, Any>,

@@ -321,18 +321,22 @@ impl Projection for Killer {
         self.inner.handles(event)
     }
 
-    async fn apply(
+    /// One event at a time, so the kill can fall between any two of a batch.
+    async fn apply_many(
         &self,
         tx: &mut Transaction<'_, Any>,
-        event: &RecordedEvent,
+        events: &[&RecordedEvent],
     ) -> anyhow::Result<()> {
-        let left = self.remaining.load(Ordering::SeqCst);
-        if left == 0 {
-            self.hung.notify_one();
-            std::future::pending::<()>().await;
+        for event in events {
+            let left = self.remaining.load(Ordering::SeqCst);
+            if left == 0 {
+                self.hung.notify_one();
+                std::future::pending::<()>().await;
+            }
+            self.remaining.store(left - 1, Ordering::SeqCst);
+            self.inner.apply_many(tx, &[event]).await?;
         }
-        self.remaining.store(left - 1, Ordering::SeqCst);
-        self.inner.apply(tx, event).await
+        Ok(())
     }
 }
 
@@ -361,19 +365,22 @@ impl Projection for Flaky {
         self.inner.handles(event)
     }
 
-    async fn apply(
+    /// One event at a time, so each application can fail after writing its rows.
+    async fn apply_many(
         &self,
         tx: &mut Transaction<'_, Any>,
-        event: &RecordedEvent,
+        events: &[&RecordedEvent],
     ) -> anyhow::Result<()> {
-        // Write first, so a failure must roll real rows back.
-        self.inner.apply(tx, event).await?;
-        if self
-            .failures
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-            .is_ok()
-        {
-            anyhow::bail!("injected failure");
+        for event in events {
+            // Write first, so a failure must roll real rows back.
+            self.inner.apply_many(tx, &[event]).await?;
+            if self
+                .failures
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .is_ok()
+            {
+                anyhow::bail!("injected failure");
+            }
         }
         Ok(())
     }
