@@ -189,15 +189,54 @@ if [ "$mode" = split ]; then
   pids+=("$!")
 fi
 
+cpu_ticks() { # cpu_ticks PID...: user + system clock ticks of these processes and of
+  # the children they have reaped (PostgreSQL's postmaster reaps ended backends)
+  local pid
+  for pid in "$@"; do
+    awk '{ print $14 + $15 + $16 + $17 }' "/proc/$pid/stat" 2>/dev/null || echo 0
+  done | awk '{ sum += $1 } END { print sum + 0 }'
+}
+cpu_snapshot() { # one line: NAME=TICKS for each Emporium process, PostgreSQL, Redis, NATS
+  # and the whole machine
+  local server line=""
+  for server in "${servers[@]}"; do
+    line+="${server%%:*}=$(cpu_ticks "${server#*:}") "
+  done
+  line+="postgres=$(cpu_ticks $(pgrep -x postgres)) "
+  line+="redis=$(cpu_ticks $(pgrep -x redis-server)) nats=$(cpu_ticks $(pgrep -x nats-server)) "
+  line+="machine=$(awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 }' /proc/stat)"
+  echo "$line"
+}
+report_cpu() { # report_cpu BEFORE AFTER JSON: CPU seconds each part used during a run
+  # (warm-up included), and per request at the run's measured rate over warm-up and run
+  python3 - "$1" "$2" "$3" "$(getconf CLK_TCK)" <<'PY'
+import json, sys
+before, after = (dict(kv.split("=") for kv in s.split()) for s in sys.argv[1:3])
+hz = int(sys.argv[4])
+report = json.load(open(sys.argv[3]))
+requests = report["total"]["requestsPerSecond"] * (report["warmupSeconds"] + report["durationSeconds"])
+used = {k: (int(after[k]) - int(before[k])) / hz for k in after}
+machine = used.pop("machine")
+used["the rest (loadgen)"] = max(0.0, machine - sum(used.values()))
+used["machine"] = machine
+print(f"CPU during the run, warm-up included (about {requests:,.0f} requests):")
+for name, secs in used.items():
+    per = f", {secs * 1000 / requests:.2f} ms per request" if requests else ""
+    print(f"  {name} {secs:.1f} s{per}")
+PY
+}
+
 run_scenario() { # run_scenario NAME: one measured run, its JSON in $out
   local extra=()
   [ -n "${RATE:-}" ] && extra+=(--rate "$RATE")
   [ -n "${HOT_STOCK:-}" ] && [ "$1" = hot-sku ] && extra+=(--hot-stock "$HOT_STOCK")
   echo
+  cpu_before="$(cpu_snapshot)"
   loadgen run "$1" --target "$command_url" --query-target "$query_url" --state "$state" \
     --connections "$connections" --duration "$duration" --warmup "$warmup" \
     --lines "${LINES:-2}" --lag-sample "${LAG_SAMPLE:-0.1}" --mode "$mode" \
     --json "$out/$1-$mode.json" "${extra[@]}"
+  report_cpu "$cpu_before" "$(cpu_snapshot)" "$out/$1-$mode.json"
 }
 
 reports=()
