@@ -485,6 +485,144 @@ pub async fn multi_stream_append(store: Arc<dyn EventStore>) {
     }
 }
 
+/// A multi-stream call with several events per part, every kind of expectation, and a
+/// stream named twice: versions continue per stream and positions follow the parts.
+pub async fn multi_stream_append_keeps_part_order(store: Arc<dyn EventStore>) {
+    let (fresh, existing, any, twice) = (
+        stream("order"),
+        stream("stock"),
+        stream("stock"),
+        stream("stock"),
+    );
+    for s in [&existing, &twice] {
+        store
+            .append(s, ExpectedVersion::NoStream, events(0..2))
+            .await
+            .unwrap();
+    }
+    let parts = vec![
+        StreamAppend {
+            stream: fresh.clone(),
+            expected: ExpectedVersion::NoStream,
+            events: events(10..13),
+        },
+        StreamAppend {
+            stream: existing.clone(),
+            expected: ExpectedVersion::Exact(2),
+            events: events(20..22),
+        },
+        StreamAppend {
+            stream: any.clone(),
+            expected: ExpectedVersion::Any,
+            events: events(30..31),
+        },
+        StreamAppend {
+            stream: twice.clone(),
+            expected: ExpectedVersion::StreamExists,
+            events: events(40..42),
+        },
+    ];
+    let ids: Vec<Uuid> = parts
+        .iter()
+        .flat_map(|p| p.events.iter().map(|e| e.event_id))
+        .collect();
+    let results = store.append_multi(parts).await.unwrap();
+    assert_eq!(
+        results.iter().map(|r| r.version).collect::<Vec<_>>(),
+        vec![3, 4, 1, 4]
+    );
+    assert!(results.windows(2).all(|w| w[0].position < w[1].position));
+    let written: Vec<RecordedEvent> = read_everything(store.as_ref())
+        .await
+        .into_iter()
+        .filter(|e| ids.contains(&e.event_id))
+        .collect();
+    assert_eq!(
+        written.iter().map(|e| e.event_id).collect::<Vec<_>>(),
+        ids,
+        "positions follow the parts and their events"
+    );
+    assert_eq!(written.last().unwrap().position, results[3].position);
+
+    // The same stream twice in one call: the second part sees the first.
+    let again = store
+        .append_multi(vec![
+            StreamAppend {
+                stream: twice.clone(),
+                expected: ExpectedVersion::Exact(4),
+                events: vec![event(50)],
+            },
+            StreamAppend {
+                stream: twice.clone(),
+                expected: ExpectedVersion::Exact(5),
+                events: vec![event(51)],
+            },
+        ])
+        .await
+        .unwrap();
+    assert_eq!(
+        again.iter().map(|r| r.version).collect::<Vec<_>>(),
+        vec![5, 6]
+    );
+}
+
+/// Multi-stream calls racing for the same version of a shared stream: one wins, the rest
+/// are conflicts, and no loser leaves any of its parts behind.
+pub async fn concurrent_multi_stream_appends_one_winner(store: Arc<dyn EventStore>) {
+    if !store.capabilities().atomic_multi_stream {
+        return;
+    }
+    let shared = stream("stock");
+    store
+        .append(&shared, ExpectedVersion::NoStream, vec![event(0)])
+        .await
+        .unwrap();
+    let racers: Vec<_> = (0..8)
+        .map(|i| {
+            let (store, shared) = (store.clone(), shared.clone());
+            tokio::spawn(async move {
+                let own = stream("order");
+                let outcome = store
+                    .append_multi(vec![
+                        StreamAppend {
+                            stream: own.clone(),
+                            expected: ExpectedVersion::NoStream,
+                            events: events(i * 10..i * 10 + 2),
+                        },
+                        StreamAppend {
+                            stream: shared,
+                            expected: ExpectedVersion::Exact(1),
+                            events: vec![event(i)],
+                        },
+                    ])
+                    .await;
+                (own, outcome)
+            })
+        })
+        .collect();
+    let mut winners = 0;
+    for racer in racers {
+        let (own, outcome) = racer.await.unwrap();
+        match outcome {
+            Ok(results) => {
+                winners += 1;
+                assert_eq!(results[1].version, 2);
+                assert_eq!(store.stream_version(&own).await.unwrap(), 2);
+            }
+            Err(StoreError::Conflict { .. }) => {
+                assert_eq!(
+                    store.stream_version(&own).await.unwrap(),
+                    0,
+                    "a losing multi-stream append wrote a part"
+                );
+            }
+            Err(err) => panic!("a racer failed otherwise: {err}"),
+        }
+    }
+    assert_eq!(winners, 1);
+    assert_eq!(store.stream_version(&shared).await.unwrap(), 2);
+}
+
 /// A subscription replays history, then follows appends made while it waits.
 pub async fn subscription_catches_up_then_follows_live(store: Arc<dyn EventStore>) {
     let s = stream("order");
@@ -672,6 +810,7 @@ macro_rules! contract_suite {
             concurrent_appends_one_winner_per_version, duplicate_event_id_is_idempotent,
             read_stream_from_version, read_all_from_any_position, metadata_round_trips,
             large_payload_round_trips, unicode_stream_names, multi_stream_append,
+            multi_stream_append_keeps_part_order, concurrent_multi_stream_appends_one_winner,
             subscription_catches_up_then_follows_live,
             subscription_exactly_once_in_order_under_concurrent_appends,
             subscription_resumes_from_saved_position);

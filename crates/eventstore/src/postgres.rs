@@ -50,6 +50,8 @@ use crate::{
     sqlite::{from_i64, to_i64},
 };
 
+mod multi;
+
 /// The PostgreSQL migrations (event log and every read model).
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/postgres");
 
@@ -243,8 +245,26 @@ impl PostgresEventStore {
             results.push(append_with_retry(&mut conn, part, false).await?);
         } else {
             let mut tx = self.inner.pool.begin().await?;
-            for part in parts {
-                results.push(append_with_retry(&mut tx, part, true).await?);
+            let mut at_once = None;
+            if multi::applies(parts) {
+                match multi::append_all(&mut tx, parts).await? {
+                    multi::AtOnce::Appended(done) => at_once = Some(done),
+                    multi::AtOnce::NotMet => {}
+                    // A race lost or an event id already stored: the part-by-part path
+                    // says which, in a transaction of its own.
+                    multi::AtOnce::Collided => {
+                        drop(tx);
+                        tx = self.inner.pool.begin().await?;
+                    }
+                }
+            }
+            match at_once {
+                Some(done) => results = done,
+                None => {
+                    for part in parts {
+                        results.push(append_with_retry(&mut tx, part, true).await?);
+                    }
+                }
             }
             tx.commit().await?;
         }
@@ -307,6 +327,46 @@ WITH current AS (
 SELECT (SELECT v FROM current) AS actual, (SELECT max(version) FROM inserted) AS version,
        (SELECT max(position) FROM inserted) AS position";
 
+/// An expectation as the append statements test it: a kind (0 any, 1 no stream, 2 stream
+/// exists, 3 exact) and, for exact, the version.
+fn expectation_code(expected: ExpectedVersion) -> Result<(i32, i64), StoreError> {
+    Ok(match expected {
+        ExpectedVersion::Any => (0, 0),
+        ExpectedVersion::NoStream => (1, 0),
+        ExpectedVersion::StreamExists => (2, 0),
+        ExpectedVersion::Exact(v) => (3, to_i64(v)?),
+    })
+}
+
+/// New events as the column arrays an append statement unnests.
+#[derive(Default)]
+struct EventColumns<'a> {
+    ids: Vec<uuid::Uuid>,
+    types: Vec<&'a str>,
+    schema_versions: Vec<i32>,
+    payloads: Vec<&'a serde_json::Value>,
+    metadata: Vec<serde_json::Value>,
+}
+
+impl<'a> EventColumns<'a> {
+    fn push_all(&mut self, events: &'a [NewEvent]) -> Result<(), StoreError> {
+        for event in events {
+            self.ids.push(event.event_id);
+            self.types.push(&event.event_type);
+            self.schema_versions.push(
+                i32::try_from(event.schema_version)
+                    .map_err(|_| StoreError::Invalid("schema version too large".into()))?,
+            );
+            self.payloads.push(&event.payload);
+            self.metadata.push(
+                serde_json::to_value(&event.metadata)
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+            );
+        }
+        Ok(())
+    }
+}
+
 /// Appends one part; `Any` and `StreamExists` retry when a concurrent append took the
 /// version they computed, since they do not care which version they land on.
 /// Inside a multi-stream transaction a unique violation aborts the transaction, so there
@@ -316,36 +376,17 @@ async fn append_with_retry(
     part: &StreamAppend,
     in_transaction: bool,
 ) -> Result<AppendResult, StoreError> {
-    let (kind, exact) = match part.expected {
-        ExpectedVersion::Any => (0, 0),
-        ExpectedVersion::NoStream => (1, 0),
-        ExpectedVersion::StreamExists => (2, 0),
-        ExpectedVersion::Exact(v) => (3, to_i64(v)?),
-    };
-    let ids: Vec<uuid::Uuid> = part.events.iter().map(|e| e.event_id).collect();
-    let types: Vec<&str> = part.events.iter().map(|e| e.event_type.as_str()).collect();
-    let versions: Vec<i32> = part
-        .events
-        .iter()
-        .map(|e| {
-            i32::try_from(e.schema_version)
-                .map_err(|_| StoreError::Invalid("schema version too large".into()))
-        })
-        .collect::<Result<_, _>>()?;
-    let payloads: Vec<&serde_json::Value> = part.events.iter().map(|e| &e.payload).collect();
-    let metadata: Vec<serde_json::Value> = part
-        .events
-        .iter()
-        .map(|e| serde_json::to_value(&e.metadata).map_err(|e| StoreError::Corrupt(e.to_string())))
-        .collect::<Result<_, _>>()?;
+    let (kind, exact) = expectation_code(part.expected)?;
+    let mut columns = EventColumns::default();
+    columns.push_all(&part.events)?;
     for attempt in 0.. {
         let result = sqlx::query(APPEND_SQL)
             .bind(part.stream.as_str())
-            .bind(&ids)
-            .bind(&types)
-            .bind(&versions)
-            .bind(&payloads)
-            .bind(&metadata)
+            .bind(&columns.ids)
+            .bind(&columns.types)
+            .bind(&columns.schema_versions)
+            .bind(&columns.payloads)
+            .bind(&columns.metadata)
             .bind(kind)
             .bind(exact)
             .fetch_one(&mut *conn)
