@@ -7,6 +7,7 @@
 //! Appends to different streams therefore run fully in parallel and share WAL flushes
 //! (group commit); a global append lock would cap the log at one commit at a time
 //! (about 3,100/s on the reference machine, against about 9,100/s for 16 concurrent writers).
+//! A multi-stream append is one transaction, and usually one statement too (see `multi`).
 //!
 //! The price is that positions can become visible out of order: a transaction that took
 //! position 20 may commit after one that took 21. A reader that trusted `position > last`
