@@ -34,6 +34,7 @@
 pub mod batch;
 pub mod bought_together;
 pub mod catalog;
+pub mod committer;
 pub mod customers;
 pub mod inventory;
 pub mod orders;
@@ -46,6 +47,7 @@ use std::sync::Arc;
 
 pub use bought_together::BoughtTogetherProjection;
 pub use catalog::CatalogProjection;
+pub use committer::{Batch, apply_batches};
 pub use customers::CustomersProjection;
 pub use inventory::InventoryProjection;
 pub use orders::OrdersProjection;

@@ -53,7 +53,7 @@ impl Sink for IntegrationPublisher {
         &self,
         pool: &AnyPool,
         committed: Position,
-        events: &[RecordedEvent],
+        events: &Arc<[RecordedEvent]>,
     ) -> anyhow::Result<BatchOutcome> {
         let stored = checkpoint(pool, NAME).await?;
         if stored < committed {

@@ -32,6 +32,8 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use eventstore::{EventStore, Position, RecordedEvent, StreamId, Subscription};
 use futures::FutureExt;
 use sqlx::{Any, AnyConnection, AnyPool, ConnectOptions, Connection, Transaction};
+
+use crate::committer::Committer;
 use tokio::sync::watch;
 
 /// A read model built from the log.
@@ -98,7 +100,7 @@ pub trait Sink: Send + Sync + 'static {
         &self,
         pool: &AnyPool,
         committed: Position,
-        events: &[RecordedEvent],
+        events: &Arc<[RecordedEvent]>,
     ) -> anyhow::Result<BatchOutcome>;
 }
 
@@ -115,7 +117,7 @@ impl Sink for ProjectionSink {
         &self,
         pool: &AnyPool,
         committed: Position,
-        events: &[RecordedEvent],
+        events: &Arc<[RecordedEvent]>,
     ) -> anyhow::Result<BatchOutcome> {
         apply_batch(pool, &*self.0, committed, events).await
     }
@@ -267,13 +269,32 @@ pub async fn apply_batch(
     committed: Position,
     events: &[RecordedEvent],
 ) -> anyhow::Result<BatchOutcome> {
-    let name = projection.name();
-    // On SQLite, queue for the file's one write lock in this process (see write_gate).
-    let gate = eventstore::write_gate::for_url(pool.connect_options().database_url.as_str());
-    let _turn = match &gate {
-        Some(gate) => Some(gate.lock().await),
-        None => None,
-    };
+    let _turn = write_turn(pool).await;
+    let mut tx = begin_batch(pool).await?;
+    let outcome = apply_in(
+        &mut tx,
+        projection,
+        committed,
+        events,
+        &timestamp(Utc::now()),
+    )
+    .await?;
+    match outcome {
+        BatchOutcome::Committed { .. } => tx.commit().await?,
+        BatchOutcome::CheckpointMovedBack { .. } => tx.rollback().await?,
+    }
+    Ok(outcome)
+}
+
+/// On SQLite, this process's turn at the file's one write lock (see `write_gate`); held
+/// until dropped. `None` elsewhere.
+pub(crate) async fn write_turn(pool: &AnyPool) -> Option<tokio::sync::OwnedMutexGuard<()>> {
+    let gate = eventstore::write_gate::for_url(pool.connect_options().database_url.as_str())?;
+    Some(gate.lock_owned().await)
+}
+
+/// A transaction for projection batches.
+pub(crate) async fn begin_batch(pool: &AnyPool) -> anyhow::Result<Transaction<'static, Any>> {
     let mut tx = pool.begin().await?;
     if is_postgres(pool) {
         // A read model is derived from the log: a crash may lose the last batches' commits,
@@ -283,15 +304,28 @@ pub async fn apply_batch(
             .execute(&mut *tx)
             .await?;
     }
+    Ok(tx)
+}
+
+/// [`apply_batch`]'s work inside `tx`: locks the checkpoint row, applies the events above
+/// it and moves the checkpoint (stamped `now`). Writes nothing when the checkpoint moved
+/// back; the caller commits or rolls back.
+pub(crate) async fn apply_in(
+    tx: &mut Transaction<'_, Any>,
+    projection: &dyn Projection,
+    committed: Position,
+    events: &[RecordedEvent],
+    now: &str,
+) -> anyhow::Result<BatchOutcome> {
+    let name = projection.name();
     let stored: Option<i64> = sqlx::query_scalar(
         "UPDATE projection_checkpoints SET position = position WHERE name = $1 RETURNING position",
     )
     .bind(name)
-    .fetch_optional(&mut *tx)
+    .fetch_optional(&mut **tx)
     .await?;
     let stored = from_i64(stored.with_context(|| format!("no checkpoint row for {name}"))?)?;
     if stored < committed {
-        tx.rollback().await?;
         return Ok(BatchOutcome::CheckpointMovedBack { stored });
     }
     // The batch's events for this projection in one call: a projection that folds a batch
@@ -304,7 +338,7 @@ pub async fn apply_batch(
     if let (Some(first), Some(last)) = (handled.first(), handled.last()) {
         // A panic in a projection is a bug; treat it as an error so the retry policy (and
         // not a dead task) handles it.
-        AssertUnwindSafe(projection.apply_many(&mut tx, &handled))
+        AssertUnwindSafe(projection.apply_many(tx, &handled))
             .catch_unwind()
             .await
             .map_err(|_| anyhow!("projection panicked"))
@@ -326,11 +360,10 @@ pub async fn apply_batch(
         )
         .bind(name)
         .bind(to_i64(last)?)
-        .bind(timestamp(Utc::now()))
-        .execute(&mut *tx)
+        .bind(now)
+        .execute(&mut **tx)
         .await?;
     }
-    tx.commit().await?;
     Ok(BatchOutcome::Committed {
         checkpoint: last,
         applied,
@@ -477,8 +510,8 @@ impl ProjectionRunner {
             .batch_size(self.config.batch_size)
             .idle_poll(self.config.idle_poll);
         loop {
-            let batch = match subscription.next_batch().await {
-                Ok(batch) => batch,
+            let batch: Arc<[RecordedEvent]> = match subscription.next_batch().await {
+                Ok(batch) => batch.into(),
                 Err(err) => {
                     tracing::warn!(projection = self.name(), error = %err, "cannot read the log; retrying");
                     backoff.wait().await;
@@ -595,9 +628,11 @@ impl Positions {
     }
 }
 
-/// Every projection of the service, each run as its own task.
+/// Every projection of the service, each run as its own task; their batches commit
+/// together through one committer (see [`crate::committer`]).
 pub struct Projector {
     runners: Vec<Arc<ProjectionRunner>>,
+    committer: Committer,
     positions: Positions,
 }
 
@@ -609,13 +644,18 @@ impl Projector {
         config: &RunnerConfig,
         projections: Vec<Arc<dyn Projection>>,
     ) -> Self {
+        let committer = Committer::new(pool.clone());
         let runners: Vec<ProjectionRunner> = projections
             .into_iter()
-            .map(|p| ProjectionRunner::new(p, store.clone(), pool.clone(), config.clone()))
+            .map(|p| {
+                let sink = Arc::new(committer.sink(p));
+                ProjectionRunner::for_sink(sink, store.clone(), pool.clone(), config.clone())
+            })
             .collect();
         let positions = Positions::of(&runners);
         Self {
             runners: runners.into_iter().map(Arc::new).collect(),
+            committer,
             positions,
         }
     }
@@ -626,9 +666,11 @@ impl Projector {
     }
 
     /// Starts every projection as a tokio task and runs them until `shutdown` resolves,
-    /// then stops them (an unfinished batch is rolled back) and waits for them.
+    /// then stops them and waits for them. A batch already handed to the committer is
+    /// still committed (or rolled back whole); the next run resumes from the checkpoint.
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()>) {
         let (stop, stopped) = watch::channel(false);
+        let committer = tokio::spawn(self.committer.run());
         let tasks: Vec<_> = self
             .runners
             .into_iter()
@@ -645,7 +687,7 @@ impl Projector {
             .collect();
         shutdown.await;
         let _ = stop.send(true);
-        for task in tasks {
+        for task in tasks.into_iter().chain([committer]) {
             if let Err(err) = task.await {
                 tracing::error!(error = %err, "a projection task failed");
             }

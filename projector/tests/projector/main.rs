@@ -3,6 +3,7 @@
 //! events; runners are waited for by polling their checkpoints, never by sleeping.
 mod bought_together;
 mod catalog;
+mod committer;
 mod customers;
 mod inventory;
 mod orders;

@@ -16,6 +16,7 @@ use bus::{
     Bus, BusError, BusKind, IntegrationEvent, NatsBus, Subject, Subscription,
     testsupport::{NatsServer, TestNats, isolated_config, stored_messages},
 };
+use eventstore::RecordedEvent;
 use projector::{BatchOutcome, Sink, publisher};
 
 use crate::support::{Db, config, eventually, random_history, spawn};
@@ -155,16 +156,18 @@ async fn a_crash_between_publish_and_checkpoint_republishes_without_duplicates(d
     db.append_history(&random_history(8, 120)).await;
     let events = db.store.read_all(0, 100_000).await.expect("read");
     let (first, second) = events.split_at(50);
+    let (first, second): (Arc<[RecordedEvent]>, Arc<[RecordedEvent]>) =
+        (first.into(), second.into());
     ensure_checkpoint_row(&db).await;
     let sink = publisher::IntegrationPublisher::new(db.store.clone(), bus.clone());
 
-    let outcome = sink.apply_batch(&db.pool, 0, first).await.expect("batch");
+    let outcome = sink.apply_batch(&db.pool, 0, &first).await.expect("batch");
     let committed = first.last().expect("events").position;
     assert!(
         matches!(outcome, BatchOutcome::Committed { checkpoint, .. } if checkpoint == committed)
     );
     let outcome = sink
-        .apply_batch(&db.pool, committed, second)
+        .apply_batch(&db.pool, committed, &second)
         .await
         .expect("batch");
     assert!(matches!(outcome, BatchOutcome::Committed { .. }));
