@@ -9,10 +9,14 @@
 //! applies them in one transaction, each exactly as [`apply_batch`] does (its own
 //! checkpoint row locked, only the events above it applied, its checkpoint moved).
 //!
+//! Only small batches are combined (at most [`COMBINE_MAX_EVENTS`] events): a large one
+//! already spreads its transaction over many rows, and commits on its own connection in
+//! parallel with the others.
+//!
 //! If that transaction fails, each batch is applied again in a transaction of its own, so
 //! one projection's failure neither blocks nor fails the others: only its own batch
 //! reports the error, and its runner retries it after a back-off as before.
-use std::sync::Arc;
+use std::{collections::BTreeSet, sync::Arc};
 
 use async_trait::async_trait;
 use chrono::Utc;
@@ -20,6 +24,7 @@ use eventstore::{Position, RecordedEvent};
 use sqlx::AnyPool;
 use tokio::sync::{mpsc, oneshot};
 
+pub use crate::runtime::Batch;
 use crate::runtime::{
     BatchOutcome, Projection, Sink, apply_batch, apply_in, begin_batch, timestamp, write_turn,
 };
@@ -27,16 +32,11 @@ use crate::runtime::{
 /// Most batches in one transaction (a projector has one per projection).
 const MAX_BATCHES: usize = 32;
 
-/// One projection's batch.
-#[derive(Clone, Copy)]
-pub struct Batch<'a> {
-    /// The projection.
-    pub projection: &'a dyn Projection,
-    /// The checkpoint its runner believes is stored.
-    pub committed: Position,
-    /// Consecutive events of the log, in order.
-    pub events: &'a [RecordedEvent],
-}
+/// Batches of more events than this commit on their own, in parallel: their transaction's
+/// fixed cost is small beside their rows, and one transaction of several such batches
+/// runs all their statements one after another on one connection, which under load made
+/// the projections fall seconds behind the log.
+pub const COMBINE_MAX_EVENTS: usize = 32;
 
 /// Applies every batch in one transaction; if that fails, each in its own. Returns each
 /// batch's outcome, in the order given.
@@ -65,29 +65,16 @@ async fn apply_together(
     pool: &AnyPool,
     batches: &[Batch<'_>],
 ) -> anyhow::Result<Vec<BatchOutcome>> {
-    // Checkpoint rows are locked in name order, so that two such transactions (an old and
-    // a new owner during a failover) queue instead of deadlocking.
-    let mut order: Vec<usize> = (0..batches.len()).collect();
-    order.sort_by_key(|&i| batches[i].projection.name());
-    let now = timestamp(Utc::now());
+    let names: BTreeSet<&str> = batches.iter().map(|b| b.projection.name()).collect();
+    anyhow::ensure!(
+        names.len() == batches.len(),
+        "two batches of one projection cannot share a transaction"
+    );
     let _turn = write_turn(pool).await;
     let mut tx = begin_batch(pool).await?;
-    let mut outcomes = vec![None; batches.len()];
-    for i in order {
-        let batch = &batches[i];
-        outcomes[i] = Some(
-            apply_in(
-                &mut tx,
-                batch.projection,
-                batch.committed,
-                batch.events,
-                &now,
-            )
-            .await?,
-        );
-    }
+    let outcomes = apply_in(&mut tx, batches, &timestamp(Utc::now())).await?;
     tx.commit().await?;
-    Ok(outcomes.into_iter().flatten().collect())
+    Ok(outcomes)
 }
 
 struct Job {
@@ -111,10 +98,13 @@ impl Sink for CommittedSink {
 
     async fn apply_batch(
         &self,
-        _pool: &AnyPool,
+        pool: &AnyPool,
         committed: Position,
         events: &Arc<[RecordedEvent]>,
     ) -> anyhow::Result<BatchOutcome> {
+        if events.len() > COMBINE_MAX_EVENTS {
+            return apply_batch(pool, &*self.projection, committed, events).await;
+        }
         let (reply, outcome) = oneshot::channel();
         let job = Job {
             projection: self.projection.clone(),

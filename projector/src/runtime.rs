@@ -271,14 +271,14 @@ pub async fn apply_batch(
 ) -> anyhow::Result<BatchOutcome> {
     let _turn = write_turn(pool).await;
     let mut tx = begin_batch(pool).await?;
-    let outcome = apply_in(
-        &mut tx,
+    let batch = Batch {
         projection,
         committed,
         events,
-        &timestamp(Utc::now()),
-    )
-    .await?;
+    };
+    let outcome = apply_in(&mut tx, &[batch], &timestamp(Utc::now()))
+        .await?
+        .remove(0);
     match outcome {
         BatchOutcome::Committed { .. } => tx.commit().await?,
         BatchOutcome::CheckpointMovedBack { .. } => tx.rollback().await?,
@@ -307,27 +307,96 @@ pub(crate) async fn begin_batch(pool: &AnyPool) -> anyhow::Result<Transaction<'s
     Ok(tx)
 }
 
-/// [`apply_batch`]'s work inside `tx`: locks the checkpoint row, applies the events above
-/// it and moves the checkpoint (stamped `now`). Writes nothing when the checkpoint moved
-/// back; the caller commits or rolls back.
+/// One projection's batch: consecutive events of the log, in order.
+#[derive(Clone, Copy)]
+pub struct Batch<'a> {
+    /// The projection.
+    pub projection: &'a dyn Projection,
+    /// The checkpoint its runner believes is stored.
+    pub committed: Position,
+    /// The events.
+    pub events: &'a [RecordedEvent],
+}
+
+/// [`apply_batch`]'s work for `batches` (of distinct projections) inside `tx`: locks their
+/// checkpoint rows in one statement, applies each batch's events above its row, and moves
+/// the rows that advanced in one statement, stamped `now`. A batch whose checkpoint moved
+/// back writes nothing. The caller commits or rolls back.
 pub(crate) async fn apply_in(
     tx: &mut Transaction<'_, Any>,
-    projection: &dyn Projection,
-    committed: Position,
-    events: &[RecordedEvent],
+    batches: &[Batch<'_>],
     now: &str,
-) -> anyhow::Result<BatchOutcome> {
-    let name = projection.name();
-    let stored: Option<i64> = sqlx::query_scalar(
-        "UPDATE projection_checkpoints SET position = position WHERE name = $1 RETURNING position",
-    )
-    .bind(name)
-    .fetch_optional(&mut **tx)
-    .await?;
-    let stored = from_i64(stored.with_context(|| format!("no checkpoint row for {name}"))?)?;
-    if stored < committed {
-        return Ok(BatchOutcome::CheckpointMovedBack { stored });
+) -> anyhow::Result<Vec<BatchOutcome>> {
+    let stored = lock_checkpoints(tx, batches).await?;
+    let mut outcomes = Vec::with_capacity(batches.len());
+    let mut moved = Vec::with_capacity(batches.len());
+    for (batch, stored) in batches.iter().zip(stored) {
+        if stored < batch.committed {
+            outcomes.push(BatchOutcome::CheckpointMovedBack { stored });
+            continue;
+        }
+        let applied = apply_above(tx, batch.projection, stored, batch.events).await?;
+        let last = batch
+            .events
+            .last()
+            .map_or(stored, |e| e.position)
+            .max(stored);
+        if last > stored {
+            moved.push((batch.projection.name(), last));
+        }
+        outcomes.push(BatchOutcome::Committed {
+            checkpoint: last,
+            applied,
+        });
     }
+    move_checkpoints(tx, &moved, now).await?;
+    Ok(outcomes)
+}
+
+/// `$first, $first+1, …`: `count` placeholders.
+fn placeholders(first: usize, count: usize) -> String {
+    (first..first + count)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Locks the checkpoint rows of `batches` (a no-op update: a row lock on PostgreSQL, the
+/// write lock on SQLite) and returns each one's position, in the order of `batches`.
+async fn lock_checkpoints(
+    tx: &mut Transaction<'_, Any>,
+    batches: &[Batch<'_>],
+) -> anyhow::Result<Vec<Position>> {
+    let sql = format!(
+        "UPDATE projection_checkpoints SET position = position WHERE name IN ({}) \
+         RETURNING name, position",
+        placeholders(1, batches.len())
+    );
+    let mut query = sqlx::query_as::<_, (String, i64)>(sqlx::AssertSqlSafe(sql));
+    for batch in batches {
+        query = query.bind(batch.projection.name());
+    }
+    let rows: BTreeMap<String, i64> = query.fetch_all(&mut **tx).await?.into_iter().collect();
+    batches
+        .iter()
+        .map(|batch| {
+            let name = batch.projection.name();
+            from_i64(
+                *rows
+                    .get(name)
+                    .with_context(|| format!("no checkpoint row for {name}"))?,
+            )
+        })
+        .collect()
+}
+
+/// Applies the events of `events` above `stored` that `projection` handles; returns how many.
+async fn apply_above(
+    tx: &mut Transaction<'_, Any>,
+    projection: &dyn Projection,
+    stored: Position,
+    events: &[RecordedEvent],
+) -> anyhow::Result<usize> {
     // The batch's events for this projection in one call: a projection that folds a batch
     // in memory writes each changed row once (one statement for many events), instead of a
     // round trip per event.
@@ -345,29 +414,45 @@ pub(crate) async fn apply_in(
             .and_then(|r| r)
             .with_context(|| {
                 format!(
-                    "{name}: applying {} events at positions {} to {}",
+                    "{}: applying {} events at positions {} to {}",
+                    projection.name(),
                     handled.len(),
                     first.position,
                     last.position
                 )
             })?;
     }
-    let applied = handled.len();
-    let last = events.last().map_or(stored, |e| e.position).max(stored);
-    if last > stored {
-        sqlx::query(
-            "UPDATE projection_checkpoints SET position = $2, updated_at = $3 WHERE name = $1",
-        )
-        .bind(name)
-        .bind(to_i64(last)?)
-        .bind(now)
-        .execute(&mut **tx)
-        .await?;
+    Ok(handled.len())
+}
+
+/// Moves each named checkpoint row to its position, in one statement.
+async fn move_checkpoints(
+    tx: &mut Transaction<'_, Any>,
+    moved: &[(&str, Position)],
+    now: &str,
+) -> anyhow::Result<()> {
+    if moved.is_empty() {
+        return Ok(());
     }
-    Ok(BatchOutcome::Committed {
-        checkpoint: last,
-        applied,
-    })
+    let cases: String = (0..moved.len())
+        .map(|i| format!(" WHEN ${} THEN ${}", 2 * i + 1, 2 * i + 2))
+        .collect();
+    let sql = format!(
+        "UPDATE projection_checkpoints SET position = CASE name{cases} END, updated_at = ${} \
+         WHERE name IN ({})",
+        2 * moved.len() + 1,
+        placeholders(2 * moved.len() + 2, moved.len())
+    );
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for (name, position) in moved {
+        query = query.bind(*name).bind(to_i64(*position)?);
+    }
+    query = query.bind(now);
+    for (name, _) in moved {
+        query = query.bind(*name);
+    }
+    query.execute(&mut **tx).await?;
+    Ok(())
 }
 
 /// Back-off between retries: `initial`, doubling up to `max`; reset after a success.

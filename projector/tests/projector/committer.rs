@@ -15,6 +15,7 @@ use crate::support::{Backend, Db, Flaky, config, random_history, run_to_head};
 crate::backend_tests!(
     batches_commit_in_one_transaction,
     a_failing_batch_fails_alone,
+    two_batches_of_one_projection_apply_each_event_once,
     a_projector_reaches_the_head_past_a_failing_projection,
 );
 
@@ -157,6 +158,25 @@ async fn a_failing_batch_fails_alone(db: Db) {
         projector::checkpoint(&db.pool, Broken::NAME).await.unwrap(),
         0
     );
+}
+
+async fn two_batches_of_one_projection_apply_each_event_once(db: Db) {
+    db.append_history(&random_history(24, 60)).await;
+    let events = db.store.read_all(0, 10_000).await.expect("read");
+    let projection: Arc<dyn Projection> = Arc::new(InventoryProjection);
+    let handled = events.iter().filter(|e| projection.handles(e)).count();
+    let expected = references(&db, std::slice::from_ref(&projection)).await;
+    let twice = [projection.clone(), projection.clone()];
+    let applied: Vec<usize> = apply_batches(&db.pool, &from_zero(&twice, &events))
+        .await
+        .into_iter()
+        .map(|outcome| match outcome {
+            Ok(BatchOutcome::Committed { applied, .. }) => applied,
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(applied.iter().sum::<usize>(), handled, "{applied:?}");
+    assert_eq!(db.dump(projection.name()).await, expected[0]);
 }
 
 async fn a_projector_reaches_the_head_past_a_failing_projection(db: Db) {
