@@ -111,7 +111,14 @@ impl Drop for Inner {
 impl PostgresEventStore {
     /// A store for the database at `url`. Connects lazily; does not migrate.
     pub fn connect(url: &str, config: &PostgresConfig) -> Result<Self, StoreError> {
-        let options = PgConnectOptions::from_str(url).map_err(StoreError::unavailable)?;
+        // The log's statements are the same few, prepared once per connection. PostgreSQL
+        // plans each execution anew while it judges a custom plan cheaper, and it always
+        // judged so for the one-statement multi-stream append: planning it cost more than
+        // running it (0.37 against 0.19 ms per order placed). Generic plans serve every
+        // statement here: each looks rows up by key or position, whatever the values.
+        let options = PgConnectOptions::from_str(url)
+            .map_err(StoreError::unavailable)?
+            .options([("plan_cache_mode", "force_generic_plan")]);
         let pool = PgPoolOptions::new()
             .max_connections(config.max_connections)
             .acquire_timeout(config.acquire_timeout)
