@@ -23,6 +23,7 @@ pub mod service;
 pub mod shopping;
 pub mod state;
 pub mod sweeper;
+pub mod tails;
 
 pub use app::{BootstrapAdmin, CommandApiConfig, build_state, carts_check, router, routes};
 pub use state::AppState;

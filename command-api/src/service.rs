@@ -20,9 +20,13 @@ use tokio::sync::{Mutex, MutexGuard};
 use uuid::Uuid;
 use web::ApiError;
 
+use crate::tails::TailReader;
+
 /// Attempts before a command that keeps losing version races gives up with 409.
 const MAX_ATTEMPTS: usize = 10;
 const LOCK_STRIPES: usize = 1024;
+/// Most events read from a stream's tail in one round trip.
+const TAIL_PAGE: usize = 1000;
 
 /// Who issued a command and which request it belongs to; stored with every event.
 #[derive(Clone, Debug, Default)]
@@ -79,6 +83,7 @@ pub struct Executed<A: Aggregate> {
 #[derive(Clone)]
 pub struct CommandService {
     store: Arc<dyn EventStore>,
+    tails: TailReader,
     cache: moka::sync::Cache<StreamId, Arc<dyn Any + Send + Sync>>,
     locks: Arc<Vec<Mutex<()>>>,
 }
@@ -87,6 +92,7 @@ impl CommandService {
     /// A service over `store`, caching up to `cache_capacity` aggregates.
     pub fn new(store: Arc<dyn EventStore>, cache_capacity: u64) -> Self {
         Self {
+            tails: TailReader::new(store.clone(), TAIL_PAGE),
             store,
             cache: moka::sync::Cache::new(cache_capacity),
             locks: Arc::new((0..LOCK_STRIPES).map(|_| Mutex::new(())).collect()),
@@ -198,11 +204,8 @@ impl CommandService {
         });
         let before = loaded.version;
         loop {
-            let batch = self
-                .store
-                .read_stream(stream, loaded.version + 1, 1000)
-                .await?;
-            let done = batch.len() < 1000;
+            let batch = self.tails.read(stream, loaded.version + 1).await?;
+            let done = batch.len() < TAIL_PAGE;
             for recorded in batch {
                 let event: A::Event = decode(
                     &recorded.event_type,

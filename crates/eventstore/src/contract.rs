@@ -338,6 +338,39 @@ pub async fn read_stream_from_version(store: Arc<dyn EventStore>) {
     );
 }
 
+/// Several stream tails read at once answer what each `read_stream` answers, in order.
+pub async fn read_stream_tails_match_read_stream(store: Arc<dyn EventStore>) {
+    let (a, b, missing) = (stream("product"), stream("stock"), stream("product"));
+    store
+        .append(&a, ExpectedVersion::NoStream, events(0..6))
+        .await
+        .unwrap();
+    store
+        .append(&b, ExpectedVersion::NoStream, events(10..13))
+        .await
+        .unwrap();
+    let tails = vec![
+        (b.clone(), 2),
+        (missing.clone(), 1),
+        (a.clone(), 1),
+        (a.clone(), 5),
+        (b.clone(), 4),
+    ];
+    for limit in [1, 2, 100] {
+        let read = store.read_stream_tails(&tails, limit).await.unwrap();
+        assert_eq!(read.len(), tails.len());
+        for ((s, from), got) in tails.iter().zip(&read) {
+            let want = store.read_stream(s, *from, limit).await.unwrap();
+            let ids = |events: &[RecordedEvent]| -> Vec<(u64, Uuid)> {
+                events.iter().map(|e| (e.version, e.event_id)).collect()
+            };
+            assert_eq!(ids(got), ids(&want), "{s} from {from}, limit {limit}");
+            assert!(got.iter().all(|e| e.stream == *s));
+        }
+    }
+    assert!(store.read_stream_tails(&[], 10).await.unwrap().is_empty());
+}
+
 /// The whole log reads from any position, in order, in pages of any size.
 pub async fn read_all_from_any_position(store: Arc<dyn EventStore>) {
     for i in 0..20 {
@@ -808,7 +841,8 @@ macro_rules! contract_suite {
             append_to_new_stream, versions_are_contiguous, expected_version_kinds,
             stale_expected_version_conflicts, batch_append_is_atomic,
             concurrent_appends_one_winner_per_version, duplicate_event_id_is_idempotent,
-            read_stream_from_version, read_all_from_any_position, metadata_round_trips,
+            read_stream_from_version, read_stream_tails_match_read_stream,
+            read_all_from_any_position, metadata_round_trips,
             large_payload_round_trips, unicode_stream_names, multi_stream_append,
             multi_stream_append_keeps_part_order, concurrent_multi_stream_appends_one_winner,
             subscription_catches_up_then_follows_live,

@@ -616,6 +616,7 @@ impl EventStore for KurrentEventStore {
         StoreCapabilities {
             atomic_multi_stream: false,
             unique_event_ids: false,
+            batched_tail_reads: false,
         }
     }
 

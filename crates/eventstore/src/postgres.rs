@@ -523,6 +523,7 @@ impl EventStore for PostgresEventStore {
         StoreCapabilities {
             atomic_multi_stream: true,
             unique_event_ids: true,
+            batched_tail_reads: true,
         }
     }
 
@@ -566,6 +567,48 @@ impl EventStore for PostgresEventStore {
         .fetch_all(&self.inner.pool)
         .await?;
         rows.iter().map(decode_row).collect()
+    }
+
+    async fn read_stream_tails(
+        &self,
+        tails: &[(StreamId, u64)],
+        limit: usize,
+    ) -> Result<Vec<Vec<RecordedEvent>>, StoreError> {
+        if tails.len() < 2 {
+            let mut read = Vec::with_capacity(1);
+            for (stream, from_version) in tails {
+                read.push(self.read_stream(stream, *from_version, limit).await?);
+            }
+            return Ok(read);
+        }
+        let streams: Vec<&str> = tails.iter().map(|(s, _)| s.as_str()).collect();
+        let from_versions = tails
+            .iter()
+            .map(|(_, v)| to_i64(*v))
+            .collect::<Result<Vec<i64>, _>>()?;
+        let rows = sqlx::query(
+            "SELECT t.n, e.position, e.stream_id, e.version, e.event_id, e.event_type, \
+                    e.schema_version, e.payload, e.metadata, e.recorded_at \
+             FROM unnest($1::text[], $2::int8[]) WITH ORDINALITY AS t(stream_id, from_version, n) \
+             CROSS JOIN LATERAL (SELECT * FROM events e WHERE e.stream_id = t.stream_id \
+                 AND e.version >= t.from_version ORDER BY e.version LIMIT $3) e \
+             ORDER BY t.n, e.version",
+        )
+        .bind(&streams)
+        .bind(&from_versions)
+        .bind(to_i64(limit as u64)?)
+        .fetch_all(&self.inner.pool)
+        .await?;
+        let mut read: Vec<Vec<RecordedEvent>> = vec![Vec::new(); tails.len()];
+        for row in &rows {
+            let n: i64 = row.try_get("n")?;
+            let slot = usize::try_from(n - 1)
+                .ok()
+                .and_then(|i| read.get_mut(i))
+                .ok_or_else(|| StoreError::Corrupt(format!("tail number {n} out of range")))?;
+            slot.push(decode_row(row)?);
+        }
+        Ok(read)
     }
 
     async fn stream_version(&self, stream: &StreamId) -> Result<u64, StoreError> {

@@ -158,6 +158,14 @@ impl EventStore for SharedTail {
         self.inner.read_stream(stream, from_version, limit).await
     }
 
+    async fn read_stream_tails(
+        &self,
+        tails: &[(StreamId, u64)],
+        limit: usize,
+    ) -> Result<Vec<Vec<RecordedEvent>>, StoreError> {
+        self.inner.read_stream_tails(tails, limit).await
+    }
+
     async fn stream_version(&self, stream: &StreamId) -> Result<u64, StoreError> {
         self.inner.stream_version(stream).await
     }

@@ -282,6 +282,7 @@ impl EventStore for SqliteEventStore {
         StoreCapabilities {
             atomic_multi_stream: true,
             unique_event_ids: true,
+            batched_tail_reads: false,
         }
     }
 

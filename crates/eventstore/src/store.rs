@@ -15,6 +15,8 @@ pub struct StoreCapabilities {
     pub atomic_multi_stream: bool,
     /// An event id can be stored only once in the whole log (not just per stream).
     pub unique_event_ids: bool,
+    /// [`EventStore::read_stream_tails`] reads every tail in one round trip.
+    pub batched_tail_reads: bool,
 }
 
 /// An append-only log of streams with a global order.
@@ -49,6 +51,21 @@ pub trait EventStore: Send + Sync + 'static {
         from_version: u64,
         limit: usize,
     ) -> Result<Vec<RecordedEvent>, StoreError>;
+
+    /// For each `(stream, from_version)` of `tails`, what [`EventStore::read_stream`] would
+    /// answer (up to `limit` events), in the order of `tails`. Backends that can read them
+    /// all in one round trip do (PostgreSQL); the others read them one by one.
+    async fn read_stream_tails(
+        &self,
+        tails: &[(StreamId, u64)],
+        limit: usize,
+    ) -> Result<Vec<Vec<RecordedEvent>>, StoreError> {
+        let mut read = Vec::with_capacity(tails.len());
+        for (stream, from_version) in tails {
+            read.push(self.read_stream(stream, *from_version, limit).await?);
+        }
+        Ok(read)
+    }
 
     /// The stream's current version (0 when it does not exist).
     async fn stream_version(&self, stream: &StreamId) -> Result<u64, StoreError>;
