@@ -225,7 +225,8 @@ impl PostgresEventStore {
         if last_taken <= known {
             return Ok(known);
         }
-        let last_taken = last_taken_position(&inner.pool).await?;
+        // `last_taken` was read before the transactions are listed below, which is all
+        // step 1 needs; reading it again here only cost a statement per computation.
         let in_flight: Vec<String> = sqlx::query_scalar(
             "SELECT coalesce(array_agg(virtualtransaction), '{}') FROM pg_locks \
              WHERE locktype = 'relation' AND relation = 'events'::regclass \
