@@ -150,6 +150,14 @@ fn placeholders(rows: usize, width: usize, first: usize) -> String {
     text
 }
 
+/// `$first, $first+1, …`: `count` placeholders, for an `IN (…)` list.
+pub(crate) fn placeholder_list(first: usize, count: usize) -> String {
+    (first..first + count)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Rows per statement for rows of `width` values.
 fn chunk_rows(width: usize) -> usize {
     (MAX_PARAMS / width.max(1)).clamp(1, 1_000)
@@ -206,10 +214,7 @@ pub async fn fetch_in(
     let mut rows = Vec::new();
     let per_chunk = chunk_rows(1);
     for chunk in keys.chunks(per_chunk) {
-        let list = (1..=chunk.len())
-            .map(|i| format!("${i}"))
-            .collect::<Vec<_>>()
-            .join(", ");
+        let list = placeholder_list(1, chunk.len());
         let sql = format!("{head} ({list}) {tail}");
         let mut query = sqlx::query(AssertSqlSafe(sql))
             .persistent(chunk.len() == 1 || chunk.len() == per_chunk);
@@ -232,10 +237,7 @@ pub async fn delete_in(
 ) -> anyhow::Result<()> {
     let per_chunk = chunk_rows(1);
     for chunk in keys.chunks(per_chunk) {
-        let list = (1..=chunk.len())
-            .map(|i| format!("${i}"))
-            .collect::<Vec<_>>()
-            .join(", ");
+        let list = placeholder_list(1, chunk.len());
         let mut query = sqlx::query(AssertSqlSafe(format!("{head} ({list})")))
             .persistent(chunk.len() == 1 || chunk.len() == per_chunk);
         for key in chunk {
@@ -413,6 +415,7 @@ mod tests {
     fn placeholders_number_rows_in_order() {
         assert_eq!(placeholders(2, 3, 1), "($1, $2, $3), ($4, $5, $6)");
         assert_eq!(placeholders(1, 1, 1), "($1)");
+        assert_eq!(placeholder_list(3, 2), "$3, $4");
     }
 
     #[test]

@@ -32,9 +32,9 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use eventstore::{EventStore, Position, RecordedEvent, StreamId, Subscription};
 use futures::FutureExt;
 use sqlx::{Any, AnyConnection, AnyPool, ConnectOptions, Connection, Transaction};
-
-use crate::committer::Committer;
 use tokio::sync::watch;
+
+use crate::{batch::placeholder_list, committer::Committer};
 
 /// A read model built from the log.
 ///
@@ -353,14 +353,6 @@ pub(crate) async fn apply_in(
     Ok(outcomes)
 }
 
-/// `$first, $first+1, …`: `count` placeholders.
-fn placeholders(first: usize, count: usize) -> String {
-    (first..first + count)
-        .map(|i| format!("${i}"))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
 /// Locks the checkpoint rows of `batches` (a no-op update: a row lock on PostgreSQL, the
 /// write lock on SQLite) and returns each one's position, in the order of `batches`.
 async fn lock_checkpoints(
@@ -370,7 +362,7 @@ async fn lock_checkpoints(
     let sql = format!(
         "UPDATE projection_checkpoints SET position = position WHERE name IN ({}) \
          RETURNING name, position",
-        placeholders(1, batches.len())
+        placeholder_list(1, batches.len())
     );
     let mut query = sqlx::query_as::<_, (String, i64)>(sqlx::AssertSqlSafe(sql));
     for batch in batches {
@@ -441,7 +433,7 @@ async fn move_checkpoints(
         "UPDATE projection_checkpoints SET position = CASE name{cases} END, updated_at = ${} \
          WHERE name IN ({})",
         2 * moved.len() + 1,
-        placeholders(2 * moved.len() + 2, moved.len())
+        placeholder_list(2 * moved.len() + 2, moved.len())
     );
     let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
     for (name, position) in moved {
