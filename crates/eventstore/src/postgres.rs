@@ -575,12 +575,13 @@ impl EventStore for PostgresEventStore {
         tails: &[(StreamId, u64)],
         limit: usize,
     ) -> Result<Vec<Vec<RecordedEvent>>, StoreError> {
-        if tails.len() < 2 {
-            let mut read = Vec::with_capacity(1);
-            for (stream, from_version) in tails {
-                read.push(self.read_stream(stream, *from_version, limit).await?);
+        match tails {
+            [] => return Ok(Vec::new()),
+            // One tail: the plain read, a statement every connection has prepared.
+            [(stream, from_version)] => {
+                return Ok(vec![self.read_stream(stream, *from_version, limit).await?]);
             }
-            return Ok(read);
+            _ => {}
         }
         let streams: Vec<&str> = tails.iter().map(|(s, _)| s.as_str()).collect();
         let from_versions = tails
