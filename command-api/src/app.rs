@@ -16,7 +16,7 @@ use crate::{
     placements::Placements,
     routes as resources,
     service::CommandService,
-    state::AppState,
+    state::{AppParts, AppState},
 };
 
 /// The first admin, created at start-up on a store that has none.
@@ -61,7 +61,7 @@ pub async fn build_state(
     let placements = commands
         .atomic_multi_stream()
         .then(|| Placements::start(commands.clone()));
-    let state = AppState {
+    let state = AppState::new(AppParts {
         claims: Claims::new(commands.clone()),
         commands,
         verifier: auth.verifier(),
@@ -69,7 +69,7 @@ pub async fn build_state(
         idempotency: IdempotencyKeys::new(sql.clone()),
         carts: Carts::new(Arc::new(SqlCartStore::new(sql, CartStoreConfig::default()))),
         placements,
-    };
+    });
     if let Some(admin) = &config.bootstrap_admin {
         crate::bootstrap::bootstrap_admin(&state, &admin.username, &admin.password).await?;
     }

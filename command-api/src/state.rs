@@ -1,4 +1,4 @@
-//! The application state handlers share: cheap to clone, everything behind `Arc`s.
+//! The application state handlers share: one `Arc`, cheap to clone.
 use std::sync::Arc;
 
 use axum::extract::FromRef;
@@ -13,9 +13,23 @@ use crate::{
     service::CommandService,
 };
 
-/// Shared state of the command API.
+/// Shared state of the command API: one `Arc`. axum clones the state for every request
+/// (and for each extractor that takes a part of it), so the parts, each holding caches,
+/// channel senders and `Arc`s of their own, are cloned once, when the state is built.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<AppParts>);
+
+impl std::ops::Deref for AppState {
+    type Target = AppParts;
+
+    fn deref(&self) -> &AppParts {
+        &self.0
+    }
+}
+
+/// What [`AppState`] shares.
+#[derive(Clone)]
+pub struct AppParts {
     /// Load, decide, append.
     pub commands: CommandService,
     /// Unique keys (e-mail, mobile number, username, SKU).
@@ -34,11 +48,17 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// The state sharing `parts`.
+    #[must_use]
+    pub fn new(parts: AppParts) -> Self {
+        Self(Arc::new(parts))
+    }
+
     /// The same state with carts and wishlists kept in `store` (by default they are in
     /// the SQL database).
     #[must_use]
     pub fn with_cart_store(mut self, store: Arc<dyn CartStore>) -> Self {
-        self.carts = Carts::new(store);
+        Arc::make_mut(&mut self.0).carts = Carts::new(store);
         self
     }
 }
