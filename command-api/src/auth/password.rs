@@ -75,10 +75,9 @@ impl Default for Passwords {
 
 impl Passwords {
     /// At most one hash per CPU at once: hashing is all CPU, so more at once finishes
-    /// none sooner, and each holds Argon2's working memory. Inside a Tokio
-    /// runtime, the dummy hash is
-    /// computed in the background right away, so even the first failed login takes as
-    /// long as any other.
+    /// none sooner, and each holds Argon2's working memory. Inside a Tokio runtime, the
+    /// dummy hash is computed in the background right away, so even the first failed
+    /// login takes as long as any other.
     pub fn new() -> Self {
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             runtime.spawn_blocking(|| LazyLock::force(&DUMMY_HASH).len());
