@@ -287,20 +287,13 @@ report_memory() { # peak (VmHWM: since the last reset_peaks), current, anonymous
       "/proc/$pid/status" 2>/dev/null || echo "  $name: exited"
   done
 }
-overall_peaks=() # NAME=MiB: the highest VmHWM each process reached over all the resets
+declare -A overall_peaks # NAME -> KiB: the highest VmHWM each process reached over all the resets
 remember_peaks() {
-  local server name pid kib i found
+  local server name kib
   for server in "${servers[@]}"; do
-    name="${server%%:*}"; pid="${server#*:}"
-    kib="$(awk '/^VmHWM/ { print $2 }' "/proc/$pid/status" 2>/dev/null || echo 0)"
-    found=0
-    for i in "${!overall_peaks[@]}"; do
-      if [ "${overall_peaks[$i]%%=*}" = "$name" ]; then
-        found=1
-        [ "$kib" -gt "${overall_peaks[$i]#*=}" ] && overall_peaks[$i]="$name=$kib"
-      fi
-    done
-    [ "$found" = 1 ] || overall_peaks+=("$name=$kib")
+    name="${server%%:*}"
+    kib="$(awk '/^VmHWM/ { print $2 }' "/proc/${server#*:}/status" 2>/dev/null || echo 0)"
+    if [ "${kib:-0}" -gt "${overall_peaks[$name]:-0}" ]; then overall_peaks[$name]="$kib"; fi
   done
 }
 reset_peaks() { # start each process's VmHWM afresh (proc(5), clear_refs "5"), so the next
@@ -330,5 +323,7 @@ echo
 
 echo
 echo "memory (peak over the whole run, setup included, and current resident set):"
-for peak in "${overall_peaks[@]}"; do echo "  ${peak%%=*} peak $(( ${peak#*=} / 1024 )) MiB"; done
+for server in "${servers[@]}"; do
+  echo "  ${server%%:*} peak $(( ${overall_peaks[${server%%:*}]:-0} / 1024 )) MiB"
+done
 report_memory
