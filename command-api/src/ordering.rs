@@ -137,11 +137,15 @@ async fn price_lines(
     state: &AppState,
     lines: &[RequestedLine],
 ) -> Result<Vec<PricedLine>, ApiError> {
+    // All lines at once: their product tails then go to the store in one batched read
+    // (`crate::tails`) instead of one read after another.
+    let offers =
+        futures::future::try_join_all(lines.iter().map(|line| offer(state, &line.sku))).await?;
     let mut priced = Vec::with_capacity(lines.len());
     let mut errors = Vec::new();
-    for (i, line) in lines.iter().enumerate() {
+    for (i, (line, offer)) in lines.iter().zip(offers).enumerate() {
         let field = format!("lines[{i}].sku");
-        match offer(state, &line.sku).await? {
+        match offer {
             Offer::OnSale(listing) => priced.push(PricedLine {
                 sku: line.sku.clone(),
                 product_id: listing.product_id,
