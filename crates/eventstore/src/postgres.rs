@@ -215,26 +215,14 @@ impl PostgresEventStore {
     /// The highest position below which nothing can appear any more (see the module doc).
     async fn high_water(&self) -> Result<Position, StoreError> {
         let inner = &self.inner;
-        let last_taken = last_taken_position(&inner.pool).await?;
-        if last_taken <= inner.high_water.load(Ordering::Acquire) {
-            return Ok(inner.high_water.load(Ordering::Acquire));
-        }
-        // One computation at a time per store; latecomers reuse its result when it covers them.
+        // One computation at a time per store: concurrent readers wait here instead of
+        // each listing the lock table.
         let _guard = inner.high_water_lock.lock().await;
         let known = inner.high_water.load(Ordering::Acquire);
+        let (last_taken, in_flight) = taken_and_in_flight(&inner.pool, known).await?;
         if last_taken <= known {
             return Ok(known);
         }
-        // `last_taken` was read before the transactions are listed below, which is all
-        // step 1 needs; reading it again here only cost a statement per computation.
-        let in_flight: Vec<String> = sqlx::query_scalar(
-            "SELECT coalesce(array_agg(virtualtransaction), '{}') FROM pg_locks \
-             WHERE locktype = 'relation' AND relation = 'events'::regclass \
-               AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) \
-               AND mode = 'RowExclusiveLock' AND pid <> pg_backend_pid()",
-        )
-        .fetch_one(&inner.pool)
-        .await?;
         if !in_flight.is_empty() {
             wait_until_ended(&inner.pool, &in_flight).await?;
         }
@@ -284,14 +272,33 @@ impl PostgresEventStore {
     }
 }
 
-/// What the position sequence last handed out (taken, not necessarily committed).
-async fn last_taken_position(pool: &PgPool) -> Result<Position, StoreError> {
-    let last: i64 = sqlx::query_scalar(
-        "SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM events_position_seq",
+/// Steps 1 and 2 of the module doc in one statement: what the position sequence last
+/// handed out (taken, not necessarily committed), and, when that is above `known`, the
+/// transactions then holding the append lock. The lock table is read in a subquery that
+/// depends on the sequence's row, so it is read after the sequence, as step 2 requires;
+/// while the sequence stands still it is not read at all.
+async fn taken_and_in_flight(
+    pool: &PgPool,
+    known: Position,
+) -> Result<(Position, Vec<String>), StoreError> {
+    let (last, in_flight): (i64, Vec<String>) = sqlx::query_as(
+        "WITH taken AS ( \
+             SELECT CASE WHEN is_called THEN last_value ELSE 0 END AS last \
+             FROM events_position_seq \
+         ) \
+         SELECT taken.last, CASE WHEN taken.last > $1 THEN ( \
+             SELECT coalesce(array_agg(virtualtransaction), '{}') FROM pg_locks \
+             WHERE locktype = 'relation' AND relation = 'events'::regclass \
+               AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) \
+               AND mode = 'RowExclusiveLock' AND pid <> pg_backend_pid() \
+               AND taken.last > $1 \
+         ) ELSE '{}' END \
+         FROM taken",
     )
+    .bind(to_i64(known)?)
     .fetch_one(pool)
     .await?;
-    from_i64(last)
+    Ok((from_i64(last)?, in_flight))
 }
 
 async fn wait_until_ended(pool: &PgPool, transactions: &[String]) -> Result<(), StoreError> {
