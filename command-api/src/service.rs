@@ -210,7 +210,7 @@ impl CommandService {
                 let event: A::Event = decode(
                     &recorded.event_type,
                     recorded.schema_version,
-                    recorded.payload,
+                    std::sync::Arc::unwrap_or_clone(recorded.payload),
                 )
                 .map_err(|err| {
                     ApiError::Internal(anyhow::anyhow!("undecodable event in {stream}: {err}"))

@@ -296,8 +296,12 @@ async fn sweeps_orphaned_and_cancelled_reservations_only(postgres: bool) {
             .expect("read")
             .into_iter()
             .map(|e| {
-                domain::aggregate::decode(&e.event_type, e.schema_version, e.payload)
-                    .expect("decode")
+                domain::aggregate::decode(
+                    &e.event_type,
+                    e.schema_version,
+                    std::sync::Arc::unwrap_or_clone(e.payload),
+                )
+                .expect("decode")
             })
             .collect::<Vec<StockEvent>>(),
     );

@@ -298,7 +298,7 @@ mod tests {
             position,
             event_type: "Anything".into(),
             schema_version: 1,
-            payload: serde_json::json!({}),
+            payload: serde_json::json!({}).into(),
             metadata: EventMetadata::default(),
             recorded_at: Utc::now(),
         }

@@ -483,7 +483,7 @@ impl OrderHistory {
                 let event: OrderEvent = decode(
                     &recorded.event_type,
                     recorded.schema_version,
-                    recorded.payload,
+                    std::sync::Arc::unwrap_or_clone(recorded.payload),
                 )
                 .with_context(|| format!("undecodable event in {stream}"))?;
                 order = Order::evolve(order, &event);

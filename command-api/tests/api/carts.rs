@@ -103,7 +103,12 @@ async fn placed(app: &TestApp, id: &str) -> OrderEvent {
         .await
         .unwrap();
     let first = events.into_iter().next().expect("the order exists");
-    decode(&first.event_type, first.schema_version, first.payload).unwrap()
+    decode(
+        &first.event_type,
+        first.schema_version,
+        std::sync::Arc::unwrap_or_clone(first.payload),
+    )
+    .unwrap()
 }
 
 async fn the_cart_shows_current_names_prices_and_availability(app: TestApp) {

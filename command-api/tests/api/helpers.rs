@@ -379,8 +379,12 @@ impl TestApp {
         let events: Vec<domain::inventory::StockEvent> = events
             .into_iter()
             .map(|e| {
-                domain::aggregate::decode(&e.event_type, e.schema_version, e.payload)
-                    .expect("decode")
+                domain::aggregate::decode(
+                    &e.event_type,
+                    e.schema_version,
+                    std::sync::Arc::unwrap_or_clone(e.payload),
+                )
+                .expect("decode")
             })
             .collect();
         let state = domain::inventory::Stock::fold(&events);

@@ -20,7 +20,7 @@ use std::{
 use chrono::{DateTime, Utc};
 use domain::{
     account::{AccountEvent, Role},
-    aggregate::{DomainEvent, decode},
+    aggregate::{DomainEvent, decode_borrowed},
     catalog::ProductEvent,
     ids::{AccountId, OrderId, ProductId, ShipmentId},
     inventory::StockEvent,
@@ -202,12 +202,8 @@ fn undecodable(event: &RecordedEvent, reason: impl fmt::Display) -> MappingError
 }
 
 fn decode_as<E: DomainEvent>(event: &RecordedEvent) -> Result<E, MappingError> {
-    decode(
-        &event.event_type,
-        event.schema_version,
-        event.payload.clone(),
-    )
-    .map_err(|err| undecodable(event, err))
+    decode_borrowed(&event.event_type, event.schema_version, &event.payload)
+        .map_err(|err| undecodable(event, err))
 }
 
 fn stream_id<T: FromStr>(event: &RecordedEvent) -> Result<T, MappingError> {
@@ -679,7 +675,7 @@ mod tests {
             position: version + 40,
             event_type,
             schema_version: E::schema_version(event.event_type()),
-            payload,
+            payload: payload.into(),
             metadata: EventMetadata::default(),
             recorded_at: at() + chrono::Duration::seconds(1),
         }
@@ -1085,7 +1081,7 @@ mod tests {
         };
         assert_eq!(map_event(&claim, &context()).unwrap(), None);
         let broken = RecordedEvent {
-            payload: json!({"nonsense": true}),
+            payload: json!({"nonsense": true}).into(),
             ..recorded(&order_stream(), 1, &placed())
         };
         assert!(matches!(

@@ -84,7 +84,7 @@ pub async fn append_to_new_stream(store: Arc<dyn EventStore>) {
     assert_eq!((read[0].version, read[0].position), (1, result.position));
     assert_eq!(read[0].stream, s);
     assert_eq!(read[0].event_type, "Tested");
-    assert_eq!(read[0].payload, json!({ "n": 1 }));
+    assert_eq!(*read[0].payload, json!({ "n": 1 }));
     assert_eq!(store.stream_version(&s).await.unwrap(), 1);
 }
 
@@ -422,7 +422,7 @@ pub async fn metadata_round_trips(store: Arc<dyn EventStore>) {
     assert_eq!(read.event_type, "OrderPlaced");
     assert_eq!(read.schema_version, 3);
     assert_eq!(read.metadata, metadata);
-    assert_eq!(read.payload, e.payload);
+    assert_eq!(*read.payload, e.payload);
     assert!((chrono::Utc::now() - read.recorded_at).num_seconds().abs() < 300);
 }
 
@@ -440,7 +440,7 @@ pub async fn large_payload_round_trips(store: Arc<dyn EventStore>) {
         .await
         .unwrap();
     let read = store.read_stream(&s, 1, 1).await.unwrap();
-    assert_eq!(read[0].payload, e.payload);
+    assert_eq!(*read[0].payload, e.payload);
 }
 
 /// Stream names may be any Unicode text.

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use bus::{Bus, IntegrationEvent, Subject};
 use domain::{
     account::{Account, AccountEvent},
-    aggregate::{Aggregate, decode},
+    aggregate::{Aggregate, decode_borrowed},
     money::Money,
     order::{OrderLine, ShippingAddress},
 };
@@ -173,10 +173,10 @@ pub async fn recipient(
         let Some(last) = events.last() else { break };
         from = last.version + 1;
         for recorded in &events {
-            let event: AccountEvent = decode(
+            let event: AccountEvent = decode_borrowed(
                 &recorded.event_type,
                 recorded.schema_version,
-                recorded.payload.clone(),
+                &recorded.payload,
             )?;
             state = Account::evolve(state, &event);
         }

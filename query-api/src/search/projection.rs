@@ -23,7 +23,7 @@ use std::{
 
 use anyhow::{Context, bail};
 use domain::{
-    aggregate::{Aggregate, decode},
+    aggregate::{Aggregate, decode_borrowed},
     catalog::{Product, ProductEvent, ProductState},
     ids::ProductId,
 };
@@ -318,10 +318,10 @@ async fn fold(
             );
         }
         expected += 1;
-        let event: ProductEvent = decode(
+        let event: ProductEvent = decode_borrowed(
             &recorded.event_type,
             recorded.schema_version,
-            recorded.payload.clone(),
+            &recorded.payload,
         )
         .with_context(|| {
             format!(

@@ -256,7 +256,7 @@ async fn history_is_the_audit_trail(app: TestApp) {
         assert_eq!(event["version"], i as u64 + 1);
         assert_eq!(event["eventId"], recorded.event_id.to_string());
         assert_eq!(event["position"], recorded.position);
-        assert_eq!(event["data"], recorded.payload);
+        assert_eq!(event["data"], *recorded.payload);
         let at = event["at"].as_str().unwrap();
         assert!(at.ends_with('Z') && at.len() == 27, "{at}");
     }
