@@ -264,6 +264,7 @@ pub fn config(batch_size: usize) -> RunnerConfig {
     RunnerConfig {
         batch_size,
         idle_poll: Duration::from_millis(50),
+        linger: Duration::ZERO,
         backoff_initial: Duration::from_millis(10),
         backoff_max: Duration::from_millis(100),
         ownership_poll: Duration::from_millis(50),
