@@ -15,6 +15,7 @@
 mod projection;
 pub mod query;
 mod schema;
+mod threads;
 pub mod views;
 
 use std::{
@@ -38,6 +39,7 @@ pub use projection::{SearchConfig, SearchProjection};
 pub use query::SearchQuery;
 use query::{FacetCounter, FacetTally, Filter, Filtered, MAX_CATEGORY_FACETS, PRICE_BUCKETS};
 use schema::{Fields, SCHEMA_VERSION};
+use threads::SearchThreads;
 use views::{CategoryCount, PriceBucket, SearchFacets, SearchHit, SearchPage};
 
 use crate::views::PriceRange;
@@ -75,10 +77,8 @@ pub struct SearchIndex {
     analyzer: TextAnalyzer,
     position: watch::Receiver<Position>,
     failure: Arc<Mutex<Option<String>>>,
-    /// One search per CPU at a time: a search is CPU work, and every blocking thread an
-    /// unbounded fan-out starts keeps its own allocator heap (measured under `browse` at 64
-    /// connections, split query node: 21 -> 15 threads, 105 -> 91 MiB anonymous memory).
-    running: Arc<tokio::sync::Semaphore>,
+    /// Where searches run: one thread per CPU (see [`threads`]).
+    threads: SearchThreads,
 }
 
 impl std::fmt::Debug for SearchIndex {
@@ -189,9 +189,10 @@ impl SearchIndex {
                 analyzer: schema::analyzer(),
                 position: receiver,
                 failure,
-                running: Arc::new(tokio::sync::Semaphore::new(
+                threads: SearchThreads::start(
                     std::thread::available_parallelism().map_or(2, usize::from),
-                )),
+                )
+                .context("starting the search threads")?,
             },
             projection,
         ))
@@ -257,23 +258,19 @@ impl SearchIndex {
         })
     }
 
-    /// Runs `query` on a blocking thread, at most one per CPU at once.
+    /// Runs `query` on one of the search threads.
     ///
     /// # Errors
     /// As [`Self::search`].
     pub async fn run(&self, query: SearchQuery) -> Result<SearchPage, ApiError> {
-        let _running = self
-            .running
-            .acquire()
-            .await
-            .map_err(|e| ApiError::Internal(e.into()))?;
         let index = self.clone();
-        tokio::task::spawn_blocking(move || index.search(&query))
+        self.threads
+            .run(move || index.search(&query))
             .await
             .map_err(|e| ApiError::Internal(e.into()))?
     }
 
-    /// Runs `query` (blocking: call it from `spawn_blocking`, or use [`Self::run`]).
+    /// Runs `query` (blocking: call it off the async threads, or use [`Self::run`]).
     ///
     /// # Errors
     /// 400 when `q` has more than [`query::MAX_WORDS`] words; 500 when the index cannot be
