@@ -1,6 +1,9 @@
 //! Prometheus metrics: request counts and latency histograms by route and status, plus
 //! whatever the services record with the `metrics` macros (appends, conflicts, …).
-use std::{sync::OnceLock, time::Instant};
+use std::{
+    sync::OnceLock,
+    time::{Duration, Instant},
+};
 
 use axum::{
     extract::{MatchedPath, Request},
@@ -11,6 +14,16 @@ use axum::{
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// How often recorded histogram samples are folded into their buckets.
+///
+/// The exporter keeps every sample until it is folded, which only a scrape or an upkeep
+/// does: unscraped, a node serving 57,000 requests/s grew by 1.2 MiB/s (README, Load
+/// results). Folded each second, at most a second's samples are held.
+pub const UPKEEP_INTERVAL: Duration = Duration::from_secs(1);
+
+/// The name of the thread that folds the samples.
+pub const UPKEEP_THREAD: &str = "metrics-upkeep";
 
 /// The process-wide recorder, installed on first use (every app in a test process shares it).
 pub fn handle() -> &'static PrometheusHandle {
@@ -27,8 +40,25 @@ pub fn handle() -> &'static PrometheusHandle {
         let handle = recorder.handle();
         // Another recorder may already be installed (tests): keep rendering ours anyway.
         let _ = metrics::set_global_recorder(recorder);
+        keep_up(handle.clone());
         handle
     })
+}
+
+/// Folds `handle`'s samples every [`UPKEEP_INTERVAL`] on a thread of its own (a plain
+/// thread: the recorder may be installed before, or outside, any tokio runtime).
+fn keep_up(handle: PrometheusHandle) {
+    let started = std::thread::Builder::new()
+        .name(UPKEEP_THREAD.into())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(UPKEEP_INTERVAL);
+                handle.run_upkeep();
+            }
+        });
+    if let Err(error) = started {
+        tracing::error!(%error, "cannot start the metrics upkeep: unscraped histograms will grow");
+    }
 }
 
 /// Middleware (as a `route_layer`, so the matched route is known) that counts and times requests.
@@ -56,4 +86,42 @@ pub async fn render() -> impl IntoResponse {
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         handle().render(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The names of this process's threads (Linux: /proc/self/task/*/comm).
+    fn thread_names() -> Vec<String> {
+        std::fs::read_dir("/proc/self/task")
+            .map(|tasks| {
+                tasks
+                    .flatten()
+                    .filter_map(|task| std::fs::read_to_string(task.path().join("comm")).ok())
+                    .map(|name| name.trim().to_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    fn upkeep_threads() -> usize {
+        thread_names()
+            .iter()
+            .filter(|name| *name == UPKEEP_THREAD)
+            .count()
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn one_upkeep_thread_folds_the_samples_however_often_the_recorder_is_used() {
+        handle();
+        handle();
+        // A new thread names itself once it runs: wait for that, not for a time.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while upkeep_threads() == 0 && Instant::now() < deadline {
+            std::thread::yield_now();
+        }
+        assert_eq!(upkeep_threads(), 1, "threads: {:?}", thread_names());
+    }
 }
