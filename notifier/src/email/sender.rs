@@ -16,6 +16,9 @@ use super::{
     templates::{Rendered, Template, Templates},
 };
 
+/// The lease on a row being written to the outbox folder (ms).
+const FOLDER_LEASE_MS: i64 = 5_000;
+
 /// Where messages go.
 #[derive(Clone)]
 pub enum Transport {
@@ -51,6 +54,17 @@ impl Transport {
                 Ok(Transport::Smtp(transport))
             }
             None => Ok(Transport::Folder(config.outbox_dir.clone())),
+        }
+    }
+
+    /// How long a claimed row stays leased (ms): long enough for one attempt to end. A
+    /// process that dies mid-attempt delays the message by this much, no more.
+    fn lease_ms(&self, config: &EmailConfig) -> i64 {
+        match self {
+            Transport::Smtp(_) => super::duration_ms(config.timeout) * 2 + 5_000,
+            // A file is written in milliseconds, and writing it twice changes nothing: its
+            // name is the outbox id.
+            Transport::Folder(_) => FOLDER_LEASE_MS,
         }
     }
 
@@ -164,7 +178,7 @@ impl Sender {
     /// The database failed.
     pub async fn run_once(&self) -> Result<usize, sqlx::Error> {
         let now = now_ms();
-        let lease = now + super::duration_ms(self.config.timeout) * 2 + 5_000;
+        let lease = now + self.transport.lease_ms(&self.config);
         let claimed = outbox::claim_due(&self.sql, now, lease, 16).await?;
         let count = claimed.len();
         for row in claimed {
@@ -281,6 +295,19 @@ mod tests {
             ..EmailConfig::default()
         };
         assert!(build_message(&config, "1", "ada@example.com", None, rendered()).is_err());
+    }
+
+    #[test]
+    fn a_folder_lease_is_short_and_an_smtp_lease_outlasts_the_conversation() {
+        let config = EmailConfig::default();
+        let folder = Transport::open(&config).unwrap();
+        assert_eq!(folder.lease_ms(&config), FOLDER_LEASE_MS);
+        let config = EmailConfig {
+            smtp_url: Some("smtp://127.0.0.1:2525".into()),
+            ..EmailConfig::default()
+        };
+        let smtp = Transport::open(&config).unwrap();
+        assert!(smtp.lease_ms(&config) > 2 * super::super::duration_ms(config.timeout));
     }
 
     #[test]
