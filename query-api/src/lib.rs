@@ -39,6 +39,7 @@ pub mod recommendations;
 pub mod replays;
 pub mod routes;
 pub mod search;
+mod sql_filter;
 pub mod state;
 pub mod views;
 

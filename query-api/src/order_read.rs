@@ -20,7 +20,7 @@ use domain::{
 };
 use eventstore::{EventStore, StreamId};
 use projector::OrdersProjection;
-use sqlx::{AnyPool, Row, any::AnyArguments};
+use sqlx::{AnyPool, Row};
 use uuid::Uuid;
 use web::ApiError;
 
@@ -32,6 +32,7 @@ use crate::{
         SalesReport, SalesTotals,
     },
     read::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE},
+    sql_filter::Filter,
     views::MoneyView,
 };
 
@@ -138,38 +139,6 @@ impl TimeBound {
             },
             Self::Instant(at) => ("<=", timestamp(at)),
         }
-    }
-}
-
-/// A WHERE clause under construction: fixed SQL fragments, text values bound as `$n`.
-#[derive(Default)]
-struct Filter {
-    clauses: Vec<String>,
-    binds: Vec<String>,
-}
-
-impl Filter {
-    /// Adds `column op $n` with `value` bound to `$n` (`column` and `op` are fixed SQL).
-    fn push(&mut self, column: &str, op: &str, value: String) {
-        self.binds.push(value);
-        self.clauses
-            .push(format!("{column} {op} ${}", self.binds.len()));
-    }
-
-    fn where_clause(&self) -> String {
-        if self.clauses.is_empty() {
-            "1 = 1".to_owned()
-        } else {
-            self.clauses.join(" AND ")
-        }
-    }
-
-    fn query<'q>(&self, sql: String) -> sqlx::query::Query<'q, sqlx::Any, AnyArguments> {
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for bind in &self.binds {
-            query = query.bind(bind.clone());
-        }
-        query
     }
 }
 
@@ -334,7 +303,7 @@ impl OrderBook {
             .map_err(internal)?
             .try_get("total")
             .map_err(internal)?;
-        let n = filter.binds.len();
+        let n = filter.bound();
         let limit = i64::from(query.page_size);
         let offset = i64::from(query.page - 1) * limit;
         let rows = filter

@@ -27,6 +27,7 @@ use web::ApiError;
 use crate::{
     QueryConfig,
     consistency::Consistency,
+    sql_filter::{Bind, Filter},
     views::{
         InventoryView, MoneyView, PriceRange, ProductPage, ProductStatus, ProductView, VariantView,
     },
@@ -209,87 +210,51 @@ impl ProductQuery {
     }
 }
 
-/// A value bound to a placeholder.
-enum Bind {
-    Text(String),
-    Int(i64),
-}
-
-/// A WHERE clause under construction: fixed SQL fragments, values bound as `$n`.
-#[derive(Default)]
-struct Filter {
-    clauses: Vec<String>,
-    binds: Vec<Bind>,
-}
-
-impl Filter {
-    fn bind(&mut self, value: Bind) -> String {
-        self.binds.push(value);
-        format!("${}", self.binds.len())
-    }
-
-    fn of(query: &ProductQuery) -> Self {
-        let mut filter = Self::default();
-        let status = filter.bind(Bind::Text(query.status.as_str().to_owned()));
-        filter.clauses.push(format!("p.status = {status}"));
-        if let Some(category) = &query.category {
-            let category = filter.bind(Bind::Text(category.clone()));
-            filter.clauses.push(format!(
-                "EXISTS (SELECT 1 FROM rm_product_categories c \
+/// The conditions of a product list query.
+fn product_filter(query: &ProductQuery) -> Filter {
+    let mut filter = Filter::default();
+    let status = filter.bind(Bind::Text(query.status.as_str().to_owned()));
+    filter.require(format!("p.status = {status}"));
+    if let Some(category) = &query.category {
+        let category = filter.bind(Bind::Text(category.clone()));
+        filter.require(format!(
+            "EXISTS (SELECT 1 FROM rm_product_categories c \
                  WHERE c.product_id = p.id AND c.category = {category})"
-            ));
-        }
-        if query.min_price.is_some() || query.max_price.is_some() {
-            let mut price =
-                String::from("EXISTS (SELECT 1 FROM rm_variants pv WHERE pv.product_id = p.id");
-            // Each bound is also tested on the product row's price range: implied by the
-            // variant test, and answerable from the price index (with 100,000 products, a
-            // price band sorted by price went from 300 ms to 8 ms with it).
-            for (bound, product_test, variant_test) in [
-                (query.min_price, "p.max_price >=", "pv.price_amount >="),
-                (query.max_price, "p.min_price <=", "pv.price_amount <="),
-            ] {
-                if let Some(bound) = bound {
-                    let on_product = filter.bind(Bind::Int(bound));
-                    filter.clauses.push(format!("{product_test} {on_product}"));
-                    price += &format!(" AND {variant_test} {}", filter.bind(Bind::Int(bound)));
-                }
+        ));
+    }
+    if query.min_price.is_some() || query.max_price.is_some() {
+        let mut price =
+            String::from("EXISTS (SELECT 1 FROM rm_variants pv WHERE pv.product_id = p.id");
+        // Each bound is also tested on the product row's price range: implied by the
+        // variant test, and answerable from the price index (with 100,000 products, a
+        // price band sorted by price went from 300 ms to 8 ms with it).
+        for (bound, product_test, variant_test) in [
+            (query.min_price, "p.max_price >=", "pv.price_amount >="),
+            (query.max_price, "p.min_price <=", "pv.price_amount <="),
+        ] {
+            if let Some(bound) = bound {
+                let on_product = filter.bind(Bind::Int(bound));
+                filter.require(format!("{product_test} {on_product}"));
+                price += &format!(" AND {variant_test} {}", filter.bind(Bind::Int(bound)));
             }
-            price.push(')');
-            filter.clauses.push(price);
         }
-        for (key, value) in &query.attributes {
-            let key = filter.bind(Bind::Text(key.clone()));
-            let value = filter.bind(Bind::Text(value.clone()));
-            filter.clauses.push(format!(
-                "EXISTS (SELECT 1 FROM rm_product_attributes a \
+        price.push(')');
+        filter.require(price);
+    }
+    for (key, value) in &query.attributes {
+        let key = filter.bind(Bind::Text(key.clone()));
+        let value = filter.bind(Bind::Text(value.clone()));
+        filter.require(format!(
+            "EXISTS (SELECT 1 FROM rm_product_attributes a \
                  WHERE a.product_id = p.id AND a.key = {key} AND a.value = {value})"
-            ));
-        }
-        if let Some(q) = &query.q {
-            let pattern = format!("%{}%", escape_like(&q.to_lowercase()));
-            let pattern = filter.bind(Bind::Text(pattern));
-            filter
-                .clauses
-                .push(format!("p.name_key LIKE {pattern} ESCAPE '\\'"));
-        }
-        filter
+        ));
     }
-
-    fn where_clause(&self) -> String {
-        self.clauses.join(" AND ")
+    if let Some(q) = &query.q {
+        let pattern = format!("%{}%", escape_like(&q.to_lowercase()));
+        let pattern = filter.bind(Bind::Text(pattern));
+        filter.require(format!("p.name_key LIKE {pattern} ESCAPE '\\'"));
     }
-
-    fn query<'q>(&self, sql: String) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments> {
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for bind in &self.binds {
-            query = match bind {
-                Bind::Text(text) => query.bind(text.clone()),
-                Bind::Int(int) => query.bind(*int),
-            };
-        }
-        query
-    }
+    filter
 }
 
 /// Escapes `%`, `_` and `\` for a `LIKE … ESCAPE '\'` pattern.
@@ -535,7 +500,7 @@ impl ProductCatalogue {
         query: &ProductQuery,
         as_of: Option<(u64, u64)>,
     ) -> Result<ProductPage, ApiError> {
-        let filter = Filter::of(query);
+        let filter = product_filter(query);
         let condition = filter.where_clause();
         let by_filter = ProductQuery {
             sort: Sort::default(),
@@ -568,7 +533,7 @@ impl ProductCatalogue {
         };
         let limit = i64::from(query.page_size);
         let offset = i64::from(query.page - 1) * limit;
-        let n = filter.binds.len();
+        let n = filter.bound();
         let order = query.sort.order_by();
         // One statement, so a page and its variants come from one snapshot.
         let sql = format!(
