@@ -6,11 +6,7 @@ use std::sync::Arc;
 use command_api::{
     AppState, BootstrapAdmin, CommandApiConfig, auth::AuthConfig, carts::contract::TestRedis,
 };
-use eventstore::{
-    EventStore,
-    postgres::PostgresConfig,
-    testsupport::{TestPostgres, TestSqlite},
-};
+use eventstore::{EventStore, testsupport::TestBackend};
 use reqwest::{Response, StatusCode};
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
@@ -19,17 +15,7 @@ pub const ADMIN_USERNAME: &str = "admin";
 pub const ADMIN_PASSWORD: &str = "bootstrap-admin-password";
 pub const CUSTOMER_PASSWORD: &str = "correct horse battery";
 
-/// Which backend a test app runs on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Backend {
-    Sqlite,
-    Postgres,
-}
-
-enum Guard {
-    Sqlite(TestSqlite),
-    Postgres(TestPostgres),
-}
+pub use eventstore::testsupport::Backend;
 
 /// A running command API.
 pub struct TestApp {
@@ -41,7 +27,7 @@ pub struct TestApp {
     pub sql: sqlx::AnyPool,
     /// The Redis keeping carts, when it is not the SQL database.
     pub redis: Option<TestRedis>,
-    _guard: Guard,
+    _db: TestBackend,
     _shutdown: oneshot::Sender<()>,
     /// More command nodes on the same store ([`TestApp::second_node`]).
     nodes: Vec<oneshot::Sender<()>>,
@@ -52,24 +38,7 @@ pub struct TestApp {
 #[macro_export]
 macro_rules! backend_tests {
     ($($name:ident),+ $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    let Some(app) = $crate::helpers::spawn_app($crate::helpers::Backend::Sqlite).await else { return };
-                    super::$name(app).await;
-                }
-            )+
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    let Some(app) = $crate::helpers::spawn_app($crate::helpers::Backend::Postgres).await else { return };
-                    super::$name(app).await;
-                }
-            )+
-        }
+        eventstore::backend_tests!($crate::helpers::spawn_app; $($name),+);
     };
 }
 
@@ -115,28 +84,8 @@ async fn spawn_app_customised(
     config: CommandApiConfig,
     redis: Option<TestRedis>,
 ) -> Option<TestApp> {
-    sqlx::any::install_default_drivers();
-    let (store, sql_url, guard): (Arc<dyn EventStore>, String, Guard) = match backend {
-        Backend::Sqlite => {
-            let db = TestSqlite::new().await;
-            let store = eventstore::sqlite::SqliteEventStore::open(&db.path)
-                .await
-                .expect("sqlite");
-            let url = format!("sqlite://{}", db.path.display());
-            (Arc::new(store), url, Guard::Sqlite(db))
-        }
-        Backend::Postgres => {
-            let db = TestPostgres::new().await?;
-            let store = db.store(&PostgresConfig::default());
-            let url = db.url.clone();
-            (Arc::new(store), url, Guard::Postgres(db))
-        }
-    };
-    let sql = sqlx::any::AnyPoolOptions::new()
-        .max_connections(8)
-        .connect(&sql_url)
-        .await
-        .expect("sql pool");
+    let db = TestBackend::open(backend).await?;
+    let (store, sql) = (db.store.clone(), db.pool(8).await);
     let mut state: AppState = command_api::build_state(store.clone(), sql.clone(), &config)
         .await
         .expect("state");
@@ -159,7 +108,7 @@ async fn spawn_app_customised(
         store,
         sql,
         redis,
-        _guard: guard,
+        _db: db,
         _shutdown: shutdown,
         nodes: Vec::new(),
     })

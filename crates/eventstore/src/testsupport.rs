@@ -11,7 +11,10 @@ use std::{
     time::Duration,
 };
 
-use sqlx::{ConnectOptions, Connection, Executor, PgConnection, postgres::PgConnectOptions};
+use sqlx::{
+    AnyPool, ConnectOptions, Connection, Executor, PgConnection, any::AnyPoolOptions,
+    postgres::PgConnectOptions,
+};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::{TcpListener, TcpStream},
@@ -20,6 +23,7 @@ use tokio::{
 };
 
 use crate::{
+    EventStore,
     postgres::{PostgresConfig, PostgresEventStore},
     sqlite::SqliteEventStore,
 };
@@ -167,6 +171,101 @@ impl Drop for TestPostgres {
         })
         .join();
     }
+}
+
+/// Which backend a test runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// A SQLite file in a temporary folder.
+    Sqlite,
+    /// A database of its own on the test PostgreSQL server.
+    Postgres,
+}
+
+/// Held for its `Drop`, which removes the database.
+#[allow(dead_code)]
+enum Held {
+    Sqlite(TestSqlite),
+    Postgres(TestPostgres),
+}
+
+/// A fresh, migrated database of either backend for one test: its event store, and the
+/// URL the test's SQL pools connect to. The database goes when the value is dropped.
+pub struct TestBackend {
+    /// Which backend.
+    pub backend: Backend,
+    /// The event store on it.
+    pub store: Arc<dyn EventStore>,
+    /// Its URL (`sqlite://…` or `postgres://…`).
+    pub url: String,
+    _held: Held,
+}
+
+impl TestBackend {
+    /// Creates it, or returns `None` (after printing why) when PostgreSQL is absent and
+    /// services are not required.
+    pub async fn open(backend: Backend) -> Option<Self> {
+        sqlx::any::install_default_drivers();
+        let (store, url, held): (Arc<dyn EventStore>, String, Held) = match backend {
+            Backend::Sqlite => {
+                let db = TestSqlite::new().await;
+                let store = SqliteEventStore::open(&db.path)
+                    .await
+                    .expect("sqlite store");
+                let url = format!("sqlite://{}", db.path.display());
+                (Arc::new(store), url, Held::Sqlite(db))
+            }
+            Backend::Postgres => {
+                let db = TestPostgres::new().await?;
+                let store = db.store(&PostgresConfig::default());
+                let url = db.url.clone();
+                (Arc::new(store), url, Held::Postgres(db))
+            }
+        };
+        Some(Self {
+            backend,
+            store,
+            url,
+            _held: held,
+        })
+    }
+
+    /// A pool of at most `max_connections` on this database (read models, tokens, outboxes).
+    pub async fn pool(&self, max_connections: u32) -> AnyPool {
+        AnyPoolOptions::new()
+            .max_connections(max_connections)
+            .connect(&self.url)
+            .await
+            .expect("sql pool")
+    }
+}
+
+/// Expands each listed async test `fn name(fixture)` into `sqlite::name` and
+/// `postgres::name`, the fixture made by the async fn `$open` from a
+/// [`Backend`](crate::testsupport::Backend); when it gives `None` (PostgreSQL absent and not
+/// required) the test returns at once.
+#[macro_export]
+macro_rules! backend_tests {
+    ($open:path; $($name:ident),+ $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let Some(fixture) = $open($crate::testsupport::Backend::Sqlite).await else { return };
+                    super::$name(fixture).await;
+                }
+            )+
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let Some(fixture) = $open($crate::testsupport::Backend::Postgres).await else { return };
+                    super::$name(fixture).await;
+                }
+            )+
+        }
+    };
 }
 
 /// A TCP proxy whose link can be cut and restored, to simulate a server outage without

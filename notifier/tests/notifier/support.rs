@@ -5,65 +5,30 @@ use std::{future::Future, sync::Arc, time::Duration};
 
 use command_api::auth::{Auth, AuthConfig};
 use domain::{account::Role, ids::AccountId};
-use eventstore::{
-    EventStore,
-    postgres::PostgresConfig,
-    testsupport::{TestPostgres, TestSqlite},
-};
+use eventstore::{EventStore, testsupport::TestBackend};
 use sqlx::AnyPool;
 use tokio::sync::oneshot;
 use web::AccessClaims;
 
-/// Which backend a test runs on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Backend {
-    Sqlite,
-    Postgres,
-}
-
-enum Guard {
-    Sqlite(TestSqlite),
-    Postgres(TestPostgres),
-}
+pub use eventstore::testsupport::Backend;
 
 /// A migrated event store and SQL database of the test's own.
 pub struct TestDb {
     pub store: Arc<dyn EventStore>,
     pub sql: AnyPool,
     pub backend: Backend,
-    _guard: Guard,
+    _db: TestBackend,
 }
 
 impl TestDb {
     /// A fresh database, or `None` when PostgreSQL is absent and not required.
     pub async fn new(backend: Backend) -> Option<Self> {
-        sqlx::any::install_default_drivers();
-        let (store, url, guard): (Arc<dyn EventStore>, String, Guard) = match backend {
-            Backend::Sqlite => {
-                let db = TestSqlite::new().await;
-                let store = eventstore::sqlite::SqliteEventStore::open(&db.path)
-                    .await
-                    .expect("sqlite");
-                let url = format!("sqlite://{}", db.path.display());
-                (Arc::new(store), url, Guard::Sqlite(db))
-            }
-            Backend::Postgres => {
-                let db = TestPostgres::new().await?;
-                let store = db.store(&PostgresConfig::default());
-                let url = db.url.clone();
-                (Arc::new(store), url, Guard::Postgres(db))
-            }
-        };
-        let sql = sqlx::any::AnyPoolOptions::new()
-            .max_connections(8)
-            .connect(&url)
-            .await
-            .expect("sql pool");
+        let db = TestBackend::open(backend).await?;
         Some(Self {
-            store,
-            sql,
+            store: db.store.clone(),
+            sql: db.pool(8).await,
             backend,
-            _guard: guard,
+            _db: db,
         })
     }
 }
@@ -73,24 +38,7 @@ impl TestDb {
 #[macro_export]
 macro_rules! backend_tests {
     ($($name:ident),+ $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    let Some(db) = $crate::support::TestDb::new($crate::support::Backend::Sqlite).await else { return };
-                    super::$name(db).await;
-                }
-            )+
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    let Some(db) = $crate::support::TestDb::new($crate::support::Backend::Postgres).await else { return };
-                    super::$name(db).await;
-                }
-            )+
-        }
+        eventstore::backend_tests!($crate::support::TestDb::new; $($name),+);
     };
 }
 

@@ -18,31 +18,19 @@ use ed25519_dalek::{
     pkcs8::{EncodePrivateKey, EncodePublicKey, spki::der::pem::LineEnding},
 };
 use eventstore::{
-    EventStore, ExpectedVersion, NewEvent, Position, StreamId,
-    postgres::PostgresConfig,
-    testsupport::{TestPostgres, TestSqlite},
+    EventStore, ExpectedVersion, NewEvent, Position, StreamId, testsupport::TestBackend,
 };
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use projector::{Projector, RunnerConfig};
 use query_api::{QueryConfig, QueryState};
 use reqwest::{Response, StatusCode};
 use serde_json::{Map, Value, json};
-use sqlx::{AnyPool, any::AnyPoolOptions};
+use sqlx::AnyPool;
 use tokio::sync::oneshot;
 use uuid::Uuid;
 use web::AccessClaims;
 
-/// Which backend a test app runs on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Backend {
-    Sqlite,
-    Postgres,
-}
-
-enum Guard {
-    Sqlite(TestSqlite),
-    Postgres(TestPostgres),
-}
+pub use eventstore::testsupport::Backend;
 
 /// How the app learns where the projections stand.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -67,31 +55,14 @@ pub struct TestApp {
     encoding: EncodingKey,
     projector: Option<Projector>,
     stops: Vec<oneshot::Sender<()>>,
-    _guard: Guard,
+    _db: TestBackend,
 }
 
 /// Expands each listed async test `fn name(app: TestApp)` into one test per backend.
 #[macro_export]
 macro_rules! backend_tests {
     ($($name:ident),+ $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    let Some(app) = $crate::helpers::spawn_app($crate::helpers::Backend::Sqlite).await else { return };
-                    super::$name(app).await;
-                }
-            )+
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    let Some(app) = $crate::helpers::spawn_app($crate::helpers::Backend::Postgres).await else { return };
-                    super::$name(app).await;
-                }
-            )+
-        }
+        eventstore::backend_tests!($crate::helpers::spawn_app; $($name),+);
     };
 }
 
@@ -125,28 +96,8 @@ pub async fn spawn_app_with(
     positions: Positions,
     config: QueryConfig,
 ) -> Option<TestApp> {
-    sqlx::any::install_default_drivers();
-    let (store, url, guard): (Arc<dyn EventStore>, String, Guard) = match backend {
-        Backend::Sqlite => {
-            let db = TestSqlite::new().await;
-            let store = eventstore::sqlite::SqliteEventStore::open(&db.path)
-                .await
-                .expect("sqlite");
-            let url = format!("sqlite://{}", db.path.display());
-            (Arc::new(store), url, Guard::Sqlite(db))
-        }
-        Backend::Postgres => {
-            let db = TestPostgres::new().await?;
-            let store = db.store(&PostgresConfig::default());
-            let url = db.url.clone();
-            (Arc::new(store), url, Guard::Postgres(db))
-        }
-    };
-    let pool = AnyPoolOptions::new()
-        .max_connections(8)
-        .connect(&url)
-        .await
-        .expect("sql pool");
+    let db = TestBackend::open(backend).await?;
+    let (store, pool) = (db.store.clone(), db.pool(8).await);
     let projector = Projector::new(
         store.clone(),
         pool.clone(),
@@ -186,7 +137,7 @@ pub async fn spawn_app_with(
         encoding,
         projector: Some(projector),
         stops: vec![stop],
-        _guard: guard,
+        _db: db,
     })
 }
 

@@ -12,18 +12,14 @@ use ed25519_dalek::{
     SigningKey,
     pkcs8::{EncodePublicKey, spki::der::pem::LineEnding},
 };
-use eventstore::{
-    EventStore, ExpectedVersion, NewEvent, Position,
-    postgres::PostgresConfig,
-    testsupport::{TestPostgres, TestSqlite},
-};
+use eventstore::{EventStore, ExpectedVersion, NewEvent, Position, testsupport::TestBackend};
 use query_api::{
     QueryConfig, QueryState,
     search::{SearchConfig, SearchIndex, SearchQuery, views::SearchPage},
 };
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use sqlx::{AnyPool, any::AnyPoolOptions};
+use sqlx::AnyPool;
 use tokio::{sync::oneshot, task::JoinHandle};
 use uuid::Uuid;
 
@@ -33,24 +29,7 @@ use crate::helpers::{
 
 macro_rules! search_tests {
     ($($name:ident),+ $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    let Some(app) = super::SearchApp::spawn(super::Backend::Sqlite).await else { return };
-                    super::$name(app).await;
-                }
-            )+
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    let Some(app) = super::SearchApp::spawn(super::Backend::Postgres).await else { return };
-                    super::$name(app).await;
-                }
-            )+
-        }
+        eventstore::backend_tests!(super::SearchApp::spawn; $($name),+);
     };
 }
 
@@ -67,13 +46,6 @@ search_tests!(
     an_unreadable_index_is_rebuilt_from_the_log,
 );
 
-/// Held for its `Drop`, which removes the database.
-#[allow(dead_code)]
-enum Db {
-    Sqlite(TestSqlite),
-    Postgres(TestPostgres),
-}
-
 /// The search projection and the query API over one store, with the index in a folder
 /// that outlives restarts of the projection.
 struct SearchApp {
@@ -86,7 +58,7 @@ struct SearchApp {
     running: Option<(oneshot::Sender<()>, JoinHandle<()>)>,
     stop_server: Option<oneshot::Sender<()>>,
     catalogue: Catalogue,
-    _db: Db,
+    _db: TestBackend,
 }
 
 fn search_config() -> SearchConfig {
@@ -114,28 +86,8 @@ impl SearchApp {
     }
 
     async fn spawn_with(backend: Backend, config: QueryConfig) -> Option<Self> {
-        sqlx::any::install_default_drivers();
-        let (store, url, db): (Arc<dyn EventStore>, String, Db) = match backend {
-            Backend::Sqlite => {
-                let db = TestSqlite::new().await;
-                let store = eventstore::sqlite::SqliteEventStore::open(&db.path)
-                    .await
-                    .expect("sqlite");
-                let url = format!("sqlite://{}", db.path.display());
-                (Arc::new(store), url, Db::Sqlite(db))
-            }
-            Backend::Postgres => {
-                let db = TestPostgres::new().await?;
-                let store = db.store(&PostgresConfig::default());
-                let url = db.url.clone();
-                (Arc::new(store), url, Db::Postgres(db))
-            }
-        };
-        let pool = AnyPoolOptions::new()
-            .max_connections(4)
-            .connect(&url)
-            .await
-            .expect("sql pool");
+        let db = TestBackend::open(backend).await?;
+        let (store, pool) = (db.store.clone(), db.pool(4).await);
         let folder = tempfile::tempdir().expect("search folder");
         let (index, projection) = SearchIndex::open(&folder.path().join("search")).expect("open");
         let mut app = Self {

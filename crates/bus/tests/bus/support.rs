@@ -15,87 +15,37 @@ use domain::{
     order::{Actor, OrderEvent, OrderLine, OrderStatus, ShippingAddress},
 };
 use eventstore::{
-    EventStore, ExpectedVersion, NewEvent, Position, StreamId,
-    postgres::PostgresConfig,
-    testsupport::{TestPostgres, TestSqlite},
+    EventStore, ExpectedVersion, NewEvent, Position, StreamId, testsupport::TestBackend,
 };
 use serde_json::json;
-use sqlx::{AnyPool, any::AnyPoolOptions};
+use sqlx::AnyPool;
 use uuid::Uuid;
 
-/// Which backend a test runs on.
-#[derive(Clone, Copy, Debug)]
-pub enum Backend {
-    Sqlite,
-    Postgres,
-}
-
-enum Guard {
-    Sqlite(TestSqlite),
-    Postgres(TestPostgres),
-}
+pub use eventstore::testsupport::Backend;
 
 /// A migrated database: its event store and a pool for checkpoints.
 pub struct Db {
     pub store: Arc<dyn EventStore>,
     pub pool: AnyPool,
-    _guard: Guard,
+    _db: TestBackend,
 }
 
 /// Expands each `async fn name(db: Db)` into `sqlite::name` and `postgres::name`.
 #[macro_export]
 macro_rules! backend_tests {
     ($($name:ident),+ $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    let Some(db) = $crate::support::Db::open($crate::support::Backend::Sqlite).await else { return };
-                    super::$name(db).await;
-                }
-            )+
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    let Some(db) = $crate::support::Db::open($crate::support::Backend::Postgres).await else { return };
-                    super::$name(db).await;
-                }
-            )+
-        }
+        eventstore::backend_tests!($crate::support::Db::open; $($name),+);
     };
 }
 
 impl Db {
     /// A fresh, migrated database (`None`: PostgreSQL absent and not required).
     pub async fn open(backend: Backend) -> Option<Self> {
-        sqlx::any::install_default_drivers();
-        let (store, url, guard): (Arc<dyn EventStore>, String, Guard) = match backend {
-            Backend::Sqlite => {
-                let db = TestSqlite::new().await;
-                let store = eventstore::sqlite::SqliteEventStore::open(&db.path)
-                    .await
-                    .expect("sqlite store");
-                let url = format!("sqlite://{}", db.path.display());
-                (Arc::new(store), url, Guard::Sqlite(db))
-            }
-            Backend::Postgres => {
-                let db = TestPostgres::new().await?;
-                let store = db.store(&PostgresConfig::default());
-                let url = db.url.clone();
-                (Arc::new(store), url, Guard::Postgres(db))
-            }
-        };
-        let pool = AnyPoolOptions::new()
-            .max_connections(4)
-            .connect(&url)
-            .await
-            .expect("pool");
+        let db = TestBackend::open(backend).await?;
         Some(Self {
-            store,
-            pool,
-            _guard: guard,
+            store: db.store.clone(),
+            pool: db.pool(4).await,
+            _db: db,
         })
     }
 
