@@ -228,6 +228,33 @@ fn bundle_lines(
         .collect()
 }
 
+/// The store's first admin, who loads the demo: the one configured with
+/// `EMPORIUM_BOOTSTRAP_ADMIN_PASSWORD` (and `EMPORIUM_BOOTSTRAP_ADMIN_USERNAME`) when it is
+/// set, as on any empty store; else `demo-admin` with a generated password. Also returns
+/// what to print about the password (a configured one is never printed).
+fn demo_admin(settings: &Settings) -> (command_api::BootstrapAdmin, String) {
+    match &settings.bootstrap_admin_password {
+        Some(password) => (
+            command_api::BootstrapAdmin {
+                username: settings.bootstrap_admin_username.clone(),
+                password: password.clone(),
+            },
+            "password from EMPORIUM_BOOTSTRAP_ADMIN_PASSWORD".into(),
+        ),
+        None => {
+            let password = uuid::Uuid::new_v4().simple().to_string()[..20].to_owned();
+            let shown = format!("password {password}   (shown once: note it now)");
+            (
+                command_api::BootstrapAdmin {
+                    username: DEMO_ADMIN.into(),
+                    password,
+                },
+                shown,
+            )
+        }
+    }
+}
+
 /// Loads the demo data into an empty store; says so and does nothing on a store with data.
 pub async fn load(settings: &Settings) -> anyhow::Result<()> {
     let backends = Backends::open(settings).await?;
@@ -235,18 +262,17 @@ pub async fn load(settings: &Settings) -> anyhow::Result<()> {
         println!("The store already holds data: demo data not loaded.");
         return Ok(());
     }
-    let password = uuid::Uuid::new_v4().simple().to_string()[..20].to_owned();
+    let (demo_admin, shown) = demo_admin(settings);
     let mut config = command_config(settings);
-    config.bootstrap_admin = Some(command_api::BootstrapAdmin {
-        username: DEMO_ADMIN.into(),
-        password: password.clone(),
-    });
+    config.bootstrap_admin = Some(demo_admin.clone());
     let state =
         command_api::build_state(backends.store.clone(), backends.sql.clone(), &config).await?;
     let api = Api {
         router: command_api::router(state),
     };
-    let admin = api.login(DEMO_ADMIN, &password).await?;
+    let admin = api
+        .login(&demo_admin.username, &demo_admin.password)
+        .await?;
 
     let products = catalogue();
     let mut showcase = String::new();
@@ -359,9 +385,7 @@ pub async fn load(settings: &Settings) -> anyhow::Result<()> {
         CATEGORIES.len(),
         customers.len()
     );
-    println!(
-        "  Demo admin:  username {DEMO_ADMIN}, password {password}   (shown once: note it now)"
-    );
+    println!("  Demo admin:  username {}, {shown}", demo_admin.username);
     println!(
         "  Recommended: /api/v1/products/{showcase}/recommendations ({}: bought together, then similar)",
         BUNDLES[0][0]

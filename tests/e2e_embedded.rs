@@ -370,6 +370,34 @@ async fn admin_create_reads_the_password_from_stdin_and_check_config_masks_secre
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_is_loaded_by_the_configured_first_admin() {
+    let data = tempfile::tempdir().unwrap();
+    let output = emporium(data.path())
+        .arg("demo")
+        .env("EMPORIUM_BOOTSTRAP_ADMIN_USERNAME", "owner")
+        .env("EMPORIUM_BOOTSTRAP_ADMIN_PASSWORD", ADMIN_PASSWORD)
+        .output()
+        .unwrap();
+    let printed = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(output.status.success(), "{printed}");
+    assert!(
+        printed.contains("username owner, password from EMPORIUM_BOOTSTRAP_ADMIN_PASSWORD"),
+        "{printed}"
+    );
+    assert!(
+        !printed.contains(ADMIN_PASSWORD),
+        "never printed: {printed}"
+    );
+    assert!(
+        !printed.contains("demo-admin"),
+        "no second admin: {printed}"
+    );
+    let server = start(data.path()).await;
+    let client = reqwest::Client::new();
+    login(&client, &server.base, "owner", ADMIN_PASSWORD).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn demo_data_loads_once_and_can_be_browsed() {
     let data = tempfile::tempdir().unwrap();
     let output = emporium(data.path()).arg("demo").output().unwrap();
