@@ -1,12 +1,12 @@
 //! The middleware every API shares, in the order requests meet it: a request id (made
-//! or kept), a trace span carrying it, panics turned into 500 problems, a body size
-//! limit, and a timeout.
+//! or kept), a trace span carrying it, panics turned into 500 problems, bare error
+//! answers turned into problems, a body size limit, and a timeout.
 use std::time::Duration;
 
 use axum::{
-    Router,
-    http::{HeaderName, Request},
-    response::IntoResponse,
+    Json, Router,
+    http::{HeaderName, HeaderValue, Request, StatusCode, header},
+    response::{IntoResponse, Response},
 };
 use tower_http::{
     catch_panic::CatchPanicLayer,
@@ -16,7 +16,7 @@ use tower_http::{
     trace::TraceLayer,
 };
 
-use crate::ApiError;
+use crate::{ApiError, error::Problem};
 
 static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -30,6 +30,7 @@ pub fn apply<S: Clone + Send + Sync + 'static>(router: Router<S>) -> Router<S> {
     router
         .layer(TimeoutLayer::with_status_code(axum::http::StatusCode::GATEWAY_TIMEOUT, Duration::from_secs(30)))
         .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
+        .layer(axum::middleware::map_response(problem_for_bare_error))
         .layer(CatchPanicLayer::custom(|_| ApiError::Internal(anyhow::anyhow!("handler panicked")).into_response()))
         .layer(TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
             let id = request.headers().get(&REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("-");
@@ -37,4 +38,120 @@ pub fn apply<S: Clone + Send + Sync + 'static>(router: Router<S>) -> Router<S> {
         }))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID.clone()))
         .layer(SetRequestIdLayer::new(REQUEST_ID.clone(), MakeRequestUuid))
+}
+
+/// Errors answered outside the handlers come as a bare status (axum: no route, a method
+/// the route lacks; tower-http: a body over the limit, a timeout), with no body or a
+/// plain-text one. Every error an API gives is a problem document, so those are rewritten
+/// here; their other headers (`Allow`) stay.
+async fn problem_for_bare_error(response: Response) -> Response {
+    let status = response.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let bare = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_none_or(|kind| kind.as_bytes().starts_with(b"text/plain"));
+    if !bare {
+        return response;
+    }
+    let (code, detail) = match status {
+        StatusCode::NOT_FOUND => ("not_found", "no such resource"),
+        StatusCode::METHOD_NOT_ALLOWED => (
+            "method_not_allowed",
+            "this resource does not take that method; the Allow header lists those it takes",
+        ),
+        StatusCode::PAYLOAD_TOO_LARGE => (
+            "payload_too_large",
+            "the request body is larger than the 1 MiB limit",
+        ),
+        StatusCode::GATEWAY_TIMEOUT => ("timeout", "the request took longer than 30 s"),
+        _ => ("error", status.canonical_reason().unwrap_or("error")),
+    };
+    let problem = Problem {
+        kind: format!("urn:emporium:problem:{code}"),
+        title: status.canonical_reason().unwrap_or("Error").to_owned(),
+        status: status.as_u16(),
+        detail: detail.to_owned(),
+        code: code.to_owned(),
+        errors: Vec::new(),
+        extra: None,
+    };
+    let (mut parts, _) = response.into_parts();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/problem+json"),
+    );
+    let body = Json(problem).into_response().into_body();
+    Response::from_parts(parts, body)
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::{body::Body, routing::post};
+    use tower::ServiceExt;
+
+    use super::*;
+
+    async fn answer(request: Request<Body>) -> (StatusCode, String, serde_json::Value) {
+        let router = apply(Router::new().route("/echo", post(|body: String| async { body })));
+        let response = router.oneshot(request).await.unwrap();
+        let status = response.status();
+        let kind = response
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default();
+        let allow = response.headers().get(header::ALLOW).cloned();
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        let mut body: serde_json::Value =
+            serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
+        if let Some(allow) = allow {
+            body["allow"] = allow.to_str().unwrap().into();
+        }
+        (status, kind, body)
+    }
+
+    #[tokio::test]
+    async fn errors_made_outside_the_handlers_are_problems_too() {
+        let (status, kind, body) =
+            answer(Request::get("/nowhere").body(Body::empty()).unwrap()).await;
+        assert_eq!(
+            (status, kind.as_str()),
+            (StatusCode::NOT_FOUND, "application/problem+json")
+        );
+        assert_eq!(body["code"], "not_found");
+
+        let (status, kind, body) = answer(Request::get("/echo").body(Body::empty()).unwrap()).await;
+        assert_eq!(
+            (status, kind.as_str()),
+            (StatusCode::METHOD_NOT_ALLOWED, "application/problem+json")
+        );
+        assert_eq!(body["code"], "method_not_allowed");
+        assert_eq!(body["allow"], "POST", "{body}");
+
+        let big = vec![b'a'; BODY_LIMIT + 1];
+        let request = Request::post("/echo")
+            .header(header::CONTENT_LENGTH, big.len())
+            .body(Body::from(big))
+            .unwrap();
+        let (status, kind, body) = answer(request).await;
+        assert_eq!(
+            (status, kind.as_str()),
+            (StatusCode::PAYLOAD_TOO_LARGE, "application/problem+json")
+        );
+        assert_eq!(body["status"], 413);
+
+        // What handlers answer is left alone.
+        let request = Request::post("/echo").body(Body::from("hello")).unwrap();
+        let (status, kind, _) = answer(request).await;
+        assert_eq!(
+            (status, kind.as_str()),
+            (StatusCode::OK, "text/plain; charset=utf-8")
+        );
+    }
 }
