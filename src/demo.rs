@@ -1,8 +1,9 @@
 //! Demo data, so a newcomer can try the whole API at once: a catalogue of a few hundred
 //! products in ten categories (apparel with sizes and colours), stock for every variant,
-//! a demo admin whose password is generated and printed once, customers, and orders in
-//! every state. Everything goes through the real command routes, in process, so every
-//! rule (validation, unique SKUs, catalogue prices, reservations) applies to it too.
+//! an admin (the configured first admin, else a demo admin whose password is generated
+//! and printed once), customers, and orders in every state. Everything goes through the
+//! real command routes, in process, so every rule (validation, unique SKUs, catalogue
+//! prices, reservations) applies to it too.
 use anyhow::{Context, bail};
 use axum::{
     Router,
