@@ -255,6 +255,11 @@ pub async fn run(settings: &Settings, role: Role) -> anyhow::Result<()> {
             .merge(health::router(checks))
             .route("/metrics", get(metrics::render)),
     );
+    // Outermost, so a preflight is answered before anything else looks at it.
+    let router = match settings.cors()? {
+        Some(origins) => router.layer(origins.layer()),
+        None => router,
+    };
 
     // Projector nodes write the views the projections touch through to Redis.
     let (stop_writer, writer_stopped) = tokio::sync::oneshot::channel::<()>();

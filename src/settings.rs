@@ -97,6 +97,9 @@ pub struct Settings {
     /// `EMPORIUM_PASSWORD_RESET_URL`: the shop's reset page, with `{token}` where the token
     /// goes. None: the e-mail shows the token itself.
     pub password_reset_url: Option<String>,
+    /// `EMPORIUM_CORS_ORIGINS`: the origins whose pages may call the API from a browser
+    /// (`https://shop.example,https://admin.shop.example`, or `*`). None: same origin only.
+    pub cors_origins: Option<String>,
 }
 
 impl Default for Settings {
@@ -139,6 +142,7 @@ impl Default for Settings {
             shop_name: "Emporium".into(),
             password_reset_ttl_seconds: 3600,
             password_reset_url: None,
+            cors_origins: None,
         }
     }
 }
@@ -277,7 +281,25 @@ impl Settings {
         if s.password_reset_ttl_seconds == 0 {
             anyhow::bail!("EMPORIUM_PASSWORD_RESET_TTL_SECONDS must be at least 1");
         }
+        if let Some(v) = env("CORS_ORIGINS") {
+            s.cors_origins = Some(v);
+        }
+        settings.cors()?;
         Ok(settings)
+    }
+
+    /// The origins `EMPORIUM_CORS_ORIGINS` allows; `None` when it is not set.
+    ///
+    /// # Errors
+    /// An entry is not an origin.
+    pub fn cors(&self) -> anyhow::Result<Option<web::cors::CorsOrigins>> {
+        self.cors_origins
+            .as_deref()
+            .map(|text| {
+                web::cors::CorsOrigins::parse(text)
+                    .map_err(|err| anyhow::anyhow!("EMPORIUM_CORS_ORIGINS: {err}"))
+            })
+            .transpose()
     }
 
     /// The shared view cache's settings, when `EMPORIUM_REDIS_URL` is set.
@@ -438,6 +460,12 @@ impl Settings {
                     .clone()
                     .unwrap_or_else(|| "(not set: the e-mail shows the token)".into()),
             ),
+            (
+                "CORS_ORIGINS",
+                self.cors_origins
+                    .clone()
+                    .unwrap_or_else(|| "(not set: same origin only)".into()),
+            ),
         ];
         rows.into_iter()
             .map(|(name, value)| format!("{:<46}{value}", format!("EMPORIUM_{name}")))
@@ -460,7 +488,20 @@ fn mask_url(url: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::mask_url;
+    use super::{Settings, mask_url};
+
+    #[test]
+    fn cors_origins_are_checked_when_the_settings_are_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("emporium.toml");
+        std::fs::write(&file, "cors_origins = \"shop.example\"\n").unwrap();
+        let err = Settings::from_env(Some(&file)).err().expect("refused");
+        assert!(err.to_string().contains("EMPORIUM_CORS_ORIGINS"), "{err}");
+        std::fs::write(&file, "cors_origins = \"https://shop.example\"\n").unwrap();
+        let settings = Settings::from_env(Some(&file)).unwrap();
+        assert!(settings.cors().unwrap().is_some());
+        assert!(Settings::default().cors().unwrap().is_none());
+    }
 
     #[test]
     fn urls_lose_their_passwords() {

@@ -370,6 +370,59 @@ async fn admin_create_reads_the_password_from_stdin_and_check_config_masks_secre
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_front_end_on_a_listed_origin_may_call_the_api_from_a_browser() {
+    let data = tempfile::tempdir().unwrap();
+    let mut command = emporium(data.path());
+    command.env("EMPORIUM_CORS_ORIGINS", "https://shop.example");
+    let server = spawn_ready(command).await;
+    let client = reqwest::Client::new();
+    let preflight = |origin: &'static str| {
+        client
+            .request(
+                reqwest::Method::OPTIONS,
+                format!("{}/api/v1/orders", server.base),
+            )
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header(
+                "access-control-request-headers",
+                "authorization,idempotency-key",
+            )
+            .send()
+    };
+    let allowed = preflight("https://shop.example").await.unwrap();
+    assert_eq!(
+        allowed.headers()["access-control-allow-origin"],
+        "https://shop.example"
+    );
+    let refused = preflight("https://elsewhere.example").await.unwrap();
+    assert!(
+        refused
+            .headers()
+            .get("access-control-allow-origin")
+            .is_none()
+    );
+    let listed = client
+        .get(format!("{}/api/v1/products", server.base))
+        .header("origin", "https://shop.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(listed.status(), StatusCode::OK);
+    assert_eq!(
+        listed.headers()["access-control-allow-origin"],
+        "https://shop.example"
+    );
+    let bad = emporium(data.path())
+        .env("EMPORIUM_CORS_ORIGINS", "shop.example")
+        .arg("check-config")
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("EMPORIUM_CORS_ORIGINS"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_demo_is_loaded_by_the_configured_first_admin() {
     let data = tempfile::tempdir().unwrap();
     let output = emporium(data.path())
