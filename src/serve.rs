@@ -255,6 +255,10 @@ pub async fn run(settings: &Settings, role: Role) -> anyhow::Result<()> {
             .merge(health::router(checks))
             .route("/metrics", get(metrics::render)),
     );
+    let router = match settings.trusted_proxies()? {
+        Some(trusted) => router.layer(axum::Extension(std::sync::Arc::new(trusted))),
+        None => router,
+    };
     // Outermost, so a preflight is answered before anything else looks at it.
     let router = match settings.cors()? {
         Some(origins) => router.layer(origins.layer()),

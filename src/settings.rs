@@ -100,6 +100,9 @@ pub struct Settings {
     /// `EMPORIUM_CORS_ORIGINS`: the origins whose pages may call the API from a browser
     /// (`https://shop.example,https://admin.shop.example`, or `*`). None: same origin only.
     pub cors_origins: Option<String>,
+    /// `EMPORIUM_TRUSTED_PROXIES`: load balancers (addresses or networks) whose
+    /// `X-Forwarded-For` names the client for the per-IP rate limits. None: the peer.
+    pub trusted_proxies: Option<String>,
 }
 
 impl Default for Settings {
@@ -143,6 +146,7 @@ impl Default for Settings {
             password_reset_ttl_seconds: 3600,
             password_reset_url: None,
             cors_origins: None,
+            trusted_proxies: None,
         }
     }
 }
@@ -151,6 +155,16 @@ fn env(name: &str) -> Option<String> {
     std::env::var(format!("EMPORIUM_{name}"))
         .ok()
         .filter(|v| !v.is_empty())
+}
+
+/// `text` (setting `EMPORIUM_{name}`) parsed with `parse`, its error naming the setting.
+fn parse_list<T>(
+    name: &str,
+    text: Option<&str>,
+    parse: impl FnOnce(&str) -> Result<T, String>,
+) -> anyhow::Result<Option<T>> {
+    text.map(|text| parse(text).map_err(|err| anyhow::anyhow!("EMPORIUM_{name}: {err}")))
+        .transpose()
 }
 
 fn env_parsed<T: std::str::FromStr>(name: &str, target: &mut T) -> anyhow::Result<()> {
@@ -284,8 +298,24 @@ impl Settings {
         if let Some(v) = env("CORS_ORIGINS") {
             s.cors_origins = Some(v);
         }
+        if let Some(v) = env("TRUSTED_PROXIES") {
+            s.trusted_proxies = Some(v);
+        }
         settings.cors()?;
+        settings.trusted_proxies()?;
         Ok(settings)
+    }
+
+    /// The proxies `EMPORIUM_TRUSTED_PROXIES` names; `None` when it is not set.
+    ///
+    /// # Errors
+    /// An entry is neither an address nor a network.
+    pub fn trusted_proxies(&self) -> anyhow::Result<Option<web::client_ip::TrustedProxies>> {
+        parse_list(
+            "TRUSTED_PROXIES",
+            self.trusted_proxies.as_deref(),
+            web::client_ip::TrustedProxies::parse,
+        )
     }
 
     /// The origins `EMPORIUM_CORS_ORIGINS` allows; `None` when it is not set.
@@ -293,13 +323,11 @@ impl Settings {
     /// # Errors
     /// An entry is not an origin.
     pub fn cors(&self) -> anyhow::Result<Option<web::cors::CorsOrigins>> {
-        self.cors_origins
-            .as_deref()
-            .map(|text| {
-                web::cors::CorsOrigins::parse(text)
-                    .map_err(|err| anyhow::anyhow!("EMPORIUM_CORS_ORIGINS: {err}"))
-            })
-            .transpose()
+        parse_list(
+            "CORS_ORIGINS",
+            self.cors_origins.as_deref(),
+            web::cors::CorsOrigins::parse,
+        )
     }
 
     /// The shared view cache's settings, when `EMPORIUM_REDIS_URL` is set.
@@ -466,6 +494,12 @@ impl Settings {
                     .clone()
                     .unwrap_or_else(|| "(not set: same origin only)".into()),
             ),
+            (
+                "TRUSTED_PROXIES",
+                self.trusted_proxies
+                    .clone()
+                    .unwrap_or_else(|| "(not set: the peer is the client)".into()),
+            ),
         ];
         rows.into_iter()
             .map(|(name, value)| format!("{:<46}{value}", format!("EMPORIUM_{name}")))
@@ -501,6 +535,21 @@ mod tests {
         let settings = Settings::from_env(Some(&file)).unwrap();
         assert!(settings.cors().unwrap().is_some());
         assert!(Settings::default().cors().unwrap().is_none());
+    }
+
+    #[test]
+    fn trusted_proxies_are_checked_when_the_settings_are_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("emporium.toml");
+        std::fs::write(&file, "trusted_proxies = \"nginx\"\n").unwrap();
+        let err = Settings::from_env(Some(&file)).err().expect("refused");
+        assert!(
+            err.to_string().contains("EMPORIUM_TRUSTED_PROXIES"),
+            "{err}"
+        );
+        std::fs::write(&file, "trusted_proxies = \"172.16.0.0/12\"\n").unwrap();
+        let settings = Settings::from_env(Some(&file)).unwrap();
+        assert!(settings.trusted_proxies().unwrap().is_some());
     }
 
     #[test]

@@ -423,6 +423,64 @@ async fn a_front_end_on_a_listed_origin_may_call_the_api_from_a_browser() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_a_trusted_proxy_sign_ups_are_limited_per_forwarded_client() {
+    let data = tempfile::tempdir().unwrap();
+    let mut command = emporium(data.path());
+    command
+        .env("EMPORIUM_TRUSTED_PROXIES", "127.0.0.1")
+        .env("EMPORIUM_RATE_LIMIT_SIGNUP_PER_MINUTE", "1");
+    let server = spawn_ready(command).await;
+    let client = reqwest::Client::new();
+    let sign_up = |n: u32, forwarded_for: &'static str| {
+        client
+            .post(format!("{}/api/v1/auth/register", server.base))
+            .header("x-forwarded-for", forwarded_for)
+            .json(
+                &json!({"name": "Proxied", "email": format!("proxied{n}@example.com"),
+                "mobileNumber": format!("+1555020{n:04}"), "password": "behind-the-balancer"}),
+            )
+            .send()
+    };
+    // Through the local proxy, each forwarded client has its own allowance.
+    assert_eq!(
+        sign_up(1, "203.0.113.1").await.unwrap().status(),
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        sign_up(2, "203.0.113.2").await.unwrap().status(),
+        StatusCode::CREATED
+    );
+    // A client forging addresses left of the proxy's entry is still itself.
+    let forged = sign_up(3, "198.51.100.1, 203.0.113.1").await.unwrap();
+    assert_eq!(forged.status(), StatusCode::TOO_MANY_REQUESTS);
+    drop(server);
+
+    // Nobody trusted: the header changes nothing, the connection is the client.
+    let mut command = emporium(data.path());
+    command.env("EMPORIUM_RATE_LIMIT_SIGNUP_PER_MINUTE", "1");
+    let server = spawn_ready(command).await;
+    let mut statuses = Vec::new();
+    for (n, forwarded_for) in [(4, "203.0.113.4"), (5, "203.0.113.5")] {
+        let response = client
+            .post(format!("{}/api/v1/auth/register", server.base))
+            .header("x-forwarded-for", forwarded_for)
+            .json(
+                &json!({"name": "Direct", "email": format!("direct{n}@example.com"),
+                "mobileNumber": format!("+1555030{n:04}"), "password": "no-balancer-here"}),
+            )
+            .send()
+            .await
+            .unwrap();
+        statuses.push(response.status());
+    }
+    assert_eq!(
+        statuses,
+        [StatusCode::CREATED, StatusCode::TOO_MANY_REQUESTS],
+        "one client, whatever it forwards"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_demo_is_loaded_by_the_configured_first_admin() {
     let data = tempfile::tempdir().unwrap();
     let output = emporium(data.path())

@@ -1,6 +1,6 @@
 //! `POST /api/v1/auth/{register,login,refresh,logout}`: customer sign-up and the token
 //! life cycle. The work is in [`crate::auth::flows`].
-use std::{convert::Infallible, net::IpAddr, net::SocketAddr};
+use std::{convert::Infallible, net::IpAddr, net::SocketAddr, sync::Arc};
 
 use axum::{
     extract::{ConnectInfo, FromRequestParts, State},
@@ -11,7 +11,7 @@ use domain::account::Gender;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
-use web::{ApiError, AppJson, Problem};
+use web::{ApiError, AppJson, Problem, client_ip::TrustedProxies};
 
 use super::CommandAnswer;
 use crate::{
@@ -32,6 +32,8 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 /// The client's IP address, when the server was started with connect info (it always is;
 /// in-process tests without a socket have none, and are then not rate limited by IP).
+/// Behind trusted proxies (an `Arc<TrustedProxies>` request extension, from
+/// `EMPORIUM_TRUSTED_PROXIES`), the address they forwarded.
 #[derive(Clone, Copy, Debug)]
 pub struct ClientIp(pub Option<IpAddr>);
 
@@ -39,12 +41,15 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
     type Rejection = Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Infallible> {
-        Ok(Self(
-            parts
-                .extensions
-                .get::<ConnectInfo<SocketAddr>>()
-                .map(|info| info.0.ip()),
-        ))
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|info| info.0.ip());
+        let trusted = parts.extensions.get::<Arc<TrustedProxies>>();
+        Ok(Self(match (peer, trusted) {
+            (Some(peer), Some(trusted)) => Some(trusted.client(peer, &parts.headers)),
+            (peer, _) => peer,
+        }))
     }
 }
 
@@ -281,5 +286,27 @@ mod tests {
             .extensions_mut()
             .insert(ConnectInfo(SocketAddr::from(([192, 0, 2, 7], 4242))));
         assert_eq!(answer(with_info).await, "192.0.2.7");
+    }
+
+    #[tokio::test]
+    async fn behind_a_trusted_proxy_the_client_ip_is_the_forwarded_one() {
+        let request = |trusted: Option<&str>| {
+            let mut request = Request::get("/")
+                .header("x-forwarded-for", "203.0.113.9")
+                .body(Body::empty())
+                .unwrap();
+            request
+                .extensions_mut()
+                .insert(ConnectInfo(SocketAddr::from(([10, 0, 0, 2], 4242))));
+            if let Some(trusted) = trusted {
+                request
+                    .extensions_mut()
+                    .insert(Arc::new(TrustedProxies::parse(trusted).unwrap()));
+            }
+            request
+        };
+        assert_eq!(answer(request(Some("10.0.0.0/8"))).await, "203.0.113.9");
+        assert_eq!(answer(request(Some("192.0.2.1"))).await, "10.0.0.2");
+        assert_eq!(answer(request(None)).await, "10.0.0.2", "nobody trusted");
     }
 }

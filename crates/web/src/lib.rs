@@ -7,6 +7,7 @@
 //! because every mapping lives here, once.
 #![deny(missing_docs)]
 
+pub mod client_ip;
 pub mod cors;
 mod domain_errors;
 pub mod error;
