@@ -17,7 +17,11 @@ use super::{
     password_reset::{ResetRecipient, invalid_token},
     refresh::Presented,
 };
-use crate::{claims::KeyKind, service::CommandMeta, state::AppState};
+use crate::{
+    claims::KeyKind,
+    service::{CommandMeta, Executed},
+    state::AppState,
+};
 
 /// A customer's sign-up, as sent.
 #[derive(Clone)]
@@ -216,7 +220,46 @@ pub async fn login(
     if account.locked {
         return Err(account_locked());
     }
+    if !password::is_current(&account.password_hash) {
+        rehash(state, id, password).await;
+    }
     state.auth.issue_tokens(id, role).await
+}
+
+/// Hashes `password` anew and makes it account `id`'s, on behalf of the account.
+async fn set_password(
+    state: &AppState,
+    id: AccountId,
+    password: &str,
+) -> Result<Executed<Account>, ApiError> {
+    let password_hash = state.auth.passwords().hash(password).await?;
+    let meta = CommandMeta::by(format!("account-{id}"));
+    let now = chrono::Utc::now();
+    state
+        .commands
+        .execute::<Account, _>(&account_stream(id), &meta, |account| {
+            Account::decide(
+                account,
+                AccountCommand::ChangePassword {
+                    password_hash: password_hash.clone(),
+                    now,
+                },
+            )
+            .map_err(ApiError::from)
+        })
+        .await
+}
+
+/// Replaces a hash made with older parameters (Argon2's 19 MiB default, before the
+/// current 7 MiB and 5 passes) now that the password is known to be right. Best effort:
+/// the login succeeds anyway, and the next one tries again.
+async fn rehash(state: &AppState, id: AccountId, password: &str) {
+    match set_password(state, id, password).await {
+        Ok(_) => tracing::info!(account = %id, "password hash upgraded to the current parameters"),
+        Err(err) => {
+            tracing::warn!(account = %id, error = %err, "could not upgrade a password hash")
+        }
+    }
 }
 
 /// Trades a refresh token for a new pair. The token is used up (rotation); an unknown,
@@ -335,25 +378,7 @@ pub async fn confirm_password_reset(
     let Some(id) = resets.redeem(token).await? else {
         return Err(invalid_token());
     };
-    let changed = async {
-        let password_hash = state.auth.passwords().hash(new_password).await?;
-        let meta = CommandMeta::by(format!("account-{id}"));
-        let now = chrono::Utc::now();
-        state
-            .commands
-            .execute::<Account, _>(&account_stream(id), &meta, |account| {
-                Account::decide(
-                    account,
-                    AccountCommand::ChangePassword {
-                        password_hash: password_hash.clone(),
-                        now,
-                    },
-                )
-                .map_err(ApiError::from)
-            })
-            .await
-    }
-    .await;
+    let changed = set_password(state, id, new_password).await;
     let done = match changed {
         Ok(done) => done,
         Err(err) => {

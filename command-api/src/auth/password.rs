@@ -53,6 +53,22 @@ fn hasher() -> Result<Argon2<'static>, argon2::Error> {
     Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, params))
 }
 
+/// Whether `hash` was made as new hashes are (Argon2id with today's memory and passes);
+/// a hash made otherwise is replaced at the next successful login. Pure.
+pub fn is_current(hash: &str) -> bool {
+    let Ok(parsed) = argon2::PasswordHash::new(hash) else {
+        return false;
+    };
+    let Ok(params) = Params::try_from(&parsed) else {
+        return false;
+    };
+    parsed.algorithm == Algorithm::Argon2id.ident()
+        && parsed.version == Some(Version::V0x13.into())
+        && params.m_cost() == MEMORY_KIB
+        && params.t_cost() == PASSES
+        && params.p_cost() == 1
+}
+
 fn hash_now(password: &[u8]) -> Result<String, argon2::password_hash::Error> {
     Ok(hasher()?.hash_password(password)?.to_string())
 }
@@ -165,6 +181,9 @@ mod tests {
         assert!(old.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{old}");
         assert!(passwords.verify("correct horse", Some(&old)).await.unwrap());
         assert!(!passwords.verify("correct hors", Some(&old)).await.unwrap());
+        assert!(!is_current(&old), "replaced at the next login");
+        assert!(is_current(&passwords.hash("correct horse").await.unwrap()));
+        assert!(!is_current("not a hash"));
     }
 
     #[tokio::test]

@@ -21,6 +21,7 @@ crate::backend_tests!(
     logout_revokes_the_session_only,
     forged_access_tokens_are_refused,
     the_auth_routes_are_documented,
+    old_password_hashes_are_upgraded_at_the_next_login,
 );
 
 const REGISTER: &str = "/api/v1/auth/register";
@@ -592,4 +593,55 @@ async fn the_auth_routes_are_documented(app: TestApp) {
     }
     assert!(doc["paths"][LOGIN]["post"]["responses"]["429"].is_object());
     assert!(doc["paths"][ADMIN_ROUTE]["post"]["security"].is_array());
+}
+
+async fn old_password_hashes_are_upgraded_at_the_next_login(app: TestApp) {
+    use argon2::PasswordHasher;
+    use domain::{
+        account::AccountEvent,
+        aggregate::{DomainEvent, encode},
+    };
+    use eventstore::{ExpectedVersion, NewEvent, StreamId};
+
+    let (id, email, _) = app.register_customer().await;
+    let stream = StreamId::new(format!("account-{id}")).unwrap();
+    // An account whose hash was made with Argon2's defaults (19 MiB, 2 passes), as every
+    // hash was before the current parameters.
+    let old = argon2::Argon2::default()
+        .hash_password(CUSTOMER_PASSWORD.as_bytes())
+        .unwrap()
+        .to_string();
+    let (event_type, payload) = encode(&AccountEvent::PasswordChanged {
+        password_hash: old,
+        at: chrono::Utc::now(),
+    });
+    app.store
+        .append(
+            &stream,
+            ExpectedVersion::Any,
+            vec![NewEvent::new(
+                event_type.clone(),
+                AccountEvent::schema_version(&event_type),
+                payload,
+            )],
+        )
+        .await
+        .unwrap();
+    let hash_now = || async {
+        let events = app.store.read_stream(&stream, 1, 100).await.unwrap();
+        let last = events.last().unwrap();
+        (
+            last.version,
+            last.payload["passwordHash"].as_str().unwrap().to_owned(),
+        )
+    };
+    let (before, _) = hash_now().await;
+
+    app.login(&email, CUSTOMER_PASSWORD).await;
+    let (upgraded_at, hash) = hash_now().await;
+    assert_eq!(upgraded_at, before + 1, "one PasswordChanged");
+    assert!(hash.starts_with("$argon2id$v=19$m=7168,t=5,p=1$"), "{hash}");
+    // The new hash works, and is not replaced again.
+    app.login(&email, CUSTOMER_PASSWORD).await;
+    assert_eq!(hash_now().await.0, upgraded_at);
 }
