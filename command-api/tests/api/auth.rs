@@ -593,6 +593,14 @@ async fn the_auth_routes_are_documented(app: TestApp) {
     }
     assert!(doc["paths"][LOGIN]["post"]["responses"]["429"].is_object());
     assert!(doc["paths"][ADMIN_ROUTE]["post"]["security"].is_array());
+    // Errors are documented as served: problem documents, including those of the body.
+    let register = &doc["paths"][REGISTER]["post"]["responses"];
+    for status in ["400", "409", "413", "415", "422", "429"] {
+        assert!(
+            register[status]["content"]["application/problem+json"].is_object(),
+            "{status}: {register}"
+        );
+    }
 }
 
 async fn old_password_hashes_are_upgraded_at_the_next_login(app: TestApp) {

@@ -1,8 +1,13 @@
-//! The OpenAPI document's frame (title, bearer security scheme) and its Swagger UI.
-use axum::Router;
+//! The OpenAPI document's frame (title, bearer security scheme), what every operation
+//! shares (problem answers), and its Swagger UI.
+use axum::{Router, http::StatusCode};
 use utoipa::{
     Modify, OpenApi,
-    openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
+    openapi::{
+        ContentBuilder, Ref, RefOr, ResponseBuilder,
+        path::{Operation, ParameterIn},
+        security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
+    },
 };
 
 /// The document every Emporium service starts from; routes add their paths to it.
@@ -34,8 +39,189 @@ impl Modify for BearerAuth {
     }
 }
 
-/// Swagger UI at `/docs`, the document at `/api-docs/openapi.json` (served offline: vendored).
-pub fn docs<S: Clone + Send + Sync + 'static>(api: utoipa::openapi::OpenApi) -> Router<S> {
+/// Swagger UI at `/docs`, the document at `/api-docs/openapi.json` (served offline: vendored),
+/// [`complete`]d.
+pub fn docs<S: Clone + Send + Sync + 'static>(mut api: utoipa::openapi::OpenApi) -> Router<S> {
+    complete(&mut api);
     Router::new()
         .merge(utoipa_swagger_ui::SwaggerUi::new("/docs").url("/api-docs/openapi.json", api))
+}
+
+/// The media type of every error answer (RFC 9457).
+const PROBLEM: &str = "application/problem+json";
+
+/// Completes what the routes' annotations leave out, the same way for every operation:
+/// error answers are problem documents as served (`application/problem+json`), every
+/// response has the description OpenAPI requires, and the answers any such operation can
+/// give are listed: 400 where a body, a parameter or a header is read, 413 and 415 where a
+/// body is, 401 where a token is needed, 504 where `X-Emporium-Min-Position` is honoured.
+pub fn complete(api: &mut utoipa::openapi::OpenApi) {
+    for item in api.paths.paths.values_mut() {
+        let operations = [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.patch,
+            &mut item.head,
+            &mut item.options,
+        ];
+        for operation in operations.into_iter().flatten() {
+            complete_operation(operation);
+        }
+    }
+}
+
+fn complete_operation(operation: &mut Operation) {
+    let parameters: Vec<(String, ParameterIn)> = operation
+        .parameters
+        .iter()
+        .flatten()
+        .filter_map(|parameter| match parameter {
+            RefOr::T(parameter) => Some((
+                parameter.name.to_ascii_lowercase(),
+                parameter.parameter_in.clone(),
+            )),
+            RefOr::Ref(_) => None,
+        })
+        .collect();
+    let reads_body = operation.request_body.is_some();
+    let reads_min_position = parameters
+        .iter()
+        .any(|(name, _)| name == "minposition" || name == "x-emporium-min-position");
+    let secured = operation
+        .security
+        .as_ref()
+        .is_some_and(|requirements| !requirements.is_empty());
+    let mut common = Vec::new();
+    if reads_body || !parameters.is_empty() {
+        common.push((
+            "400",
+            "malformed: not JSON, an unknown field, or a bad parameter or header",
+        ));
+    }
+    if reads_body {
+        common.push(("413", "the body is over 1 MiB"));
+        common.push(("415", "the body is not `application/json`"));
+    }
+    if secured {
+        common.push(("401", "no access token, or an invalid or expired one"));
+    }
+    if reads_min_position {
+        common.push((
+            "504",
+            "the read models did not reach `X-Emporium-Min-Position` in time",
+        ));
+    }
+    let responses = &mut operation.responses.responses;
+    for (status, description) in common {
+        responses.entry(status.to_owned()).or_insert_with(|| {
+            RefOr::T(
+                ResponseBuilder::new()
+                    .description(description)
+                    .content(
+                        PROBLEM,
+                        ContentBuilder::new()
+                            .schema(Some(Ref::from_schema_name("Problem")))
+                            .build(),
+                    )
+                    .build(),
+            )
+        });
+    }
+    for (status, response) in responses.iter_mut() {
+        let RefOr::T(response) = response else {
+            continue;
+        };
+        let code = status
+            .parse::<u16>()
+            .ok()
+            .and_then(|code| StatusCode::from_u16(code).ok());
+        if response.description.is_empty() {
+            response.description = code
+                .and_then(|code| code.canonical_reason())
+                .unwrap_or("answer")
+                .to_owned();
+        }
+        let is_error = code.is_some_and(|code| code.is_client_error() || code.is_server_error());
+        if is_error && let Some(json) = response.content.shift_remove("application/json") {
+            response.content.insert(PROBLEM.to_owned(), json);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use utoipa::openapi::{
+        HttpMethod, OpenApiBuilder, PathItem, PathsBuilder,
+        path::{OperationBuilder, ParameterBuilder},
+        request_body::RequestBodyBuilder,
+        security::SecurityRequirement,
+    };
+
+    use super::*;
+
+    #[test]
+    fn every_operation_lists_its_problem_answers_as_served() {
+        let json = |schema: &str| {
+            ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name(schema)))
+                .build()
+        };
+        let post = OperationBuilder::new()
+            .request_body(Some(
+                RequestBodyBuilder::new()
+                    .content("application/json", json("Order"))
+                    .build(),
+            ))
+            .security(SecurityRequirement::new("bearer", Vec::<String>::new()))
+            .response(
+                "201",
+                ResponseBuilder::new().content("application/json", json("CommandAnswer")),
+            )
+            .response(
+                "409",
+                ResponseBuilder::new()
+                    .description("not enough stock")
+                    .content("application/json", json("Problem")),
+            )
+            .build();
+        let get = OperationBuilder::new()
+            .parameter(
+                ParameterBuilder::new()
+                    .name("minPosition")
+                    .parameter_in(ParameterIn::Query),
+            )
+            .response("200", ResponseBuilder::new().description("the orders"))
+            .build();
+        let mut item = PathItem::new(HttpMethod::Post, post);
+        item.get = Some(get);
+        let mut api = OpenApiBuilder::new()
+            .paths(PathsBuilder::new().path("/api/v1/orders", item))
+            .build();
+        complete(&mut api);
+        let document = serde_json::to_value(&api).unwrap();
+        let orders = &document["paths"]["/api/v1/orders"];
+        let post = &orders["post"]["responses"];
+        for status in ["400", "401", "409", "413", "415"] {
+            assert!(
+                post[status]["content"][PROBLEM].is_object(),
+                "{status}: {post}"
+            );
+            assert!(
+                post[status]["content"]["application/json"].is_null(),
+                "{status}"
+            );
+        }
+        assert_eq!(post["409"]["description"], "not enough stock", "kept");
+        assert_eq!(post["201"]["description"], "Created", "filled in");
+        assert!(
+            post["201"]["content"]["application/json"].is_object(),
+            "success kept"
+        );
+        assert!(post["504"].is_null());
+        let get = &orders["get"]["responses"];
+        assert!(get["504"]["content"][PROBLEM].is_object(), "{get}");
+        assert!(get["401"].is_null() && get["415"].is_null(), "{get}");
+    }
 }

@@ -80,6 +80,13 @@ async fn the_standalone_router_serves_docs_probes_and_metrics() {
         params.contains(&"pageSize") && params.contains(&"minPrice"),
         "{params:?}"
     );
+    let answers = &doc["paths"]["/api/v1/products"]["get"]["responses"];
+    for status in ["400", "504"] {
+        assert!(
+            answers[status]["content"]["application/problem+json"].is_object(),
+            "{status}: {answers}"
+        );
+    }
     assert_eq!(app.get_json("/health/ready").await["status"], "ready");
     assert_eq!(app.get("/health/live").await.status(), StatusCode::OK);
     app.get_json("/api/v1/products").await;
