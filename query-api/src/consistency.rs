@@ -231,25 +231,59 @@ fn bad_position() -> ApiError {
     ApiError::BadRequest {
         code: "invalid_min_position",
         detail: format!(
-            "{MIN_POSITION_HEADER} and {MIN_POSITION_PARAM} must be a non-negative integer"
+            "{MIN_POSITION_HEADER} and {MIN_POSITION_PARAM} must be an integer from 0 to {MAX_POSITION}"
         ),
     }
 }
 
+/// `text` as a position, if it is one there can be.
+fn position(text: &str) -> Result<u64, ApiError> {
+    text.trim()
+        .parse::<u64>()
+        .ok()
+        .filter(|position| *position <= MAX_POSITION)
+        .ok_or_else(bad_position)
+}
+
+/// The minimum position a request asks for, like [`MinPosition`], but waited for only when
+/// the handler says so ([`AskedPosition::reached`]): after it has checked the rest of the
+/// request, so bad input is refused at once rather than after the wait.
+#[derive(Debug)]
+pub struct AskedPosition<R: ReadSide>(pub Option<u64>, PhantomData<R>);
+
+impl<R: ReadSide> AskedPosition<R> {
+    /// Waits until the read side has reached the position asked for, if any.
+    ///
+    /// # Errors
+    /// 504 when it does not in time.
+    pub async fn reached(self, consistency: &Consistency) -> Result<(), ApiError> {
+        match self.0 {
+            Some(min) => consistency.wait_for(R::PROJECTIONS, min).await,
+            None => Ok(()),
+        }
+    }
+}
+
+impl<S: Send + Sync, R: ReadSide> FromRequestParts<S> for AskedPosition<R> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Self(requested(parts)?, PhantomData))
+    }
+}
+
+/// The largest position there can be: positions are PostgreSQL `BIGINT`s.
+const MAX_POSITION: u64 = i64::MAX as u64;
+
 /// The minimum position a request asks for.
 ///
 /// # Errors
-/// 400 when the header or parameter is not a non-negative integer.
+/// 400 when the header or parameter is not an integer from 0 to `i64::MAX`.
 pub fn requested(parts: &Parts) -> Result<Option<u64>, ApiError> {
     let header = parts
         .headers
         .get(MIN_POSITION_HEADER)
-        .map(|v| {
-            v.to_str()
-                .ok()
-                .and_then(|s| s.trim().parse::<u64>().ok())
-                .ok_or_else(bad_position)
-        })
+        .map(|v| v.to_str().map_err(|_| bad_position()).and_then(position))
         .transpose()?;
     let pairs = Query::<Vec<(String, String)>>::try_from_uri(&parts.uri)
         .map(|Query(pairs)| pairs)
@@ -257,7 +291,7 @@ pub fn requested(parts: &Parts) -> Result<Option<u64>, ApiError> {
     let query = pairs
         .iter()
         .filter(|(key, _)| key == MIN_POSITION_PARAM)
-        .map(|(_, v)| v.trim().parse::<u64>().map_err(|_| bad_position()))
+        .map(|(_, v)| position(v))
         .collect::<Result<Vec<_>, _>>()?;
     Ok(header.into_iter().chain(query).max())
 }

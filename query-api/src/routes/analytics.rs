@@ -7,7 +7,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use web::{ApiError, AppJson, AuthUser, Problem};
 
 use crate::{
-    consistency::{MinPosition, ReadSide},
+    consistency::{AskedPosition, ReadSide},
     order_read::SalesQuery,
     order_views::SalesReport,
     state::QueryState,
@@ -52,7 +52,7 @@ struct SalesParams {
 async fn sales(
     State(state): State<QueryState>,
     user: AuthUser,
-    _: MinPosition<SalesRead>,
+    asked: AskedPosition<SalesRead>,
     pairs: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Result<AppJson<SalesReport>, ApiError> {
     user.require(&[Role::Admin])?;
@@ -61,5 +61,6 @@ async fn sales(
         detail: e.body_text(),
     })?;
     let query = SalesQuery::parse(&pairs)?;
+    asked.reached(&state.consistency).await?;
     Ok(AppJson(state.sales.report(&query).await?))
 }

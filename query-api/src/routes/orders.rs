@@ -11,7 +11,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use web::{ApiError, AppJson, AuthUser, Problem};
 
 use crate::{
-    consistency::{MinPosition, ReadSide},
+    consistency::{AskedPosition, MinPosition, ReadSide},
     order_read::OrderQuery,
     order_views::{OrderEventView, OrderPage, OrderStatusView, OrderView},
     state::QueryState,
@@ -75,7 +75,7 @@ struct ListParams {
 async fn list(
     State(state): State<QueryState>,
     user: AuthUser,
-    _: MinPosition<OrdersRead>,
+    asked: AskedPosition<OrdersRead>,
     pairs: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Result<AppJson<OrderPage>, ApiError> {
     let Query(pairs) = pairs.map_err(|e| ApiError::BadRequest {
@@ -84,6 +84,7 @@ async fn list(
     })?;
     let own = (user.role == Role::Customer).then_some(user.id);
     let query = OrderQuery::parse(&pairs, own)?;
+    asked.reached(&state.consistency).await?;
     Ok(AppJson(state.orders.list(&query).await?))
 }
 

@@ -10,7 +10,7 @@ use web::{ApiError, AppJson, Problem};
 
 use super::MaybeAuthUser;
 use crate::{
-    consistency::{MinPosition, ProductsRead},
+    consistency::{AskedPosition, MinPosition, ProductsRead},
     read::ProductQuery,
     state::QueryState,
     views::{ProductPage, ProductStatus, ProductView},
@@ -65,7 +65,7 @@ struct ListParams {
 async fn list(
     State(state): State<QueryState>,
     user: MaybeAuthUser,
-    _: MinPosition<ProductsRead>,
+    asked: AskedPosition<ProductsRead>,
     headers: HeaderMap,
     pairs: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Result<Response, ApiError> {
@@ -74,6 +74,7 @@ async fn list(
         detail: e.body_text(),
     })?;
     let query = ProductQuery::parse(&pairs)?;
+    asked.reached(&state.consistency).await?;
     if query.status == ProductStatus::Archived && !user.is_staff() {
         return Err(match user.0 {
             None => ApiError::Unauthorized(

@@ -8,7 +8,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use web::{ApiError, AppJson, AuthUser, Problem};
 
 use crate::{
-    consistency::{MinPosition, ReadSide},
+    consistency::{AskedPosition, ReadSide},
     recommendations::{RecommendationList, RecommendationQuery},
     state::QueryState,
 };
@@ -56,11 +56,12 @@ fn parse(
         (status = 504, description = "the read models did not reach minPosition in time", body = Problem)))]
 async fn for_product(
     State(state): State<QueryState>,
-    _: MinPosition<RecommendationsRead>,
+    asked: AskedPosition<RecommendationsRead>,
     Path(id): Path<String>,
     pairs: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Result<AppJson<RecommendationList>, ApiError> {
     let query = parse(pairs)?;
+    asked.reached(&state.consistency).await?;
     state
         .recommendations
         .for_product(&id, query)
@@ -83,11 +84,12 @@ async fn for_product(
 async fn for_me(
     State(state): State<QueryState>,
     user: AuthUser,
-    _: MinPosition<RecommendationsRead>,
+    asked: AskedPosition<RecommendationsRead>,
     pairs: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Result<AppJson<RecommendationList>, ApiError> {
     user.require(&[Role::Customer])?;
     let query = parse(pairs)?;
+    asked.reached(&state.consistency).await?;
     let list = state
         .recommendations
         .for_customer(&user.id.to_string(), query)

@@ -1,6 +1,6 @@
 //! `GET /api/v1/search`: full-text search over the catalogue, with facets.
 use axum::{
-    extract::{FromRequestParts, Query, rejection::QueryRejection},
+    extract::{FromRequestParts, Query, State, rejection::QueryRejection},
     http::request::Parts,
 };
 use utoipa::IntoParams;
@@ -8,7 +8,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use web::{ApiError, AppJson, Problem};
 
 use crate::{
-    consistency::{MinPosition, SearchRead},
+    consistency::{AskedPosition, SearchRead},
     search::{SearchIndex, SearchQuery, views::SearchPage},
     state::QueryState,
 };
@@ -68,8 +68,9 @@ struct SearchParams {
         (status = 503, description = "this service has no search index", body = Problem),
         (status = 504, description = "the index did not reach minPosition in time", body = Problem)))]
 async fn search(
+    State(state): State<QueryState>,
     Searchable(index): Searchable,
-    _: MinPosition<SearchRead>,
+    asked: AskedPosition<SearchRead>,
     pairs: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Result<AppJson<SearchPage>, ApiError> {
     let Query(pairs) = pairs.map_err(|e| ApiError::BadRequest {
@@ -77,5 +78,6 @@ async fn search(
         detail: e.body_text(),
     })?;
     let query = SearchQuery::parse(&pairs)?;
+    asked.reached(&state.consistency).await?;
     Ok(AppJson(index.run(query).await?))
 }

@@ -28,6 +28,25 @@ async fn far_future_positions_time_out(backend: Backend, positions: Positions) {
     )
     .await;
     assert!(body["detail"].as_str().unwrap().contains(&far.to_string()));
+    // Bad input is refused as such, not after waiting for the position.
+    for path in [
+        format!("/api/v1/products?minPosition={far}&pageSize=1000"),
+        format!(
+            "/api/v1/products/{}/recommendations?minPosition={far}&limit=0",
+            uuid::Uuid::now_v7()
+        ),
+    ] {
+        let response = app.get(&path).await;
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{path}");
+    }
+    // A position past the largest there can be is no position at all.
+    assert_problem(
+        app.get("/api/v1/products?minPosition=9223372036854775808")
+            .await,
+        StatusCode::BAD_REQUEST,
+        "invalid_min_position",
+    )
+    .await;
     let product = app.get_json("/api/v1/products?q=linen").await["items"][0]["id"]
         .as_str()
         .unwrap()
