@@ -123,11 +123,16 @@ impl Paging {
         })?;
         let page = paging.page.unwrap_or(1);
         let size = paging.page_size.unwrap_or(20);
+        // The same answers as every other list's (400 `invalid_query`).
+        let invalid = |detail: &str| ApiError::BadRequest {
+            code: "invalid_query",
+            detail: detail.to_owned(),
+        };
         if page == 0 {
-            return Err(ApiError::invalid_field("page", "must be at least 1"));
+            return Err(invalid("page must be at least 1"));
         }
         if !(1..=100).contains(&size) {
-            return Err(ApiError::invalid_field("pageSize", "must be 1..=100"));
+            return Err(invalid("pageSize must be between 1 and 100"));
         }
         Ok((page, size, paging))
     }
@@ -364,10 +369,10 @@ async fn list_deliveries(
         None => None,
         Some(s @ ("pending" | "delivered" | "dead")) => Some(s.to_owned()),
         Some(_) => {
-            return Err(ApiError::invalid_field(
-                "status",
-                "must be pending, delivered or dead",
-            ));
+            return Err(ApiError::BadRequest {
+                code: "invalid_query",
+                detail: "status must be one of pending, delivered, dead".into(),
+            });
         }
     };
     let id = live_endpoint(&state.sql, &id).await?;
