@@ -9,6 +9,9 @@ use eventstore::StoreError;
 use serde::Serialize;
 use utoipa::ToSchema;
 
+/// The media type of every error answer (RFC 9457).
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
 /// An RFC 9457 problem document.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -32,6 +35,22 @@ pub struct Problem {
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     pub extra: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+impl Problem {
+    /// A problem of `status` with the stable `code` (its type is
+    /// `urn:emporium:problem:<code>`, its title the status's reason), and nothing more.
+    pub fn new(status: StatusCode, code: &str, detail: impl Into<String>) -> Self {
+        Self {
+            kind: format!("urn:emporium:problem:{code}"),
+            title: status.canonical_reason().unwrap_or("Error").to_string(),
+            status: status.as_u16(),
+            detail: detail.into(),
+            code: code.to_string(),
+            errors: Vec::new(),
+            extra: None,
+        }
+    }
 }
 
 /// One field at fault (the domain's `FieldError`, described for the OpenAPI document).
@@ -205,13 +224,7 @@ impl ApiError {
             }
             other => other.to_string(),
         };
-        let code = self.code();
         Problem {
-            kind: format!("urn:emporium:problem:{code}"),
-            title: status.canonical_reason().unwrap_or("Error").to_string(),
-            status: status.as_u16(),
-            detail,
-            code: code.to_string(),
             errors: match self {
                 Self::Validation(errors) => errors.clone(),
                 _ => Vec::new(),
@@ -220,6 +233,7 @@ impl ApiError {
                 Self::Conflict { extra, .. } => extra.clone(),
                 _ => None,
             },
+            ..Problem::new(status, self.code(), detail)
         }
     }
 }
@@ -234,10 +248,7 @@ impl IntoResponse for ApiError {
         let problem = self.problem();
         let mut response = (self.status(), axum::Json(problem)).into_response();
         let headers = response.headers_mut();
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/problem+json"),
-        );
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
         match &self {
             Self::TooManyRequests { retry_after_secs } => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));

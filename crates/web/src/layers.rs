@@ -16,7 +16,10 @@ use tower_http::{
     trace::TraceLayer,
 };
 
-use crate::{ApiError, error::Problem};
+use crate::{
+    ApiError,
+    error::{PROBLEM_JSON, Problem},
+};
 
 static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -69,22 +72,14 @@ async fn problem_for_bare_error(response: Response) -> Response {
         StatusCode::GATEWAY_TIMEOUT => ("timeout", "the request took longer than 30 s"),
         _ => ("error", status.canonical_reason().unwrap_or("error")),
     };
-    let problem = Problem {
-        kind: format!("urn:emporium:problem:{code}"),
-        title: status.canonical_reason().unwrap_or("Error").to_owned(),
-        status: status.as_u16(),
-        detail: detail.to_owned(),
-        code: code.to_owned(),
-        errors: Vec::new(),
-        extra: None,
-    };
     let (mut parts, _) = response.into_parts();
     parts.headers.remove(header::CONTENT_LENGTH);
-    parts.headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/problem+json"),
-    );
-    let body = Json(problem).into_response().into_body();
+    parts
+        .headers
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+    let body = Json(Problem::new(status, code, detail))
+        .into_response()
+        .into_body();
     Response::from_parts(parts, body)
 }
 

@@ -1,11 +1,13 @@
 //! The OpenAPI document's frame (title, bearer security scheme), what every operation
 //! shares (problem answers), and its Swagger UI.
 use axum::{Router, http::StatusCode};
+
+use crate::error::PROBLEM_JSON;
 use utoipa::{
     Modify, OpenApi,
     openapi::{
         ContentBuilder, Ref, RefOr, ResponseBuilder,
-        path::{Operation, ParameterIn},
+        path::Operation,
         security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
     },
 };
@@ -47,9 +49,6 @@ pub fn docs<S: Clone + Send + Sync + 'static>(mut api: utoipa::openapi::OpenApi)
         .merge(utoipa_swagger_ui::SwaggerUi::new("/docs").url("/api-docs/openapi.json", api))
 }
 
-/// The media type of every error answer (RFC 9457).
-const PROBLEM: &str = "application/problem+json";
-
 /// Completes what the routes' annotations leave out, the same way for every operation:
 /// error answers are problem documents as served (`application/problem+json`), every
 /// response has the description OpenAPI requires, and the answers any such operation can
@@ -73,22 +72,19 @@ pub fn complete(api: &mut utoipa::openapi::OpenApi) {
 }
 
 fn complete_operation(operation: &mut Operation) {
-    let parameters: Vec<(String, ParameterIn)> = operation
+    let parameters: Vec<String> = operation
         .parameters
         .iter()
         .flatten()
         .filter_map(|parameter| match parameter {
-            RefOr::T(parameter) => Some((
-                parameter.name.to_ascii_lowercase(),
-                parameter.parameter_in.clone(),
-            )),
+            RefOr::T(parameter) => Some(parameter.name.to_ascii_lowercase()),
             RefOr::Ref(_) => None,
         })
         .collect();
     let reads_body = operation.request_body.is_some();
     let reads_min_position = parameters
         .iter()
-        .any(|(name, _)| name == "minposition" || name == "x-emporium-min-position");
+        .any(|name| name == "minposition" || name == "x-emporium-min-position");
     let secured = operation
         .security
         .as_ref()
@@ -120,7 +116,7 @@ fn complete_operation(operation: &mut Operation) {
                 ResponseBuilder::new()
                     .description(description)
                     .content(
-                        PROBLEM,
+                        PROBLEM_JSON,
                         ContentBuilder::new()
                             .schema(Some(Ref::from_schema_name("Problem")))
                             .build(),
@@ -145,7 +141,7 @@ fn complete_operation(operation: &mut Operation) {
         }
         let is_error = code.is_some_and(|code| code.is_client_error() || code.is_server_error());
         if is_error && let Some(json) = response.content.shift_remove("application/json") {
-            response.content.insert(PROBLEM.to_owned(), json);
+            response.content.insert(PROBLEM_JSON.to_owned(), json);
         }
     }
 }
@@ -154,7 +150,7 @@ fn complete_operation(operation: &mut Operation) {
 mod tests {
     use utoipa::openapi::{
         HttpMethod, OpenApiBuilder, PathItem, PathsBuilder,
-        path::{OperationBuilder, ParameterBuilder},
+        path::{OperationBuilder, ParameterBuilder, ParameterIn},
         request_body::RequestBodyBuilder,
         security::SecurityRequirement,
     };
@@ -205,7 +201,7 @@ mod tests {
         let post = &orders["post"]["responses"];
         for status in ["400", "401", "409", "413", "415"] {
             assert!(
-                post[status]["content"][PROBLEM].is_object(),
+                post[status]["content"][PROBLEM_JSON].is_object(),
                 "{status}: {post}"
             );
             assert!(
@@ -221,7 +217,7 @@ mod tests {
         );
         assert!(post["504"].is_null());
         let get = &orders["get"]["responses"];
-        assert!(get["504"]["content"][PROBLEM].is_object(), "{get}");
+        assert!(get["504"]["content"][PROBLEM_JSON].is_object(), "{get}");
         assert!(get["401"].is_null() && get["415"].is_null(), "{get}");
     }
 }
