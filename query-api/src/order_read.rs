@@ -36,13 +36,6 @@ use crate::{
     views::MoneyView,
 };
 
-fn invalid(detail: impl Into<String>) -> ApiError {
-    ApiError::BadRequest {
-        code: "invalid_query",
-        detail: detail.into(),
-    }
-}
-
 fn internal(err: impl Into<anyhow::Error>) -> ApiError {
     ApiError::Internal(err.into())
 }
@@ -53,7 +46,7 @@ fn number(name: &str, value: &str, range: std::ops::RangeInclusive<u32>) -> Resu
         .ok()
         .filter(|n| range.contains(n))
         .ok_or_else(|| {
-            invalid(format!(
+            ApiError::invalid_query(format!(
                 "{name} must be an integer from {} to {}",
                 range.start(),
                 range.end()
@@ -64,7 +57,7 @@ fn number(name: &str, value: &str, range: std::ops::RangeInclusive<u32>) -> Resu
 /// Rejects a parameter given twice (so a repeated filter never silently wins).
 fn once<'a>(seen: &mut Vec<&'a str>, key: &'a str) -> Result<(), ApiError> {
     if seen.contains(&key) {
-        return Err(invalid(format!("{key} is given twice")));
+        return Err(ApiError::invalid_query(format!("{key} is given twice")));
     }
     seen.push(key);
     Ok(())
@@ -91,7 +84,7 @@ impl TimeBound {
     /// 400 (`invalid_query`) naming `name`.
     pub fn parse(name: &str, value: &str) -> Result<Self, ApiError> {
         let bad = || {
-            invalid(format!(
+            ApiError::invalid_query(format!(
                 "{name} must be a date (YYYY-MM-DD) or an RFC 3339 time"
             ))
         };
@@ -186,7 +179,7 @@ impl OrderQuery {
             match key.as_str() {
                 "status" => {
                     query.status = Some(OrderStatusView::parse(value).ok_or_else(|| {
-                        invalid(
+                        ApiError::invalid_query(
                             "status must be one of PLACED, PAID, PACKED, SHIPPED, DELIVERED, \
                              CANCELLED",
                         )
@@ -196,7 +189,7 @@ impl OrderQuery {
                     let id = value
                         .parse::<Uuid>()
                         .map(AccountId::new)
-                        .map_err(|_| invalid("customerId must be a UUID"))?;
+                        .map_err(|_| ApiError::invalid_query("customerId must be a UUID"))?;
                     if own.is_some() {
                         query.also_customer = Some(id);
                     } else {
@@ -209,7 +202,11 @@ impl OrderQuery {
                 "pageSize" => query.page_size = number(key, value, 1..=MAX_PAGE_SIZE)?,
                 // Read by the read-your-writes extractor.
                 "minPosition" => {}
-                other => return Err(invalid(format!("unknown parameter {other}"))),
+                other => {
+                    return Err(ApiError::invalid_query(format!(
+                        "unknown parameter {other}"
+                    )));
+                }
             }
         }
         if let (Some(from), Some(to)) = (query.from, query.to)
@@ -218,7 +215,7 @@ impl OrderQuery {
                 (_, end) => from.start() > end,
             }
         {
-            return Err(invalid("from must not be after to"));
+            return Err(ApiError::invalid_query("from must not be after to"));
         }
         Ok(query)
     }
@@ -557,17 +554,25 @@ impl SalesQuery {
                         "day" => GroupBy::Day,
                         "product" => GroupBy::Product,
                         "day,product" | "product,day" => GroupBy::DayProduct,
-                        _ => return Err(invalid("groupBy must be day, product or day,product")),
+                        _ => {
+                            return Err(ApiError::invalid_query(
+                                "groupBy must be day, product or day,product",
+                            ));
+                        }
                     };
                 }
                 "minPosition" => {}
-                other => return Err(invalid(format!("unknown parameter {other}"))),
+                other => {
+                    return Err(ApiError::invalid_query(format!(
+                        "unknown parameter {other}"
+                    )));
+                }
             }
         }
         if let (Some(from), Some(to)) = (query.from, query.to)
             && from > to
         {
-            return Err(invalid("from must not be after to"));
+            return Err(ApiError::invalid_query("from must not be after to"));
         }
         Ok(query)
     }

@@ -121,16 +121,9 @@ impl Default for ProductQuery {
     }
 }
 
-fn invalid(detail: impl Into<String>) -> ApiError {
-    ApiError::BadRequest {
-        code: "invalid_query",
-        detail: detail.into(),
-    }
-}
-
 fn text(name: &str, value: &str) -> Result<String, ApiError> {
     if value.is_empty() || value.chars().count() > MAX_FILTER_LEN {
-        return Err(invalid(format!(
+        return Err(ApiError::invalid_query(format!(
             "{name} must be 1 to {MAX_FILTER_LEN} characters"
         )));
     }
@@ -146,7 +139,7 @@ fn number<T: std::str::FromStr + PartialOrd>(
         .parse::<T>()
         .ok()
         .filter(|n| range.contains(n))
-        .ok_or_else(|| invalid(format!("{name} is out of range or not an integer")))
+        .ok_or_else(|| ApiError::invalid_query(format!("{name} is out of range or not an integer")))
 }
 
 impl ProductQuery {
@@ -162,13 +155,13 @@ impl ProductQuery {
             if let Some(attribute) = key.strip_prefix("attr.") {
                 let attribute = text("an attribute name", attribute)?;
                 if query.attributes.iter().any(|(k, _)| *k == attribute) {
-                    return Err(invalid(format!("{key} is given twice")));
+                    return Err(ApiError::invalid_query(format!("{key} is given twice")));
                 }
                 query.attributes.push((attribute, text(key, value)?));
                 continue;
             }
             if seen.contains(&key.as_str()) {
-                return Err(invalid(format!("{key} is given twice")));
+                return Err(ApiError::invalid_query(format!("{key} is given twice")));
             }
             seen.push(key.as_str());
             match key.as_str() {
@@ -176,35 +169,44 @@ impl ProductQuery {
                 "minPrice" => query.min_price = Some(number(key, value, 0..=i64::MAX)?),
                 "maxPrice" => query.max_price = Some(number(key, value, 0..=i64::MAX)?),
                 "status" => {
-                    query.status = ProductStatus::parse(value)
-                        .ok_or_else(|| invalid("status must be ACTIVE or ARCHIVED"))?;
+                    query.status = ProductStatus::parse(value).ok_or_else(|| {
+                        ApiError::invalid_query("status must be ACTIVE or ARCHIVED")
+                    })?;
                 }
                 "q" => query.q = Some(text(key, value)?),
                 "sort" => {
                     query.sort = Sort::parse(value).ok_or_else(|| {
-                        invalid("sort must be one of name, -name, price, -price, newest")
+                        ApiError::invalid_query(
+                            "sort must be one of name, -name, price, -price, newest",
+                        )
                     })?;
                 }
                 "page" => query.page = number(key, value, 1..=1_000_000)?,
                 "pageSize" => {
                     query.page_size = number(key, value, 1..=MAX_PAGE_SIZE).map_err(|_| {
-                        invalid(format!("pageSize must be between 1 and {MAX_PAGE_SIZE}"))
+                        ApiError::invalid_query(format!(
+                            "pageSize must be between 1 and {MAX_PAGE_SIZE}"
+                        ))
                     })?;
                 }
                 // Read by the read-your-writes extractor.
                 "minPosition" => {}
-                other => return Err(invalid(format!("unknown parameter {other}"))),
+                other => {
+                    return Err(ApiError::invalid_query(format!(
+                        "unknown parameter {other}"
+                    )));
+                }
             }
         }
         if query.attributes.len() > MAX_ATTRIBUTE_FILTERS {
-            return Err(invalid(format!(
+            return Err(ApiError::invalid_query(format!(
                 "at most {MAX_ATTRIBUTE_FILTERS} attribute filters"
             )));
         }
         if let (Some(min), Some(max)) = (query.min_price, query.max_price)
             && min > max
         {
-            return Err(invalid("minPrice must not exceed maxPrice"));
+            return Err(ApiError::invalid_query("minPrice must not exceed maxPrice"));
         }
         Ok(query)
     }

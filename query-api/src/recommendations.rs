@@ -90,15 +90,11 @@ impl RecommendationQuery {
     /// # Errors
     /// 400 (`invalid_query`) naming the parameter at fault.
     pub fn parse(pairs: &[(String, String)]) -> Result<Self, ApiError> {
-        let invalid = |detail: String| ApiError::BadRequest {
-            code: "invalid_query",
-            detail,
-        };
         let mut query = Self::default();
         let mut seen = Vec::new();
         for (key, value) in pairs {
             if seen.contains(&key.as_str()) {
-                return Err(invalid(format!("{key} is given twice")));
+                return Err(ApiError::invalid_query(format!("{key} is given twice")));
             }
             seen.push(key.as_str());
             match key.as_str() {
@@ -108,12 +104,18 @@ impl RecommendationQuery {
                         .ok()
                         .filter(|n| (1..=MAX_LIMIT).contains(n))
                         .ok_or_else(|| {
-                            invalid(format!("limit must be between 1 and {MAX_LIMIT}"))
+                            ApiError::invalid_query(format!(
+                                "limit must be between 1 and {MAX_LIMIT}"
+                            ))
                         })?;
                 }
                 // Read by the read-your-writes extractor.
                 "minPosition" => {}
-                other => return Err(invalid(format!("unknown parameter {other}"))),
+                other => {
+                    return Err(ApiError::invalid_query(format!(
+                        "unknown parameter {other}"
+                    )));
+                }
             }
         }
         Ok(query)

@@ -167,6 +167,14 @@ impl ApiError {
         }
     }
 
+    /// A 400 `invalid_query`: a query parameter that is unknown, repeated or out of range.
+    pub fn invalid_query(detail: impl Into<String>) -> Self {
+        Self::BadRequest {
+            code: "invalid_query",
+            detail: detail.into(),
+        }
+    }
+
     /// A 422 for one bad field.
     pub fn invalid_field(field: impl Into<String>, message: impl Into<String>) -> Self {
         Self::Validation(vec![FieldError::new(field, message)])

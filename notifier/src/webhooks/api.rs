@@ -117,22 +117,16 @@ pub struct Paging {
 
 impl Paging {
     fn checked(query: Result<Query<Paging>, QueryRejection>) -> Result<(u32, u32, Self), ApiError> {
-        let Query(paging) = query.map_err(|err| ApiError::BadRequest {
-            code: "invalid_query",
-            detail: err.body_text(),
-        })?;
+        let Query(paging) = query.map_err(|err| ApiError::invalid_query(err.body_text()))?;
         let page = paging.page.unwrap_or(1);
         let size = paging.page_size.unwrap_or(20);
-        // The same answers as every other list's (400 `invalid_query`).
-        let invalid = |detail: &str| ApiError::BadRequest {
-            code: "invalid_query",
-            detail: detail.to_owned(),
-        };
         if page == 0 {
-            return Err(invalid("page must be at least 1"));
+            return Err(ApiError::invalid_query("page must be at least 1"));
         }
         if !(1..=100).contains(&size) {
-            return Err(invalid("pageSize must be between 1 and 100"));
+            return Err(ApiError::invalid_query(
+                "pageSize must be between 1 and 100",
+            ));
         }
         Ok((page, size, paging))
     }
@@ -369,10 +363,9 @@ async fn list_deliveries(
         None => None,
         Some(s @ ("pending" | "delivered" | "dead")) => Some(s.to_owned()),
         Some(_) => {
-            return Err(ApiError::BadRequest {
-                code: "invalid_query",
-                detail: "status must be one of pending, delivered, dead".into(),
-            });
+            return Err(ApiError::invalid_query(
+                "status must be one of pending, delivered, dead",
+            ));
         }
     };
     let id = live_endpoint(&state.sql, &id).await?;

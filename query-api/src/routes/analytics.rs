@@ -56,10 +56,7 @@ async fn sales(
     pairs: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Result<AppJson<SalesReport>, ApiError> {
     user.require(&[Role::Admin])?;
-    let Query(pairs) = pairs.map_err(|e| ApiError::BadRequest {
-        code: "invalid_query",
-        detail: e.body_text(),
-    })?;
+    let Query(pairs) = pairs.map_err(|e| ApiError::invalid_query(e.body_text()))?;
     let query = SalesQuery::parse(&pairs)?;
     asked.reached(&state.consistency).await?;
     Ok(AppJson(state.sales.report(&query).await?))

@@ -78,10 +78,7 @@ async fn list(
     asked: AskedPosition<OrdersRead>,
     pairs: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Result<AppJson<OrderPage>, ApiError> {
-    let Query(pairs) = pairs.map_err(|e| ApiError::BadRequest {
-        code: "invalid_query",
-        detail: e.body_text(),
-    })?;
+    let Query(pairs) = pairs.map_err(|e| ApiError::invalid_query(e.body_text()))?;
     let own = (user.role == Role::Customer).then_some(user.id);
     let query = OrderQuery::parse(&pairs, own)?;
     asked.reached(&state.consistency).await?;

@@ -69,10 +69,7 @@ async fn list(
     headers: HeaderMap,
     pairs: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let Query(pairs) = pairs.map_err(|e| ApiError::BadRequest {
-        code: "invalid_query",
-        detail: e.body_text(),
-    })?;
+    let Query(pairs) = pairs.map_err(|e| ApiError::invalid_query(e.body_text()))?;
     let query = ProductQuery::parse(&pairs)?;
     asked.reached(&state.consistency).await?;
     if query.status == ProductStatus::Archived && !user.is_staff() {

@@ -35,10 +35,7 @@ pub fn router() -> OpenApiRouter<QueryState> {
 fn parse(
     pairs: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Result<RecommendationQuery, ApiError> {
-    let Query(pairs) = pairs.map_err(|e| ApiError::BadRequest {
-        code: "invalid_query",
-        detail: e.body_text(),
-    })?;
+    let Query(pairs) = pairs.map_err(|e| ApiError::invalid_query(e.body_text()))?;
     RecommendationQuery::parse(&pairs)
 }
 

@@ -73,10 +73,7 @@ async fn search(
     asked: AskedPosition<SearchRead>,
     pairs: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Result<AppJson<SearchPage>, ApiError> {
-    let Query(pairs) = pairs.map_err(|e| ApiError::BadRequest {
-        code: "invalid_query",
-        detail: e.body_text(),
-    })?;
+    let Query(pairs) = pairs.map_err(|e| ApiError::invalid_query(e.body_text()))?;
     let query = SearchQuery::parse(&pairs)?;
     asked.reached(&state.consistency).await?;
     Ok(AppJson(index.run(query).await?))

@@ -278,7 +278,7 @@ impl SearchIndex {
     pub fn search(&self, query: &SearchQuery) -> Result<SearchPage, ApiError> {
         let words = schema::words(&mut self.analyzer.clone(), &query.q);
         if words.len() > query::MAX_WORDS {
-            return Err(query::invalid(format!(
+            return Err(ApiError::invalid_query(format!(
                 "q has more than {} words",
                 query::MAX_WORDS
             )));

@@ -100,13 +100,13 @@ impl SearchQuery {
         let mut seen: Vec<&str> = Vec::new();
         for (key, value) in pairs {
             if seen.contains(&key.as_str()) {
-                return Err(invalid(format!("{key} is given twice")));
+                return Err(ApiError::invalid_query(format!("{key} is given twice")));
             }
             seen.push(key);
             match key.as_str() {
                 "q" => {
                     if value.trim().is_empty() || value.chars().count() > MAX_FILTER_LEN {
-                        return Err(invalid(format!(
+                        return Err(ApiError::invalid_query(format!(
                             "q must be 1 to {MAX_FILTER_LEN} characters and not blank"
                         )));
                     }
@@ -114,7 +114,7 @@ impl SearchQuery {
                 }
                 "category" => {
                     if value.is_empty() || value.chars().count() > MAX_FILTER_LEN {
-                        return Err(invalid(format!(
+                        return Err(ApiError::invalid_query(format!(
                             "category must be 1 to {MAX_FILTER_LEN} characters"
                         )));
                     }
@@ -125,24 +125,30 @@ impl SearchQuery {
                 "page" => query.page = number(key, value, 1..=MAX_RESULT_WINDOW)?,
                 "pageSize" => {
                     query.page_size = number(key, value, 1..=MAX_PAGE_SIZE).map_err(|_| {
-                        invalid(format!("pageSize must be between 1 and {MAX_PAGE_SIZE}"))
+                        ApiError::invalid_query(format!(
+                            "pageSize must be between 1 and {MAX_PAGE_SIZE}"
+                        ))
                     })?;
                 }
                 // Read by the read-your-writes extractor.
                 "minPosition" => {}
-                other => return Err(invalid(format!("unknown parameter {other}"))),
+                other => {
+                    return Err(ApiError::invalid_query(format!(
+                        "unknown parameter {other}"
+                    )));
+                }
             }
         }
         if query.q.is_empty() {
-            return Err(invalid("q is required"));
+            return Err(ApiError::invalid_query("q is required"));
         }
         if let (Some(min), Some(max)) = (query.min_price, query.max_price)
             && min > max
         {
-            return Err(invalid("minPrice must not exceed maxPrice"));
+            return Err(ApiError::invalid_query("minPrice must not exceed maxPrice"));
         }
         if u64::from(query.page) * u64::from(query.page_size) > u64::from(MAX_RESULT_WINDOW) {
-            return Err(invalid(format!(
+            return Err(ApiError::invalid_query(format!(
                 "page × pageSize must not exceed {MAX_RESULT_WINDOW}; narrow the search instead"
             )));
         }
@@ -155,13 +161,6 @@ impl SearchQuery {
     }
 }
 
-pub(crate) fn invalid(detail: impl Into<String>) -> ApiError {
-    ApiError::BadRequest {
-        code: "invalid_query",
-        detail: detail.into(),
-    }
-}
-
 fn number<T: std::str::FromStr + PartialOrd>(
     name: &str,
     value: &str,
@@ -171,7 +170,7 @@ fn number<T: std::str::FromStr + PartialOrd>(
         .parse::<T>()
         .ok()
         .filter(|n| range.contains(n))
-        .ok_or_else(|| invalid(format!("{name} is out of range or not an integer")))
+        .ok_or_else(|| ApiError::invalid_query(format!("{name} is out of range or not an integer")))
 }
 
 /// How many edits a word may be away from an indexed word and still match: none below 4
