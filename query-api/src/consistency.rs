@@ -305,12 +305,9 @@ where
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let min = requested(parts)?;
-        if let Some(min) = min {
-            Consistency::from_ref(state)
-                .wait_for(R::PROJECTIONS, min)
-                .await?;
-        }
+        let asked = AskedPosition::<R>(requested(parts)?, PhantomData);
+        let min = asked.0;
+        asked.reached(&Consistency::from_ref(state)).await?;
         Ok(Self(min, PhantomData))
     }
 }
