@@ -1,9 +1,10 @@
 //! `Idempotency-Key` on every POST: the first response to a key is stored and replayed to
 //! every retry, so a command takes effect once. Races are settled by the database: the
 //! first request inserts the key (`ON CONFLICT DO NOTHING`), a concurrent duplicate waits
-//! for the first to finish and then gets its response. A key reused with a different
-//! request is a 422. Server errors (5xx) are not stored, so a retry runs again; nor are
-//! responses marked `Cache-Control: no-store` (tokens), which must never sit in a table.
+//! for the first to finish and then gets its response. A key reused by the same account
+//! with a different request is a 422 (anonymous callers: see [`scope_of`]). Server errors
+//! (5xx) are not stored, so a retry runs again; nor are responses marked
+//! `Cache-Control: no-store` (tokens), which must never sit in a table.
 use std::time::Duration;
 
 use axum::{
@@ -153,6 +154,15 @@ fn unavailable(err: &sqlx::Error) -> Response {
         .into_response()
 }
 
+/// Keys are per caller. A verified account is one scope. Anonymous callers (sign-up,
+/// sign-in, password reset) cannot be told apart, so their scope is the request itself:
+/// two strangers who happen to send the same key never collide, and a retry (the same
+/// request) still replays. The price is that an anonymous key reused for another request
+/// is taken as a new key instead of a 422.
+fn scope_of(account: Option<String>, request_hash: &str) -> String {
+    account.unwrap_or_else(|| format!("anonymous:{request_hash}"))
+}
+
 /// Middleware over the command routes.
 pub async fn middleware(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let Some(key) = request.headers().get("idempotency-key").cloned() else {
@@ -173,13 +183,12 @@ pub async fn middleware(State(state): State<AppState>, request: Request, next: N
             .into_response();
         }
     };
-    // Keys are per caller: the verified account, or one shared anonymous scope.
-    let scope = request
+    let account = request
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(web::extract::bearer_token)
         .and_then(|token| state.verifier.verify(token).ok())
-        .map_or_else(|| "anonymous".to_owned(), |claims| claims.sub.to_string());
+        .map(|claims| claims.sub.to_string());
     let (parts, body) = request.into_parts();
     let Ok(bytes) = to_bytes(body, BODY_LIMIT).await else {
         return ApiError::PayloadTooLarge.into_response();
@@ -189,6 +198,7 @@ pub async fn middleware(State(state): State<AppState>, request: Request, next: N
     hasher.update(parts.uri.path());
     hasher.update(&bytes);
     let hash = format!("{:x}", hasher.finalize());
+    let scope = scope_of(account, &hash);
     let keys = &state.idempotency;
 
     let started = tokio::time::Instant::now();

@@ -10,6 +10,7 @@ crate::backend_tests!(
     racing_retries_take_effect_once,
     a_key_reused_for_another_request_is_refused,
     keys_are_scoped_by_the_caller_whatever_the_scheme_case,
+    strangers_sharing_a_key_do_not_collide,
 );
 
 async fn order_with_key(app: &TestApp, token: &str, key: &str, quantity: i64) -> reqwest::Response {
@@ -134,4 +135,49 @@ async fn keys_are_scoped_by_the_caller_whatever_the_scheme_case(app: TestApp) {
     }
     assert_ne!(ids[0], ids[1]);
     assert_eq!(app.stock("IDEM").await, (100, 2, 0));
+}
+
+async fn register_with_key(
+    app: &TestApp,
+    key: &str,
+    email: &str,
+    mobile: &str,
+) -> reqwest::Response {
+    app.client
+        .post(app.url("/api/v1/auth/register"))
+        .header("idempotency-key", key)
+        .json(&json!({
+            "name": "Stranger",
+            "email": email,
+            "mobileNumber": mobile,
+            "password": "a-long-enough-password",
+        }))
+        .send()
+        .await
+        .unwrap()
+}
+
+/// Anonymous callers cannot be told apart: two strangers who send the same key with
+/// different sign-ups must each get their own account, and a retry must still replay.
+async fn strangers_sharing_a_key_do_not_collide(app: TestApp) {
+    let first = register_with_key(&app, "signup-1", "first@example.com", "+4915100000001").await;
+    assert_eq!(first.status(), StatusCode::CREATED);
+    let first: Value = first.json().await.unwrap();
+
+    let second = register_with_key(&app, "signup-1", "second@example.com", "+4915100000002").await;
+    assert_eq!(second.status(), StatusCode::CREATED);
+    assert!(second.headers().get("idempotent-replayed").is_none());
+    let second: Value = second.json().await.unwrap();
+    assert_ne!(first["id"], second["id"]);
+
+    let retry = register_with_key(&app, "signup-1", "first@example.com", "+4915100000001").await;
+    assert_eq!(retry.status(), StatusCode::CREATED);
+    assert_eq!(
+        retry
+            .headers()
+            .get("idempotent-replayed")
+            .map(|v| v.as_bytes()),
+        Some(&b"true"[..])
+    );
+    assert_eq!(retry.json::<Value>().await.unwrap()["id"], first["id"]);
 }
