@@ -21,6 +21,8 @@
 #   NATS_URL [nats://127.0.0.1:4222]  OUT [bench/results]  NO_BUILD [0]: reuse the binaries
 #   SERVER_CPUS / LOADGEN_CPUS [unpinned]: taskset CPU lists, e.g. 1 and 0
 #   EMPORIUM_* settings pass through to the servers (e.g. EMPORIUM_DATABASE_MAX_CONNECTIONS).
+#   LOG_STATEMENTS [0]: 1 logs every statement of the split run's database to PostgreSQL's
+#   own log (for counting statements per order; it slows PostgreSQL down)
 #   FILL [150s]: `long-stream` first orders the first SKU from every connection this long
 #   (about 100,000 events in its stock stream at the hot-sku rate), then times orders from
 #   one connection on that SKU and on one no one ordered (the last), DURATION each.
@@ -131,6 +133,12 @@ if [ "$mode" = embedded ]; then
 else
   database="emporium_load_$$"
   psql -q "$pg/postgres" -c "CREATE DATABASE $database" >/dev/null
+  if [ "${LOG_STATEMENTS:-0}" = 1 ]; then
+    # Every statement of this database into PostgreSQL's own log, to count what a run
+    # costs in statements (logging slows PostgreSQL: not for the measured numbers).
+    psql -q "$pg/postgres" -c "ALTER DATABASE $database SET log_min_duration_statement = 0" >/dev/null
+    echo "logging every statement of database $database to PostgreSQL's log"
+  fi
   export EMPORIUM_DATABASE_URL="$pg/$database"
   # The cache and the bus join in when this build has their settings.
   settings="$("$bin/emporium" check-config)"
