@@ -320,16 +320,17 @@ pub(crate) async fn write_turn(pool: &AnyPool) -> Option<tokio::sync::OwnedMutex
 
 /// A transaction for projection batches.
 pub(crate) async fn begin_batch(pool: &AnyPool) -> anyhow::Result<Transaction<'static, Any>> {
-    let mut tx = pool.begin().await?;
     if is_postgres(pool) {
         // A read model is derived from the log: a crash may lose the last batches' commits,
         // rows and checkpoint together (so invariant 4 holds), and they are projected again
         // after the restart. Not waiting for the WAL flush takes a disk sync off every batch.
-        sqlx::query("SET LOCAL synchronous_commit = off")
-            .execute(&mut *tx)
-            .await?;
+        // Sent with the `BEGIN`, in one round trip: a batch's fixed statements were a
+        // quarter of PostgreSQL's under load.
+        return Ok(pool
+            .begin_with("BEGIN; SET LOCAL synchronous_commit = off")
+            .await?);
     }
-    Ok(tx)
+    Ok(pool.begin().await?)
 }
 
 /// One projection's batch: consecutive events of the log, in order.

@@ -19,6 +19,15 @@ crate::backend_tests!(
     a_projector_reaches_the_head_past_a_failing_projection,
 );
 
+/// `synchronous_commit` is PostgreSQL's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batches_on_postgres_do_not_wait_for_the_wal_flush() {
+    let Some(db) = Db::open(Backend::Postgres).await else {
+        return;
+    };
+    batches_do_not_wait_for_the_wal_flush(db).await;
+}
+
 /// A projection that refuses every event.
 struct Broken;
 
@@ -42,6 +51,35 @@ impl Projection for Broken {
         _events: &[&RecordedEvent],
     ) -> anyhow::Result<()> {
         anyhow::bail!("broken on purpose")
+    }
+}
+
+/// A projection that notes the `synchronous_commit` its batches run under.
+#[derive(Default)]
+struct SyncCommitProbe {
+    seen: std::sync::Mutex<Vec<String>>,
+}
+
+#[async_trait]
+impl Projection for SyncCommitProbe {
+    fn name(&self) -> &'static str {
+        "sync_commit_probe"
+    }
+
+    fn handles(&self, _event: &RecordedEvent) -> bool {
+        true
+    }
+
+    async fn apply_many(
+        &self,
+        tx: &mut Transaction<'_, Any>,
+        _events: &[&RecordedEvent],
+    ) -> anyhow::Result<()> {
+        let setting: String = sqlx::query_scalar("SHOW synchronous_commit")
+            .fetch_one(&mut **tx)
+            .await?;
+        self.seen.lock().unwrap().push(setting);
+        Ok(())
     }
 }
 
@@ -207,4 +245,35 @@ async fn a_projector_reaches_the_head_past_a_failing_projection(db: Db) {
     assert_eq!(positions.current(Broken::NAME), Some(0));
     let _ = stop.send(());
     task.await.expect("projector task");
+}
+
+/// Read models are derived from the log, so their batches commit without waiting for the
+/// WAL flush, and only inside the batch: the connection goes back to the pool as it was.
+async fn batches_do_not_wait_for_the_wal_flush(db: Db) {
+    db.append_history(&random_history(25, 20)).await;
+    let events = db.store.read_all(0, 10_000).await.expect("read");
+    let probe = Arc::new(SyncCommitProbe::default());
+    checkpoint_row(&db, probe.name()).await;
+    checkpoint_row(&db, CatalogProjection::NAME).await;
+    let alone: [Arc<dyn Projection>; 1] = [probe.clone()];
+    let together: [Arc<dyn Projection>; 2] = [probe.clone(), Arc::new(CatalogProjection)];
+    for batches in [from_zero(&alone, &events), from_zero(&together, &events)] {
+        for outcome in apply_batches(&db.pool, &batches).await {
+            assert!(
+                matches!(outcome, Ok(BatchOutcome::Committed { .. })),
+                "{outcome:?}"
+            );
+        }
+        sqlx::query("UPDATE projection_checkpoints SET position = 0 WHERE name = $1")
+            .bind(probe.name())
+            .execute(&db.pool)
+            .await
+            .expect("reset the probe");
+    }
+    assert_eq!(*probe.seen.lock().unwrap(), ["off", "off"]);
+    let after: String = sqlx::query_scalar("SHOW synchronous_commit")
+        .fetch_one(&db.pool)
+        .await
+        .expect("setting");
+    assert_eq!(after, "on");
 }
