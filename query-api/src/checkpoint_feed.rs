@@ -3,23 +3,32 @@
 //! A split query node learns where the read models stand from `projection_checkpoints`.
 //! Reading the table for each batch of requests ([`CheckpointReads`]) put a PostgreSQL
 //! round trip in front of every cached page. On PostgreSQL a trigger on that table
-//! (`migrations/postgres/0008_checkpoint_notify.sql`) notifies [`CHANNEL`] in every
-//! transaction that moves a checkpoint, and this feed keeps the latest reading in memory:
-//! it reads the table again after each burst of notifications (and at least every
-//! [`RESYNC`], in case notifications stop arriving on a half-open connection), so a
-//! request reads the checkpoints without a round trip.
+//! (`migrations/postgres/0008_checkpoint_notify.sql`, `0010_checkpoint_notify_position.sql`)
+//! notifies [`CHANNEL`] in every transaction that moves a checkpoint, and this feed keeps
+//! the latest reading in memory, so a request reads the checkpoints without a round trip.
+//! A checkpoint that moved forward names its new position in the notification
+//! (`name=position`), and the feed applies it to its reading; any other notification (a
+//! row added, removed or moved back, or a trigger that predates the payload) makes it
+//! read the whole table again. It also reads it at least every [`RESYNC`], in case
+//! notifications stop arriving on a half-open connection.
 //!
 //! The feed is *live* only while its listening connection is up and its reading started
 //! after that connection's `LISTEN`: every commit since is either in the reading or has
-//! woken a newer one. A reading is thus behind the table by at most one notification's
-//! delivery and one read (about a millisecond on loopback), which is the eventual
-//! consistency the query API promises; a client that must see its own write sends
-//! `X-Emporium-Min-Position` and is woken by the first reading that reaches it. When
-//! the connection drops the feed stops being live at once, callers fall back to reading
-//! the table themselves, and it reconnects with a back-off.
+//! notified it. Forward moves are applied as maxima, so a notification delivered after a
+//! read that already holds its commit changes nothing. A reading is thus behind the table
+//! by at most one notification's delivery (and a read, for the others), which is the
+//! eventual consistency the query API promises; a client that must see its own write
+//! sends `X-Emporium-Min-Position` and is woken by the first reading that reaches it.
+//! When the connection drops the feed stops being live at once, callers fall back to
+//! reading the table themselves, and it reconnects with a back-off.
 //!
 //! [`CheckpointReads`]: crate::checkpoint_reads::CheckpointReads
-use std::{str::FromStr, sync::Arc, time::Duration};
+use std::{
+    collections::HashMap,
+    str::FromStr,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use sqlx::{
     AnyPool, ConnectOptions,
@@ -50,6 +59,53 @@ struct Link {
     listening: bool,
     /// Counts notifications (a change of this wakes the reader).
     notifications: u64,
+}
+
+/// What one notification asks of the reading.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Notice {
+    /// A checkpoint moved forward to this position.
+    Moved(String, u64),
+    /// Something else changed: read the whole table.
+    Reread,
+}
+
+impl Notice {
+    fn parse(payload: &str) -> Self {
+        payload
+            .rsplit_once('=')
+            .and_then(|(name, position)| Some((name, position.parse().ok()?)))
+            .filter(|(name, _)| !name.is_empty())
+            .map_or(Self::Reread, |(name, position)| {
+                Self::Moved(name.to_owned(), position)
+            })
+    }
+}
+
+/// Notices delivered and not yet applied, in delivery order.
+type Notices = Arc<Mutex<Vec<Notice>>>;
+
+fn take(notices: &Notices) -> Vec<Notice> {
+    // A panic while holding this lock cannot leave the queue inconsistent.
+    std::mem::take(
+        &mut *notices
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner),
+    )
+}
+
+/// Applies forward moves to `reading`; `false` when a notice asks for a whole read.
+fn apply(reading: &mut HashMap<String, u64>, notices: Vec<Notice>) -> bool {
+    for notice in notices {
+        match notice {
+            Notice::Moved(name, position) => {
+                let stored = reading.entry(name).or_default();
+                *stored = (*stored).max(position);
+            }
+            Notice::Reread => return false,
+        }
+    }
+    true
 }
 
 /// The live checkpoints of a PostgreSQL read-model database; see the module doc.
@@ -91,8 +147,15 @@ impl CheckpointFeed {
             .disable_statement_logging();
         let (link_sender, link) = watch::channel(Link::default());
         let (reading_sender, reading) = watch::channel(None);
-        let listening = runtime.spawn(listen(options, link_sender));
-        let reading_task = runtime.spawn(keep_reading(pool.clone(), resync, link, reading_sender));
+        let notices = Notices::default();
+        let listening = runtime.spawn(listen(options, link_sender, notices.clone()));
+        let reading_task = runtime.spawn(keep_reading(
+            pool.clone(),
+            resync,
+            link,
+            notices,
+            reading_sender,
+        ));
         Some(Self {
             reading,
             _tasks: Arc::new(Tasks(vec![
@@ -113,9 +176,9 @@ impl CheckpointFeed {
     }
 }
 
-/// Holds a listening connection, reconnecting with a back-off, and reports each
-/// notification and each change of connection through `link`.
-async fn listen(options: PgConnectOptions, link: watch::Sender<Link>) {
+/// Holds a listening connection, reconnecting with a back-off, queues each
+/// notification's notice and reports it and each change of connection through `link`.
+async fn listen(options: PgConnectOptions, link: watch::Sender<Link>, notices: Notices) {
     let mut backoff = BACKOFF_INITIAL;
     loop {
         match subscribe(&options).await {
@@ -127,7 +190,11 @@ async fn listen(options: PgConnectOptions, link: watch::Sender<Link>) {
                 });
                 // `Ok(None)`: the connection was lost (it is not re-established here, see
                 // `subscribe`); an error ends this connection too.
-                while let Ok(Some(_)) = listener.try_recv().await {
+                while let Ok(Some(notification)) = listener.try_recv().await {
+                    notices
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .push(Notice::parse(notification.payload()));
                     link.send_modify(|link| link.notifications += 1);
                 }
                 link.send_modify(|link| link.listening = false);
@@ -158,17 +225,20 @@ async fn subscribe(options: &PgConnectOptions) -> sqlx::Result<PgListener> {
     Ok(listener)
 }
 
-/// Reads the table whenever `link` reports a notification (coalescing those that arrive
-/// during a read) or `resync` passes, and publishes each reading that is live.
+/// Reads the table, then applies the notices as they come, reading the whole table again
+/// when one asks for it or `resync` passes; publishes each reading that is live.
 async fn keep_reading(
     pool: AnyPool,
     resync: Duration,
     mut link: watch::Receiver<Link>,
+    notices: Notices,
     reading: watch::Sender<Option<Snapshot>>,
 ) {
     let mut backoff = BACKOFF_INITIAL;
     loop {
         let before = *link.borrow_and_update();
+        // Delivered before the read begins, so their commits are in it.
+        take(&notices);
         if !before.listening {
             reading.send_replace(None);
             if link.changed().await.is_err() {
@@ -176,26 +246,71 @@ async fn keep_reading(
             }
             continue;
         }
-        match read_all(&pool).await {
-            Ok(snapshot) => {
+        let resync_at = tokio::time::Instant::now() + resync;
+        let mut current = match read_all(&pool).await {
+            Ok(table) => {
                 backoff = BACKOFF_INITIAL;
-                let after = *link.borrow();
-                let still_listening = after.listening && after.connection == before.connection;
-                reading.send_replace(still_listening.then(|| Arc::new(snapshot)));
-                if still_listening
-                    && tokio::time::timeout(resync, link.changed())
-                        .await
-                        .is_ok_and(|changed| changed.is_err())
-                {
-                    return;
-                }
+                table
             }
             Err(error) => {
                 reading.send_replace(None);
                 tracing::warn!(%error, "checkpoint feed: cannot read the checkpoints; retrying");
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(BACKOFF_MAX);
+                continue;
+            }
+        };
+        // Applies what arrives until a whole read is due.
+        loop {
+            let after = *link.borrow_and_update();
+            let still_listening = after.listening && after.connection == before.connection;
+            if !still_listening || !apply(&mut current, take(&notices)) {
+                break;
+            }
+            reading.send_replace(Some(Arc::new(current.clone())));
+            match tokio::time::timeout_at(resync_at, link.changed()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => return,
+                Err(_) => break,
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_forward_move_names_its_checkpoint_and_position() {
+        assert_eq!(
+            Notice::parse("orders=42"),
+            Notice::Moved("orders".into(), 42)
+        );
+        assert_eq!(
+            Notice::parse("bus:search=a=7"),
+            Notice::Moved("bus:search=a".into(), 7)
+        );
+    }
+
+    #[test]
+    fn anything_else_asks_for_a_whole_read() {
+        for payload in ["", "orders", "orders=", "=42", "orders=-1", "orders=x"] {
+            assert_eq!(Notice::parse(payload), Notice::Reread, "{payload:?}");
+        }
+    }
+
+    #[test]
+    fn moves_apply_as_maxima_until_a_whole_read_is_asked_for() {
+        let mut reading = HashMap::from([("orders".to_owned(), 10)]);
+        let notices = vec![
+            Notice::Moved("orders".into(), 12),
+            Notice::Moved("orders".into(), 11),
+            Notice::Moved("sales".into(), 3),
+        ];
+        assert!(apply(&mut reading, notices));
+        assert_eq!(reading["orders"], 12);
+        assert_eq!(reading["sales"], 3);
+        assert!(!apply(&mut reading, vec![Notice::Reread]));
     }
 }

@@ -93,6 +93,53 @@ async fn checkpoint_moves_reach_the_feed_without_anyone_asking() {
     assert_eq!(feed.current().expect("live")["catalog"], 30);
 }
 
+/// A forward move names its position, and the feed takes it from the notification: a
+/// notification for a checkpoint the table does not hold shows in the reading, which a
+/// read of the table could never give.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forward_move_is_taken_from_its_notification() {
+    let Some((_db, pool)) = database().await else {
+        return;
+    };
+    set_checkpoint(&pool, "catalog", 3).await;
+    let feed = CheckpointFeed::start_with(&pool, NO_RESYNC).expect("feed");
+    reading_reaches(&feed, "catalog", 3).await;
+    sqlx::query("SELECT pg_notify('emporium_checkpoints', 'not-in-the-table=12')")
+        .execute(&pool)
+        .await
+        .unwrap();
+    reading_reaches(&feed, "not-in-the-table", 12).await;
+    // A late notification of an older position does not move a reading back.
+    sqlx::query("SELECT pg_notify('emporium_checkpoints', 'catalog=2')")
+        .execute(&pool)
+        .await
+        .unwrap();
+    set_checkpoint(&pool, "inventory", 1).await;
+    reading_reaches(&feed, "inventory", 1).await;
+    assert_eq!(feed.current().expect("live")["catalog"], 3);
+}
+
+/// A checkpoint moved back (by hand: projections only move forward) notifies without a
+/// position, and the feed reads the table again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_checkpoint_moved_back_is_read_from_the_table() {
+    let Some((_db, pool)) = database().await else {
+        return;
+    };
+    set_checkpoint(&pool, "catalog", 30).await;
+    let feed = CheckpointFeed::start_with(&pool, NO_RESYNC).expect("feed");
+    reading_reaches(&feed, "catalog", 30).await;
+    set_checkpoint(&pool, "catalog", 4).await;
+    reading_reaches(&feed, "catalog", 4).await;
+    sqlx::query("DELETE FROM projection_checkpoints WHERE name = 'catalog'")
+        .execute(&pool)
+        .await
+        .unwrap();
+    set_checkpoint(&pool, "inventory", 2).await;
+    reading_reaches(&feed, "inventory", 2).await;
+    assert!(!feed.current().expect("live").contains_key("catalog"));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_listening_connection_is_replaced_and_the_moves_made_meanwhile_are_read() {
     let Some((_db, pool)) = database().await else {
