@@ -17,7 +17,7 @@ use cli::{AdminCommand, Cli, Command};
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// mimalloc options the process runs with unless the operator set them, read by mimalloc
-/// from the environment before `main` runs (README, Load results, has the numbers):
+/// from the environment before `main` runs (bench/HISTORY.md has the numbers):
 /// - `MIMALLOC_PURGE_DELAY=0`: mimalloc purges freed memory only while it allocates, so
 ///   with its default delay (one second) a process kept the high-water mark of its last
 ///   burst.

@@ -180,7 +180,7 @@ impl Settings {
     /// The size of each database pool: the setting, else 16 on PostgreSQL and 4 for the
     /// embedded SQLite file (one writer at a time and two cores' worth of readers: with 16
     /// the embedded process served fewer requests and orders and held about 20 MiB more of
-    /// SQLite page caches and prepared statements, see README Load results).
+    /// SQLite page caches and prepared statements, see bench/HISTORY.md).
     pub fn database_pool_size(&self) -> u32 {
         self.database_max_connections
             .unwrap_or(if self.database_url.is_some() { 16 } else { 4 })

@@ -4,7 +4,7 @@
 //! kernel. On tokio's blocking pool, even behind a semaphore of one permit per CPU, they
 //! spread over up to 9 threads under `browse` (a finished search's thread is not yet idle
 //! when the next search is handed out, so the pool starts another), and every such thread
-//! keeps an allocator heap of its own (README, Load results, has the numbers).
+//! keeps an allocator heap of its own (bench/HISTORY.md has the numbers).
 use std::sync::{Arc, Mutex, PoisonError, mpsc};
 
 use tokio::sync::oneshot;
