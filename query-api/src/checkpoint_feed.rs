@@ -15,18 +15,20 @@
 //! The feed is *live* only while its listening connection is up and its reading started
 //! after that connection's `LISTEN`: every commit since is either in the reading or has
 //! notified it. Forward moves are applied as maxima, so a notification delivered after a
-//! read that already holds its commit changes nothing. A reading is thus behind the table
-//! by at most one notification's delivery (and a read, for the others), which is the
-//! eventual consistency the query API promises; a client that must see its own write
-//! sends `X-Emporium-Min-Position` and is woken by the first reading that reaches it.
-//! When the connection drops the feed stops being live at once, callers fall back to
-//! reading the table themselves, and it reconnects with a back-off.
+//! read that already holds its commit changes nothing. (Projections only move forward; a
+//! checkpoint moved back by hand can leave a reading ahead of the table until that
+//! move's own notification, right behind, makes the feed read it again.) A reading is
+//! thus behind the table by at most one notification's delivery (and a read, for the
+//! others), which is the eventual consistency the query API promises; a client that must
+//! see its own write sends `X-Emporium-Min-Position` and is woken by the first reading
+//! that reaches it. When the connection drops the feed stops being live at once, callers
+//! fall back to reading the table themselves, and it reconnects with a back-off.
 //!
 //! [`CheckpointReads`]: crate::checkpoint_reads::CheckpointReads
 use std::{
     collections::HashMap,
     str::FromStr,
-    sync::{Arc, Mutex},
+    sync::{Arc, Mutex, MutexGuard, PoisonError},
     time::Duration,
 };
 
@@ -83,15 +85,22 @@ impl Notice {
 }
 
 /// Notices delivered and not yet applied, in delivery order.
-type Notices = Arc<Mutex<Vec<Notice>>>;
+#[derive(Debug, Default)]
+struct Notices(Mutex<Vec<Notice>>);
 
-fn take(notices: &Notices) -> Vec<Notice> {
-    // A panic while holding this lock cannot leave the queue inconsistent.
-    std::mem::take(
-        &mut *notices
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner),
-    )
+impl Notices {
+    fn push(&self, notice: Notice) {
+        self.queue().push(notice);
+    }
+
+    fn take(&self) -> Vec<Notice> {
+        std::mem::take(&mut *self.queue())
+    }
+
+    fn queue(&self) -> MutexGuard<'_, Vec<Notice>> {
+        // A panic while holding this lock cannot leave the queue inconsistent.
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
 }
 
 /// Applies forward moves to `reading`; `false` when a notice asks for a whole read.
@@ -147,7 +156,7 @@ impl CheckpointFeed {
             .disable_statement_logging();
         let (link_sender, link) = watch::channel(Link::default());
         let (reading_sender, reading) = watch::channel(None);
-        let notices = Notices::default();
+        let notices = Arc::new(Notices::default());
         let listening = runtime.spawn(listen(options, link_sender, notices.clone()));
         let reading_task = runtime.spawn(keep_reading(
             pool.clone(),
@@ -178,7 +187,7 @@ impl CheckpointFeed {
 
 /// Holds a listening connection, reconnecting with a back-off, queues each
 /// notification's notice and reports it and each change of connection through `link`.
-async fn listen(options: PgConnectOptions, link: watch::Sender<Link>, notices: Notices) {
+async fn listen(options: PgConnectOptions, link: watch::Sender<Link>, notices: Arc<Notices>) {
     let mut backoff = BACKOFF_INITIAL;
     loop {
         match subscribe(&options).await {
@@ -191,10 +200,7 @@ async fn listen(options: PgConnectOptions, link: watch::Sender<Link>, notices: N
                 // `Ok(None)`: the connection was lost (it is not re-established here, see
                 // `subscribe`); an error ends this connection too.
                 while let Ok(Some(notification)) = listener.try_recv().await {
-                    notices
-                        .lock()
-                        .unwrap_or_else(std::sync::PoisonError::into_inner)
-                        .push(Notice::parse(notification.payload()));
+                    notices.push(Notice::parse(notification.payload()));
                     link.send_modify(|link| link.notifications += 1);
                 }
                 link.send_modify(|link| link.listening = false);
@@ -231,14 +237,14 @@ async fn keep_reading(
     pool: AnyPool,
     resync: Duration,
     mut link: watch::Receiver<Link>,
-    notices: Notices,
+    notices: Arc<Notices>,
     reading: watch::Sender<Option<Snapshot>>,
 ) {
     let mut backoff = BACKOFF_INITIAL;
     loop {
         let before = *link.borrow_and_update();
         // Delivered before the read begins, so their commits are in it.
-        take(&notices);
+        notices.take();
         if !before.listening {
             reading.send_replace(None);
             if link.changed().await.is_err() {
@@ -264,7 +270,7 @@ async fn keep_reading(
         loop {
             let after = *link.borrow_and_update();
             let still_listening = after.listening && after.connection == before.connection;
-            if !still_listening || !apply(&mut current, take(&notices)) {
+            if !still_listening || !apply(&mut current, notices.take()) {
                 break;
             }
             reading.send_replace(Some(Arc::new(current.clone())));
