@@ -524,31 +524,35 @@ fn mask_url(url: &str) -> String {
 mod tests {
     use super::{Settings, mask_url};
 
-    #[test]
-    fn cors_origins_are_checked_when_the_settings_are_read() {
+    /// The settings read from a file holding `line`.
+    fn from_file(line: &str) -> anyhow::Result<Settings> {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("emporium.toml");
-        std::fs::write(&file, "cors_origins = \"shop.example\"\n").unwrap();
-        let err = Settings::from_env(Some(&file)).err().expect("refused");
+        std::fs::write(&file, format!("{line}\n")).unwrap();
+        Settings::from_env(Some(&file))
+    }
+
+    #[test]
+    fn cors_origins_are_checked_when_the_settings_are_read() {
+        let err = from_file("cors_origins = \"shop.example\"")
+            .err()
+            .expect("refused");
         assert!(err.to_string().contains("EMPORIUM_CORS_ORIGINS"), "{err}");
-        std::fs::write(&file, "cors_origins = \"https://shop.example\"\n").unwrap();
-        let settings = Settings::from_env(Some(&file)).unwrap();
+        let settings = from_file("cors_origins = \"https://shop.example\"").unwrap();
         assert!(settings.cors().unwrap().is_some());
         assert!(Settings::default().cors().unwrap().is_none());
     }
 
     #[test]
     fn trusted_proxies_are_checked_when_the_settings_are_read() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("emporium.toml");
-        std::fs::write(&file, "trusted_proxies = \"nginx\"\n").unwrap();
-        let err = Settings::from_env(Some(&file)).err().expect("refused");
+        let err = from_file("trusted_proxies = \"nginx\"")
+            .err()
+            .expect("refused");
         assert!(
             err.to_string().contains("EMPORIUM_TRUSTED_PROXIES"),
             "{err}"
         );
-        std::fs::write(&file, "trusted_proxies = \"172.16.0.0/12\"\n").unwrap();
-        let settings = Settings::from_env(Some(&file)).unwrap();
+        let settings = from_file("trusted_proxies = \"172.16.0.0/12\"").unwrap();
         assert!(settings.trusted_proxies().unwrap().is_some());
     }
 

@@ -422,6 +422,26 @@ async fn a_front_end_on_a_listed_origin_may_call_the_api_from_a_browser() {
     assert!(String::from_utf8_lossy(&bad.stderr).contains("EMPORIUM_CORS_ORIGINS"));
 }
 
+/// Signs up customer `n` through `base` with `X-Forwarded-For: forwarded_for`.
+async fn sign_up_forwarded(
+    client: &reqwest::Client,
+    base: &str,
+    n: u32,
+    forwarded_for: &str,
+) -> StatusCode {
+    client
+        .post(format!("{base}/api/v1/auth/register"))
+        .header("x-forwarded-for", forwarded_for)
+        .json(
+            &json!({"name": "Forwarded", "email": format!("forwarded{n}@example.com"),
+            "mobileNumber": format!("+1555020{n:04}"), "password": "behind-the-balancer"}),
+        )
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn behind_a_trusted_proxy_sign_ups_are_limited_per_forwarded_client() {
     let data = tempfile::tempdir().unwrap();
@@ -431,28 +451,18 @@ async fn behind_a_trusted_proxy_sign_ups_are_limited_per_forwarded_client() {
         .env("EMPORIUM_RATE_LIMIT_SIGNUP_PER_MINUTE", "1");
     let server = spawn_ready(command).await;
     let client = reqwest::Client::new();
-    let sign_up = |n: u32, forwarded_for: &'static str| {
-        client
-            .post(format!("{}/api/v1/auth/register", server.base))
-            .header("x-forwarded-for", forwarded_for)
-            .json(
-                &json!({"name": "Proxied", "email": format!("proxied{n}@example.com"),
-                "mobileNumber": format!("+1555020{n:04}"), "password": "behind-the-balancer"}),
-            )
-            .send()
-    };
     // Through the local proxy, each forwarded client has its own allowance.
     assert_eq!(
-        sign_up(1, "203.0.113.1").await.unwrap().status(),
+        sign_up_forwarded(&client, &server.base, 1, "203.0.113.1").await,
         StatusCode::CREATED
     );
     assert_eq!(
-        sign_up(2, "203.0.113.2").await.unwrap().status(),
+        sign_up_forwarded(&client, &server.base, 2, "203.0.113.2").await,
         StatusCode::CREATED
     );
     // A client forging addresses left of the proxy's entry is still itself.
-    let forged = sign_up(3, "198.51.100.1, 203.0.113.1").await.unwrap();
-    assert_eq!(forged.status(), StatusCode::TOO_MANY_REQUESTS);
+    let forged = sign_up_forwarded(&client, &server.base, 3, "198.51.100.1, 203.0.113.1").await;
+    assert_eq!(forged, StatusCode::TOO_MANY_REQUESTS);
     drop(server);
 
     // Nobody trusted: the header changes nothing, the connection is the client.
@@ -461,17 +471,7 @@ async fn behind_a_trusted_proxy_sign_ups_are_limited_per_forwarded_client() {
     let server = spawn_ready(command).await;
     let mut statuses = Vec::new();
     for (n, forwarded_for) in [(4, "203.0.113.4"), (5, "203.0.113.5")] {
-        let response = client
-            .post(format!("{}/api/v1/auth/register", server.base))
-            .header("x-forwarded-for", forwarded_for)
-            .json(
-                &json!({"name": "Direct", "email": format!("direct{n}@example.com"),
-                "mobileNumber": format!("+1555030{n:04}"), "password": "no-balancer-here"}),
-            )
-            .send()
-            .await
-            .unwrap();
-        statuses.push(response.status());
+        statuses.push(sign_up_forwarded(&client, &server.base, n, forwarded_for).await);
     }
     assert_eq!(
         statuses,

@@ -36,6 +36,16 @@ async fn set_checkpoint(pool: &AnyPool, name: &str, position: i64) {
     .expect("set checkpoint");
 }
 
+/// Sends a checkpoint notification with `payload`, as the trigger would.
+async fn notify(pool: &AnyPool, payload: &str) {
+    sqlx::query("SELECT pg_notify($1, $2)")
+        .bind(query_api::checkpoint_feed::CHANNEL)
+        .bind(payload)
+        .execute(pool)
+        .await
+        .expect("notify");
+}
+
 /// Waits until the feed is live with `name` at `position`.
 async fn reading_reaches(feed: &CheckpointFeed, name: &str, position: u64) {
     let mut readings = feed.subscribe();
@@ -104,16 +114,10 @@ async fn a_forward_move_is_taken_from_its_notification() {
     set_checkpoint(&pool, "catalog", 3).await;
     let feed = CheckpointFeed::start_with(&pool, NO_RESYNC).expect("feed");
     reading_reaches(&feed, "catalog", 3).await;
-    sqlx::query("SELECT pg_notify('emporium_checkpoints', 'not-in-the-table=12')")
-        .execute(&pool)
-        .await
-        .unwrap();
+    notify(&pool, "not-in-the-table=12").await;
     reading_reaches(&feed, "not-in-the-table", 12).await;
     // A late notification of an older position does not move a reading back.
-    sqlx::query("SELECT pg_notify('emporium_checkpoints', 'catalog=2')")
-        .execute(&pool)
-        .await
-        .unwrap();
+    notify(&pool, "catalog=2").await;
     set_checkpoint(&pool, "inventory", 1).await;
     reading_reaches(&feed, "inventory", 1).await;
     assert_eq!(feed.current().expect("live")["catalog"], 3);
