@@ -54,7 +54,7 @@ use sqlx::{
 };
 use tokio::{sync::mpsc, task::JoinSet};
 
-use crate::runtime::{Projection, timestamp};
+use crate::runtime::{BEGIN_WITHOUT_WAL_FLUSH, Projection, timestamp};
 
 /// The row of `projection_checkpoints` that counts swaps (its `position` is the count).
 ///
@@ -724,13 +724,12 @@ impl Shadow {
         if last <= self.position {
             return Ok(());
         }
-        let mut tx = self.conn.begin().await?;
-        if self.postgres {
-            // Nothing here needs to survive a crash: do not wait for the WAL flush.
-            sqlx::query("SET LOCAL synchronous_commit = off")
-                .execute(&mut *tx)
-                .await?;
-        }
+        // Nothing here needs to survive a crash: do not wait for the WAL flush.
+        let mut tx = if self.postgres {
+            self.conn.begin_with(BEGIN_WITHOUT_WAL_FLUSH).await?
+        } else {
+            self.conn.begin().await?
+        };
         apply_events(&*self.projection, &mut tx, self.position, events).await?;
         set_checkpoint(
             &mut tx,
