@@ -2,7 +2,8 @@
 //! view read them.
 //!
 //! Tables (see `migrations/*/0003_read_models.sql`): `rm_products` (one row per product,
-//! with its price range and the product stream's version), `rm_product_categories`,
+//! with its price range and the product stream's version), `rm_product_categories` (one
+//! row per product and category, with what the product is listed by: see `Listing`),
 //! `rm_product_attributes` (top-level scalar attributes, for filtering) and `rm_variants`.
 //!
 //! Events are applied by loading each product's stored state, folding the events with the
@@ -138,28 +139,72 @@ fn check(state: Option<&ProductState>, event: &ProductEvent) -> anyhow::Result<(
     }
 }
 
+/// What a product is listed by: its status, lower-cased name, price range and creation
+/// time. Its row and each of its category rows carry them (a category's list is a range
+/// of one index of `rm_product_categories`, `migrations/*/…_category_listing.sql`).
+struct Listing {
+    status: &'static str,
+    name_key: String,
+    min_price: i64,
+    max_price: i64,
+    created_at: String,
+}
+
+impl Listing {
+    fn of(state: &ProductState) -> anyhow::Result<Self> {
+        let prices = state.variants.iter().map(|v| v.price.amount);
+        let status = state.status.context("product without status")?;
+        let created_at = state.created_at.context("product without creation time")?;
+        Ok(Self {
+            status: status_text(status),
+            name_key: state.name.to_lowercase(),
+            min_price: prices.clone().min().unwrap_or(0),
+            max_price: prices.max().unwrap_or(0),
+            created_at: timestamp(created_at),
+        })
+    }
+}
+
 fn product_row(id: ProductId, state: &ProductState, version: u64) -> anyhow::Result<Vec<Arg>> {
-    let prices = state.variants.iter().map(|v| v.price.amount);
-    let (min, max) = (prices.clone().min().unwrap_or(0), prices.max().unwrap_or(0));
+    let listing = Listing::of(state)?;
     let currency = state.currency().map(|c| c.to_string()).unwrap_or_default();
-    let status = state.status.context("product without status")?;
     let created_at = state.created_at.context("product without creation time")?;
     let updated_at = state.updated_at.unwrap_or(created_at);
     Ok(vec![
         id.to_string().into(),
         state.name.as_str().into(),
-        state.name.to_lowercase().into(),
+        listing.name_key.into(),
         state.description.as_str().into(),
-        status_text(status).into(),
+        listing.status.into(),
         serde_json::to_string(&state.categories)?.into(),
         serde_json::to_string(&state.attributes)?.into(),
         currency.into(),
-        min.into(),
-        max.into(),
+        listing.min_price.into(),
+        listing.max_price.into(),
         i64::try_from(version)?.into(),
-        timestamp(created_at).into(),
+        listing.created_at.into(),
         timestamp(updated_at).into(),
     ])
+}
+
+/// The rows of `rm_product_categories` for the product: one per distinct category.
+fn category_rows(id: ProductId, state: &ProductState) -> anyhow::Result<Vec<Vec<Arg>>> {
+    let listing = Listing::of(state)?;
+    let distinct: BTreeSet<&String> = state.categories.iter().collect();
+    Ok(distinct
+        .into_iter()
+        .map(|category| {
+            vec![
+                id.to_string().into(),
+                category.as_str().into(),
+                listing.status.into(),
+                listing.name_key.as_str().into(),
+                listing.min_price.into(),
+                listing.max_price.into(),
+                listing.created_at.as_str().into(),
+            ]
+        })
+        .collect())
 }
 
 fn variant_row(id: ProductId, state: &ProductState, sku: &Sku) -> anyhow::Result<Vec<Arg>> {
@@ -184,8 +229,6 @@ fn variant_row(id: ProductId, state: &ProductState, sku: &Sku) -> anyhow::Result
 struct Changes {
     /// Touched products and the version of their last event.
     products: BTreeMap<ProductId, u64>,
-    /// Products whose categories were set.
-    categories: BTreeSet<ProductId>,
     /// Products whose attributes were set.
     attributes: BTreeSet<ProductId>,
     /// Variants written, each by the product of the last event that wrote it.
@@ -197,20 +240,12 @@ impl Changes {
         self.products.insert(id, version);
         match event {
             ProductEvent::ProductCreated { variants, .. } => {
-                self.categories.insert(id);
                 self.attributes.insert(id);
                 for variant in variants {
                     self.variants.insert(variant.sku.clone(), id);
                 }
             }
-            ProductEvent::ProductUpdated {
-                categories,
-                attributes,
-                ..
-            } => {
-                if categories.is_some() {
-                    self.categories.insert(id);
-                }
+            ProductEvent::ProductUpdated { attributes, .. } => {
                 if attributes.is_some() {
                     self.attributes.insert(id);
                 }
@@ -250,7 +285,9 @@ impl Changes {
         )
         .await?;
 
-        let keys: Vec<String> = self.categories.iter().map(ToString::to_string).collect();
+        // Every change of a product can change how it is listed: its category rows are
+        // written anew with each.
+        let keys: Vec<String> = self.products.keys().map(ToString::to_string).collect();
         batch::delete_in(
             conn,
             "DELETE FROM rm_product_categories WHERE product_id IN",
@@ -258,15 +295,13 @@ impl Changes {
         )
         .await?;
         let mut categories = Vec::new();
-        for id in &self.categories {
-            let distinct: BTreeSet<&String> = state(id)?.categories.iter().collect();
-            for category in distinct {
-                categories.push(vec![id.to_string().into(), category.as_str().into()]);
-            }
+        for id in self.products.keys() {
+            categories.extend(category_rows(*id, state(id)?)?);
         }
         batch::insert_rows(
             conn,
-            "INSERT INTO rm_product_categories (product_id, category)",
+            "INSERT INTO rm_product_categories (product_id, category, status, name_key, \
+                 min_price, max_price, created_at)",
             "ON CONFLICT (product_id, category) DO NOTHING",
             categories,
         )

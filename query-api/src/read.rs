@@ -70,14 +70,42 @@ impl Sort {
         }
     }
 
-    /// The ORDER BY clause over `rm_products p`; ties broken by id so pages never overlap.
-    fn order_by(self) -> &'static str {
+    /// The ORDER BY clause over the listed rows `l`, whose product id is `id`; ties broken
+    /// by id so pages never overlap.
+    fn order_by(self, id: &str) -> String {
         match self {
-            Self::Name => "p.name_key ASC, p.id ASC",
-            Self::NameDesc => "p.name_key DESC, p.id ASC",
-            Self::Price => "p.min_price ASC, p.id ASC",
-            Self::PriceDesc => "p.min_price DESC, p.id ASC",
-            Self::Newest => "p.created_at DESC, p.id DESC",
+            Self::Name => format!("l.name_key ASC, {id} ASC"),
+            Self::NameDesc => format!("l.name_key DESC, {id} ASC"),
+            Self::Price => format!("l.min_price ASC, {id} ASC"),
+            Self::PriceDesc => format!("l.min_price DESC, {id} ASC"),
+            Self::Newest => format!("l.created_at DESC, {id} DESC"),
+        }
+    }
+}
+
+/// Where a list's rows come from, as `l`: every product (`rm_products`), or, when the list
+/// is of one category, that category's rows of `rm_product_categories`, which carry the
+/// same listing columns (status, name, price range, creation time) and an index per sort.
+#[derive(Clone, Copy)]
+struct Listed {
+    /// The FROM item, aliased `l`.
+    from: &'static str,
+    /// The product id's column.
+    id: &'static str,
+}
+
+impl Listed {
+    fn of(query: &ProductQuery) -> Self {
+        if query.category.is_some() {
+            Self {
+                from: "rm_product_categories l",
+                id: "l.product_id",
+            }
+        } else {
+            Self {
+                from: "rm_products l",
+                id: "l.id",
+            }
         }
     }
 }
@@ -212,49 +240,47 @@ impl ProductQuery {
     }
 }
 
-/// The conditions of a product list query.
-fn product_filter(query: &ProductQuery) -> Filter {
+/// The conditions of a product list query over the listed rows `l` of `listed`.
+fn product_filter(query: &ProductQuery, listed: Listed) -> Filter {
     let mut filter = Filter::default();
-    let status = filter.bind(Bind::Text(query.status.as_str().to_owned()));
-    filter.require(format!("p.status = {status}"));
+    let id = listed.id;
     if let Some(category) = &query.category {
-        let category = filter.bind(Bind::Text(category.clone()));
-        filter.require(format!(
-            "EXISTS (SELECT 1 FROM rm_product_categories c \
-                 WHERE c.product_id = p.id AND c.category = {category})"
-        ));
+        filter.push("l.category", "=", category.clone());
     }
-    if query.min_price.is_some() || query.max_price.is_some() {
-        let mut price =
-            String::from("EXISTS (SELECT 1 FROM rm_variants pv WHERE pv.product_id = p.id");
-        // Each bound is also tested on the product row's price range: implied by the
-        // variant test, and answerable from the price index (with 100,000 products, a
-        // price band sorted by price went from 300 ms to 8 ms with it).
-        for (bound, product_test, variant_test) in [
-            (query.min_price, "p.max_price >=", "pv.price_amount >="),
-            (query.max_price, "p.min_price <=", "pv.price_amount <="),
-        ] {
-            if let Some(bound) = bound {
-                let on_product = filter.bind(Bind::Int(bound));
-                filter.require(format!("{product_test} {on_product}"));
-                price += &format!(" AND {variant_test} {}", filter.bind(Bind::Int(bound)));
-            }
-        }
-        price.push(')');
-        filter.require(price);
+    filter.push("l.status", "=", query.status.as_str().to_owned());
+    // A product has at least one variant, and its listed price range runs from its
+    // cheapest variant's price to its dearest's: "some variant costs at least `min`" is
+    // `max_price >= min`, "at most `max`" is `min_price <= max`. With both, one variant
+    // must cost between them: true when either end of the range lies in the band, so the
+    // variants are read only for a product whose range spans the whole band. (With 100,000
+    // products, counting a band that read every candidate's variants took 200 ms.)
+    let min = query.min_price.map(|bound| filter.bind(Bind::Int(bound)));
+    let max = query.max_price.map(|bound| filter.bind(Bind::Int(bound)));
+    if let Some(min) = &min {
+        filter.require(format!("l.max_price >= {min}"));
+    }
+    if let Some(max) = &max {
+        filter.require(format!("l.min_price <= {max}"));
+    }
+    if let (Some(min), Some(max)) = (&min, &max) {
+        filter.require(format!(
+            "(l.min_price >= {min} OR l.max_price <= {max} OR EXISTS (SELECT 1 FROM \
+                 rm_variants pv WHERE pv.product_id = {id} AND pv.price_amount >= {min} \
+                 AND pv.price_amount <= {max}))"
+        ));
     }
     for (key, value) in &query.attributes {
         let key = filter.bind(Bind::Text(key.clone()));
         let value = filter.bind(Bind::Text(value.clone()));
         filter.require(format!(
             "EXISTS (SELECT 1 FROM rm_product_attributes a \
-                 WHERE a.product_id = p.id AND a.key = {key} AND a.value = {value})"
+                 WHERE a.product_id = {id} AND a.key = {key} AND a.value = {value})"
         ));
     }
     if let Some(q) = &query.q {
         let pattern = format!("%{}%", escape_like(&q.to_lowercase()));
         let pattern = filter.bind(Bind::Text(pattern));
-        filter.require(format!("p.name_key LIKE {pattern} ESCAPE '\\'"));
+        filter.require(format!("l.name_key LIKE {pattern} ESCAPE '\\'"));
     }
     filter
 }
@@ -502,7 +528,8 @@ impl ProductCatalogue {
         query: &ProductQuery,
         as_of: Option<(u64, u64)>,
     ) -> Result<ProductPage, ApiError> {
-        let filter = product_filter(query);
+        let listed = Listed::of(query);
+        let filter = product_filter(query, listed);
         let condition = filter.where_clause();
         let by_filter = ProductQuery {
             sort: Sort::default(),
@@ -520,7 +547,8 @@ impl ProductCatalogue {
             None => {
                 let total: i64 = filter
                     .query(format!(
-                        "SELECT COUNT(*) AS total FROM rm_products p WHERE {condition}"
+                        "SELECT COUNT(*) AS total FROM {} WHERE {condition}",
+                        listed.from
                     ))
                     .fetch_one(&self.pool)
                     .await
@@ -536,17 +564,21 @@ impl ProductCatalogue {
         let limit = i64::from(query.page_size);
         let offset = i64::from(query.page - 1) * limit;
         let n = filter.bound();
-        let order = query.sort.order_by();
         // One statement, so a page and its variants come from one snapshot.
         let sql = format!(
             "SELECT {PRODUCT_COLUMNS}, {VARIANT_COLUMNS}, i.on_hand - i.reserved AS v_available \
-             FROM (SELECT * FROM rm_products p WHERE {condition} ORDER BY {order} \
-                   LIMIT ${} OFFSET ${}) p \
+             FROM (SELECT {id} AS id, l.name_key, l.min_price, l.created_at FROM {from} \
+                   WHERE {condition} ORDER BY {inner} LIMIT ${} OFFSET ${}) l \
+             JOIN rm_products p ON p.id = l.id \
              LEFT JOIN rm_variants v ON v.product_id = p.id \
              LEFT JOIN rm_inventory i ON i.sku = v.sku \
-             ORDER BY {order}, v.ordinal",
+             ORDER BY {outer}, v.ordinal",
             n + 1,
-            n + 2
+            n + 2,
+            id = listed.id,
+            from = listed.from,
+            inner = query.sort.order_by(listed.id),
+            outer = query.sort.order_by("l.id"),
         );
         let rows = filter
             .query(sql)

@@ -7,9 +7,23 @@ use serde_json::json;
 
 use crate::support::{Db, at, attributes, product, product_stream, run_to_head, variant};
 
-crate::backend_tests!(catalogue_rows_after_a_known_history);
+crate::backend_tests!(
+    catalogue_rows_after_a_known_history,
+    catalogue_rows_after_a_known_history_one_event_at_a_time,
+);
 
 async fn catalogue_rows_after_a_known_history(db: Db) {
+    rows_after_a_known_history(db, 500).await;
+}
+
+/// Each event in a batch of its own: a later change of a product (its name, a price, its
+/// archiving) must still reach the rows written by an earlier batch, its category rows
+/// included.
+async fn catalogue_rows_after_a_known_history_one_event_at_a_time(db: Db) {
+    rows_after_a_known_history(db, 1).await;
+}
+
+async fn rows_after_a_known_history(db: Db, batch_size: usize) {
     let shirt = product(1);
     let mug = product(2);
     db.append(
@@ -72,7 +86,7 @@ async fn catalogue_rows_after_a_known_history(db: Db) {
     )
     .await;
 
-    run_to_head(&db, Arc::new(CatalogProjection), 500).await;
+    run_to_head(&db, Arc::new(CatalogProjection), batch_size).await;
     let dump = db.dump("catalog").await;
     let (s, m) = (shirt.to_string(), mug.to_string());
     let row = |cells: &[&str]| cells.iter().map(|c| (*c).to_owned()).collect::<Vec<_>>();
@@ -110,7 +124,27 @@ async fn catalogue_rows_after_a_known_history(db: Db) {
     ];
     products.sort();
     assert_eq!(dump["rm_products"], products);
-    let mut categories = vec![row(&[&s, "shirts"]), row(&[&m, "kitchen"])];
+    // Each category row carries what its product is listed by.
+    let mut categories = vec![
+        row(&[
+            &s,
+            "shirts",
+            "ACTIVE",
+            "linen shirt",
+            "4500",
+            "5500",
+            "2025-06-15T15:06:40.123456Z",
+        ]),
+        row(&[
+            &m,
+            "kitchen",
+            "ARCHIVED",
+            "mug",
+            "900",
+            "900",
+            "2025-06-15T15:06:45.123456Z",
+        ]),
+    ];
     categories.sort();
     assert_eq!(dump["rm_product_categories"], categories);
     let mut attrs = vec![

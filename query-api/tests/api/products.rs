@@ -4,10 +4,11 @@ use domain::{account::Role, catalog::ProductEvent};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, assert_problem, at, eur, names, product_stream, sku};
+use crate::helpers::{TestApp, assert_problem, at, eur, names, product_stream, sku, variant};
 
 crate::backend_tests!(
     lists_filter_sort_and_paginate,
+    category_lists_follow_every_change_of_their_products,
     bad_list_parameters_are_400_problems,
     archived_products_are_for_the_back_office,
     the_product_view_has_its_shape_and_etag,
@@ -130,6 +131,87 @@ async fn lists_filter_sort_and_paginate(app: TestApp) {
         2,
         "every variant of a listed product"
     );
+}
+
+/// A category's list is read from the category's own rows (each carrying its product's
+/// name, prices, status and age): every change of a product must reach them.
+async fn category_lists_follow_every_change_of_their_products(app: TestApp) {
+    let catalogue = app.seed().await;
+    let tee = product_stream(catalogue.tee);
+    app.append(
+        &tee,
+        &[
+            ProductEvent::ProductUpdated {
+                name: Some("Zebra Tee".into()),
+                description: None,
+                categories: None,
+                attributes: None,
+                updated_at: at(20),
+            },
+            ProductEvent::VariantPriceChanged {
+                sku: sku("TEE-M"),
+                old_price: eur(1500),
+                price: eur(9000),
+                at: at(21),
+            },
+            ProductEvent::VariantPriceChanged {
+                sku: sku("TEE-L"),
+                old_price: eur(1700),
+                price: eur(9500),
+                at: at(22),
+            },
+        ],
+    )
+    .await;
+    app.append(
+        &product_stream(catalogue.shirt),
+        &[
+            ProductEvent::ProductUpdated {
+                name: None,
+                description: None,
+                categories: Some(vec!["shirts".into(), "sale".into()]),
+                attributes: None,
+                updated_at: at(23),
+            },
+            ProductEvent::VariantAdded {
+                variant: variant("SHIRT-XL", 6000, "XL"),
+                at: at(23),
+            },
+        ],
+    )
+    .await;
+    app.caught_up().await;
+    let cases: &[(&str, &[&str])] = &[
+        ("category=shirts", &["Linen Shirt", "Zebra Tee"]),
+        ("category=shirts&sort=-name", &["Zebra Tee", "Linen Shirt"]),
+        ("category=shirts&sort=price", &["Linen Shirt", "Zebra Tee"]),
+        ("category=shirts&sort=-price", &["Zebra Tee", "Linen Shirt"]),
+        ("category=shirts&minPrice=8000", &["Zebra Tee"]),
+        // The shirt's prices run from 4,900 to 6,000: a band inside that range holds the
+        // shirt only when one of its variants costs within it (5,200).
+        (
+            "category=shirts&minPrice=5000&maxPrice=5500",
+            &["Linen Shirt"],
+        ),
+        ("minPrice=5000&maxPrice=5500", &["Linen Shirt"]),
+        ("category=shirts&minPrice=5300&maxPrice=5900", &[]),
+        ("minPrice=5300&maxPrice=5900", &[]),
+        ("category=shirts&q=zebra", &["Zebra Tee"]),
+        ("category=sale", &["Linen Shirt"]),
+        ("category=summer", &[]),
+    ];
+    for (query, expected) in cases {
+        let list = app.get_json(&format!("/api/v1/products?{query}")).await;
+        assert_eq!(names(&list), *expected, "{query}");
+        assert_eq!(list["total"], expected.len(), "{query}");
+    }
+
+    app.append(&tee, &[ProductEvent::ProductArchived { at: at(24) }])
+        .await;
+    app.caught_up().await;
+    let list = app.get_json("/api/v1/products?category=shirts").await;
+    assert_eq!(names(&list), ["Linen Shirt"]);
+    assert_eq!(list["total"], 1);
 }
 
 async fn bad_list_parameters_are_400_problems(app: TestApp) {
@@ -473,7 +555,9 @@ async fn every_page_and_sort_of_a_filter_shares_one_count_until_the_read_models_
          attributes, currency, min_price, max_price, version, created_at, updated_at) VALUES \
          ('slipped-in', 'Slipped In', 'slipped in', '', 'ACTIVE', '[\"shirts\"]', '{}', 'EUR', \
          100, 100, 1, '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z')",
-        "INSERT INTO rm_product_categories (product_id, category) VALUES ('slipped-in', 'shirts')",
+        "INSERT INTO rm_product_categories (product_id, category, status, name_key, min_price, \
+         max_price, created_at) VALUES ('slipped-in', 'shirts', 'ACTIVE', 'slipped in', 100, \
+         100, '2026-01-01T00:00:00Z')",
     ] {
         sqlx::query(statement).execute(&app.pool).await.unwrap();
     }
