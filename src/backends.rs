@@ -78,7 +78,19 @@ impl Backends {
                 };
                 let database = PostgresEventStore::connect(db, &config)?;
                 database.migrate().await.context("migrating PostgreSQL")?;
-                let sql = pool.connect(db).await.context("connecting to PostgreSQL")?;
+                // No JIT compilation: it pays off for long analytical queries, but a product
+                // list over 100,000 products is estimated costly enough to trigger it, and
+                // compiling took 10-50 ms of a statement that runs in 3-30.
+                let sql = pool
+                    .after_connect(|conn, _| {
+                        Box::pin(async move {
+                            sqlx::query("SET jit = off").execute(conn).await?;
+                            Ok(())
+                        })
+                    })
+                    .connect(db)
+                    .await
+                    .context("connecting to PostgreSQL")?;
                 let (store, log): (Arc<dyn EventStore>, String) =
                     match settings.eventstore_url.as_deref() {
                         None => (Arc::new(database), "PostgreSQL".into()),
@@ -139,4 +151,30 @@ fn kurrent(url: &str) -> anyhow::Result<Arc<dyn EventStore>> {
     bail!(
         "EMPORIUM_EVENTSTORE_URL={url}: this build has no KurrentDB support (build with --features kurrentdb)"
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use eventstore::testsupport::TestPostgres;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn read_models_on_postgres_run_without_jit() {
+        let Some(db) = TestPostgres::new().await else {
+            return;
+        };
+        let settings = Settings {
+            database_url: Some(db.url.clone()),
+            ..Settings::default()
+        };
+        let backends = Backends::open(&settings).await.unwrap();
+        for _ in 0..3 {
+            let jit: String = sqlx::query_scalar("SELECT current_setting('jit')")
+                .fetch_one(&backends.sql)
+                .await
+                .unwrap();
+            assert_eq!(jit, "off");
+        }
+    }
 }
