@@ -73,7 +73,9 @@ pub struct Settings {
     /// answers.
     pub cache_timeout_ms: u64,
     /// `EMPORIUM_CACHE_LOCAL_CAPACITY`: product views, and order views, each node keeps in
-    /// process.
+    /// process. A product view takes about 2 KiB: with 100,000 products browsed at random,
+    /// 10,000 of them took a query node from 58-60 to 70-71 MiB, while a shop's
+    /// hot products are far fewer and the shared cache serves the rest.
     pub cache_local_capacity: u64,
     /// `EMPORIUM_CACHE_LOCAL_TTL_SECONDS`: longest a view stays in process.
     pub cache_local_ttl_seconds: u64,
@@ -135,7 +137,7 @@ impl Default for Settings {
             cache_namespace: "emporium".into(),
             cache_redis_ttl_seconds: 3600,
             cache_timeout_ms: 100,
-            cache_local_capacity: 10_000,
+            cache_local_capacity: 2_000,
             cache_local_ttl_seconds: 10,
             cart_ttl_seconds: 30 * 24 * 3600,
             search_dir: None,
