@@ -2,7 +2,7 @@
 -- price range, creation time), with an index per sort, so a list of one category is a
 -- range of one index instead of a walk of the whole catalogue's sort index that tests each
 -- product's categories. With 100,000 products in ten categories, a category's page sorted
--- by name took 90-300 ms, and its count 120-150 ms (bench/HISTORY.md).
+-- by name took 90-300 ms, and its count 120-200 ms (README, Load results).
 -- The catalog projection writes these columns with every change of the product; the
 -- defaults only serve this migration, which fills them from `rm_products`.
 ALTER TABLE rm_product_categories
