@@ -1,8 +1,10 @@
 //! Search latency: `cargo bench -p query-api --bench search`.
 //!
-//! Indexes a generated catalogue of a few thousand products (through the real search
-//! projection, from an embedded SQLite log), then measures one search — exact words,
-//! typos, a prefix, and filters — each answering a page of 20 with facets over every match.
+//! Indexes a generated catalogue (through the real search projection, from an embedded
+//! SQLite log), then measures one search — one word, as the load generator's `browse`
+//! asks, exact words, typos, a prefix, and filters — each answering a page of 20 with
+//! facets over every match. The catalogue has 3,000 products, or `SEARCH_BENCH_PRODUCTS`
+//! (`SEARCH_BENCH_PRODUCTS=100000` is the catalogue of the README's 100,000-product runs).
 use std::{hint::black_box, sync::Arc, time::Duration};
 
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -17,7 +19,14 @@ use query_api::search::{SearchConfig, SearchIndex, SearchQuery};
 use serde_json::json;
 use tokio::runtime::Runtime;
 
-const PRODUCTS: usize = 3_000;
+const DEFAULT_PRODUCTS: usize = 3_000;
+
+fn products() -> usize {
+    std::env::var("SEARCH_BENCH_PRODUCTS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(DEFAULT_PRODUCTS)
+}
 const ADJECTIVES: [&str; 12] = [
     "oak", "walnut", "linen", "wool", "velvet", "brass", "steel", "ceramic", "leather", "bamboo",
     "marble", "cotton",
@@ -64,7 +73,7 @@ struct Indexed {
     _folder: tempfile::TempDir,
 }
 
-fn indexed(runtime: &Runtime) -> Indexed {
+fn indexed(runtime: &Runtime, products: usize) -> Indexed {
     runtime.block_on(async {
         let db = TestSqlite::new().await;
         let store: Arc<dyn EventStore> = Arc::new(
@@ -72,7 +81,7 @@ fn indexed(runtime: &Runtime) -> Indexed {
                 .await
                 .expect("sqlite"),
         );
-        for i in 0..PRODUCTS {
+        for i in 0..products {
             let event = product(i);
             let ProductEvent::ProductCreated { id, .. } = &event else {
                 unreachable!()
@@ -110,7 +119,8 @@ fn indexed(runtime: &Runtime) -> Indexed {
 
 fn search(c: &mut Criterion) {
     let runtime = Runtime::new().expect("runtime");
-    let indexed = indexed(&runtime);
+    let products = products();
+    let indexed = indexed(&runtime, products);
     let filtered = SearchQuery {
         category: Some("furniture".into()),
         min_price: Some(1_000),
@@ -118,12 +128,13 @@ fn search(c: &mut Criterion) {
         ..SearchQuery::new("oak chair")
     };
     let queries = [
+        ("one word", SearchQuery::new("walnut")),
         ("exact", SearchQuery::new("walnut table")),
         ("typos", SearchQuery::new("walnot tabel")),
         ("prefix", SearchQuery::new("velvet so")),
         ("filtered", filtered),
     ];
-    let mut group = c.benchmark_group(format!("search {PRODUCTS} products"));
+    let mut group = c.benchmark_group(format!("search {products} products"));
     for (name, query) in &queries {
         let found = indexed.index.search(query).expect("search").total;
         assert!(found > 0, "{name} finds something");

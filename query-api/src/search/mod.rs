@@ -12,6 +12,7 @@
 //! typo tolerance and scoring are described in [`query`]; the schema in `schema`.
 //! The position the index has reached is a `tokio::sync::watch`, which read-your-writes
 //! (`minPosition`) waits on like it waits on the in-process projector.
+mod matching;
 mod projection;
 pub mod query;
 mod schema;

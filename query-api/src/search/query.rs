@@ -5,8 +5,8 @@
 //! Matching: every word of `q` must match (in the name, the description, or the attribute
 //! and option values), exactly or within its typo allowance ([`typo_allowance`]); the last
 //! word (from 2 characters) also matches as the exact prefix of a longer word (search as
-//! you type). Scoring: an exact match earns a
-//! fixed bonus plus its BM25 relevance, a typo or prefix match a smaller fixed score, each
+//! you type). Scoring: an exact match earns a fixed bonus plus its BM25 relevance, a
+//! typo or prefix match of another word a smaller fixed score ([`super::matching`]), each
 //! multiplied by the field's weight (name 3, attributes 1.5, description 1), so exact hits
 //! rank above typo-only hits; the whole of `q` as a phrase in the name earns a bonus.
 //! Ties are broken by creation time (newest first), then by id.
@@ -19,15 +19,15 @@ use tantivy::{
         sort_key::{SortBySimilarityScore, SortByStaticFastValue, SortByString},
     },
     columnar::Column,
-    query::{
-        BooleanQuery, BoostQuery, ConstScoreQuery, FuzzyTermQuery, Occur, PhraseQuery, Query,
-        TermQuery,
-    },
-    schema::{Field, IndexRecordOption},
+    query::{BooleanQuery, BoostQuery, Occur, PhraseQuery, Query},
+    schema::Field,
 };
 use web::ApiError;
 
-use super::schema::{CATEGORY, CREATED, Fields, ID, MIN_PRICE, PRICE};
+use super::{
+    matching::{ExactQuery, VariantsQuery},
+    schema::{CATEGORY, CREATED, Fields, ID, MIN_PRICE, PRICE},
+};
 use crate::read::{DEFAULT_PAGE_SIZE, MAX_FILTER_LEN, MAX_PAGE_SIZE};
 
 /// Most words in `q`.
@@ -224,26 +224,16 @@ pub(crate) fn text_query(fields: &Fields, words: &[String]) -> Box<dyn Query> {
     Box::new(BooleanQuery::new(clauses))
 }
 
-/// The ways `word` matches in `field`: exactly (a fixed bonus and BM25), within its typo
-/// allowance, and, for the last word, as a prefix. Typos are allowed on whole words only:
-/// a typo-tolerant prefix matches far too much (`teal` would find `tall`).
+/// The ways `word` matches in `field`: exactly (a fixed bonus and BM25), and otherwise
+/// within its typo allowance or, for the last word, as a prefix. Typos are allowed on
+/// whole words only: a typo-tolerant prefix matches far too much (`teal` would find `tall`).
 fn word_in_field(field: Field, weight: Score, word: &str, last: bool) -> Vec<Box<dyn Query>> {
-    let term = Term::from_field_text(field, word);
-    let exact = || Box::new(TermQuery::new(term.clone(), IndexRecordOption::WithFreqs));
-    let mut queries: Vec<Box<dyn Query>> = vec![
-        Box::new(ConstScoreQuery::new(exact(), weight * EXACT_BONUS)),
-        Box::new(BoostQuery::new(exact(), weight)),
-    ];
-    let distance = typo_allowance(word);
-    if distance > 0 {
+    let exact = ExactQuery::new(Term::from_field_text(field, word), weight, EXACT_BONUS);
+    let prefix = last && word.chars().count() >= MIN_PREFIX_LEN;
+    let mut queries: Vec<Box<dyn Query>> = vec![Box::new(exact)];
+    if let Some(variants) = VariantsQuery::new(field, word, typo_allowance(word), prefix) {
         queries.push(Box::new(BoostQuery::new(
-            Box::new(FuzzyTermQuery::new(term.clone(), distance, true)),
-            weight * FUZZY_SCORE,
-        )));
-    }
-    if last && word.chars().count() >= MIN_PREFIX_LEN {
-        queries.push(Box::new(BoostQuery::new(
-            Box::new(FuzzyTermQuery::new_prefix(term, 0, true)),
+            Box::new(variants),
             weight * FUZZY_SCORE,
         )));
     }
