@@ -109,6 +109,17 @@ fn indexed(runtime: &Runtime, products: usize) -> Indexed {
                 .await
                 .expect("indexed in time")
         );
+        // Let the background merges end, as they would long before a catalogue this size
+        // is browsed (the reader follows each one).
+        let mut segments = index.segments();
+        loop {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            let now = index.segments();
+            if now == segments {
+                break;
+            }
+            segments = now;
+        }
         Indexed {
             index,
             _db: db,
@@ -121,6 +132,10 @@ fn search(c: &mut Criterion) {
     let runtime = Runtime::new().expect("runtime");
     let products = products();
     let indexed = indexed(&runtime, products);
+    println!(
+        "{products} products indexed in {} segments",
+        indexed.index.segments()
+    );
     let filtered = SearchQuery {
         category: Some("furniture".into()),
         min_price: Some(1_000),

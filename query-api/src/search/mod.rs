@@ -164,9 +164,13 @@ impl SearchIndex {
             ),
         };
         schema::register_tokenizer(&index);
+        // The projection reloads the reader itself after each commit, before it publishes
+        // the position; the reload on a change of the folder's meta file also picks up
+        // the segments merged in the background, which no commit may follow for a long
+        // time (after a bulk import, searches went on visiting every small segment).
         let reader = index
             .reader_builder()
-            .reload_policy(ReloadPolicy::Manual)
+            .reload_policy(ReloadPolicy::OnCommitWithDelay)
             .try_into()?;
         let (sender, receiver) = watch::channel(position);
         let failure = Arc::new(Mutex::new(None));
@@ -219,6 +223,11 @@ impl SearchIndex {
     /// How many products the index holds.
     pub fn len(&self) -> u64 {
         self.reader.searcher().num_docs()
+    }
+
+    /// How many segments the index is in (each search visits every one).
+    pub fn segments(&self) -> usize {
+        self.reader.searcher().segment_readers().len()
     }
 
     /// Whether the index holds no product.
