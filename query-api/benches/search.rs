@@ -97,6 +97,7 @@ fn indexed(runtime: &Runtime, products: usize) -> Indexed {
                 .expect("append");
         }
         let folder = tempfile::tempdir().expect("folder");
+        let started = std::time::Instant::now();
         let (index, projection) = SearchIndex::open(folder.path()).expect("open");
         let head = store.head_position().await.expect("head");
         tokio::spawn(projection.run_until_stopped(
@@ -120,6 +121,17 @@ fn indexed(runtime: &Runtime, products: usize) -> Indexed {
             }
             segments = now;
         }
+        let bytes: u64 = std::fs::read_dir(folder.path())
+            .expect("index folder")
+            .filter_map(|entry| entry.ok()?.metadata().ok())
+            .map(|metadata| metadata.len())
+            .sum();
+        println!(
+            "{products} products indexed in {:.1} s (merges included): {} segments, {:.1} MiB",
+            started.elapsed().as_secs_f64(),
+            segments,
+            bytes as f64 / f64::from(1 << 20)
+        );
         Indexed {
             index,
             _db: db,
@@ -132,10 +144,6 @@ fn search(c: &mut Criterion) {
     let runtime = Runtime::new().expect("runtime");
     let products = products();
     let indexed = indexed(&runtime, products);
-    println!(
-        "{products} products indexed in {} segments",
-        indexed.index.segments()
-    );
     let filtered = SearchQuery {
         category: Some("furniture".into()),
         min_price: Some(1_000),
