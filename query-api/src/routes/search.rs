@@ -1,4 +1,6 @@
 //! `GET /api/v1/search`: full-text search over the catalogue, with facets.
+use std::sync::Arc;
+
 use axum::{
     extract::{FromRequestParts, Query, State, rejection::QueryRejection},
     http::request::Parts,
@@ -72,7 +74,7 @@ async fn search(
     Searchable(index): Searchable,
     asked: AskedPosition<SearchRead>,
     pairs: Result<Query<Vec<(String, String)>>, QueryRejection>,
-) -> Result<AppJson<SearchPage>, ApiError> {
+) -> Result<AppJson<Arc<SearchPage>>, ApiError> {
     let Query(pairs) = pairs.map_err(|e| ApiError::invalid_query(e.body_text()))?;
     let query = SearchQuery::parse(&pairs)?;
     asked.reached(&state.consistency).await?;

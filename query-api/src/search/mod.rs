@@ -45,6 +45,9 @@ use views::{CategoryCount, PriceBucket, SearchFacets, SearchHit, SearchPage};
 
 use crate::views::PriceRange;
 
+/// Most bytes of search pages one node keeps (estimated from their text).
+const RESULTS_CACHED_BYTES: u64 = 2 * 1024 * 1024;
+
 /// The name the search index goes by in read-your-writes (its position is this node's
 /// own, never in `projection_checkpoints`).
 pub const SEARCH_PROJECTION: &str = "search";
@@ -80,6 +83,10 @@ pub struct SearchIndex {
     failure: Arc<Mutex<Option<String>>>,
     /// Where searches run: one thread per CPU (see [`threads`]).
     threads: SearchThreads,
+    /// Pages already answered, by the reader generation they were read from: a page is
+    /// answered again only while the reader is still at that generation, so it is the
+    /// page a new search would give (any commit or merge starts a new generation).
+    results: moka::sync::Cache<(u64, SearchQuery), Arc<SearchPage>>,
 }
 
 impl std::fmt::Debug for SearchIndex {
@@ -198,6 +205,10 @@ impl SearchIndex {
                     std::thread::available_parallelism().map_or(2, usize::from),
                 )
                 .context("starting the search threads")?,
+                results: moka::sync::Cache::builder()
+                    .max_capacity(RESULTS_CACHED_BYTES)
+                    .weigher(|_, page: &Arc<SearchPage>| estimated_bytes(page))
+                    .build(),
             },
             projection,
         ))
@@ -268,16 +279,33 @@ impl SearchIndex {
         })
     }
 
-    /// Runs `query` on one of the search threads.
+    /// Answers `query`: the page already answered from the reader's current generation,
+    /// or a search on one of the search threads.
     ///
     /// # Errors
     /// As [`Self::search`].
-    pub async fn run(&self, query: SearchQuery) -> Result<SearchPage, ApiError> {
+    pub async fn run(&self, query: SearchQuery) -> Result<Arc<SearchPage>, ApiError> {
+        let searcher = self.reader.searcher();
+        let key = (searcher.generation().generation_id(), query);
+        if let Some(page) = self.results.get(&key) {
+            metrics::counter!("emporium_search_results_cached_total", "outcome" => "hit")
+                .increment(1);
+            return Ok(page);
+        }
+        metrics::counter!("emporium_search_results_cached_total", "outcome" => "miss").increment(1);
         let index = self.clone();
-        self.threads
-            .run(move || index.search(&query))
+        let (generation, query) = key;
+        let (query, page) = self
+            .threads
+            .run(move || {
+                let page = index.search_on(&searcher, &query);
+                (query, page)
+            })
             .await
-            .map_err(|e| ApiError::Internal(e.into()))?
+            .map_err(|e| ApiError::Internal(e.into()))?;
+        let page = Arc::new(page?);
+        self.results.insert((generation, query), page.clone());
+        Ok(page)
     }
 
     /// Runs `query` (blocking: call it off the async threads, or use [`Self::run`]).
@@ -286,6 +314,10 @@ impl SearchIndex {
     /// 400 when `q` has more than [`query::MAX_WORDS`] words; 500 when the index cannot be
     /// read.
     pub fn search(&self, query: &SearchQuery) -> Result<SearchPage, ApiError> {
+        self.search_on(&self.reader.searcher(), query)
+    }
+
+    fn search_on(&self, searcher: &Searcher, query: &SearchQuery) -> Result<SearchPage, ApiError> {
         let words = schema::words(&mut self.analyzer.clone(), &query.q);
         if words.len() > query::MAX_WORDS {
             return Err(ApiError::invalid_query(format!(
@@ -303,7 +335,6 @@ impl SearchIndex {
         if words.is_empty() {
             return Ok(page);
         }
-        let searcher = self.reader.searcher();
         let text = query::text_query(&self.fields, &words);
         let top = TopDocs::with_limit(query.page_size as usize)
             .and_offset(query.offset())
@@ -321,7 +352,7 @@ impl SearchIndex {
             .map_err(|e| ApiError::Internal(e.into()))?;
         page.items = hits
             .into_iter()
-            .map(|((score, _, _), address)| self.hit(&searcher, address, score))
+            .map(|((score, _, _), address)| self.hit(searcher, address, score))
             .collect::<anyhow::Result<_>>()
             .map_err(ApiError::Internal)?;
         page.total = total as u64;
@@ -365,6 +396,27 @@ impl SearchIndex {
     }
 }
 
+/// About how many bytes `page` holds: its text and a little per hit and facet.
+fn estimated_bytes(page: &SearchPage) -> u32 {
+    let hits: usize = page
+        .items
+        .iter()
+        .map(|hit| {
+            128 + hit.id.len()
+                + hit.name.len()
+                + hit.description.len()
+                + hit.categories.iter().map(|c| 32 + c.len()).sum::<usize>()
+        })
+        .sum();
+    let facets: usize = page
+        .facets
+        .categories
+        .iter()
+        .map(|c| 48 + c.value.len())
+        .sum();
+    u32::try_from(256 + hits + facets).unwrap_or(u32::MAX)
+}
+
 fn facets(tally: FacetTally) -> SearchFacets {
     let mut categories: Vec<CategoryCount> = tally
         .categories
@@ -398,6 +450,21 @@ mod tests {
             second.is_err(),
             "a second writer on the same folder is refused"
         );
+    }
+
+    #[tokio::test]
+    async fn a_page_is_answered_again_only_from_the_same_generation() {
+        let folder = tempfile::tempdir().unwrap();
+        let (index, mut projection) = SearchIndex::open(folder.path()).unwrap();
+        let query = SearchQuery::new("lamp");
+        let first = index.run(query.clone()).await.unwrap();
+        let again = index.run(query.clone()).await.unwrap();
+        assert!(Arc::ptr_eq(&first, &again), "answered from the cache");
+        // A commit reloads the reader: a new generation, searched anew.
+        projection.commit(Vec::new(), 1).await.unwrap();
+        let after = index.run(query).await.unwrap();
+        assert!(!Arc::ptr_eq(&first, &after), "searched again");
+        assert_eq!(*first, *after);
     }
 
     #[test]

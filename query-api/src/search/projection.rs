@@ -238,7 +238,11 @@ impl SearchProjection {
 
     /// Replaces the documents of `changes` and commits them with checkpoint `position`,
     /// then reloads the reader and publishes the position. On failure nothing is kept.
-    async fn commit(&mut self, changes: Vec<Change>, position: Position) -> anyhow::Result<()> {
+    pub(super) async fn commit(
+        &mut self,
+        changes: Vec<Change>,
+        position: Position,
+    ) -> anyhow::Result<()> {
         let mut writer = self.take_writer()?;
         let (reader, id_field) = (self.reader.clone(), self.fields.id);
         let payload = Checkpoint::new(position).to_payload()?;

@@ -61,7 +61,7 @@ const FUZZY_SCORE: Score = 1.0;
 const PHRASE_WEIGHT: Score = 2.0;
 
 /// A validated search.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct SearchQuery {
     /// The text searched for, 1 to 200 characters, not blank.
     pub q: String,

@@ -40,6 +40,7 @@ search_tests!(
     filters_narrow_and_facets_count_every_match,
     pages_split_the_matches_and_say_the_total,
     archived_products_disappear_and_price_changes_show,
+    a_repeated_search_follows_every_change,
     writes_are_read_with_min_position,
     the_checkpoint_survives_a_restart,
     a_deleted_folder_is_rebuilt_from_the_log,
@@ -581,6 +582,36 @@ async fn archived_products_disappear_and_price_changes_show(app: SearchApp) {
     assert_eq!(app.names("q=runner").await, ["Wool Runner"]);
     assert!(app.names("q=rug").await.is_empty());
     assert_eq!(app.index.len(), 9);
+}
+
+async fn a_repeated_search_follows_every_change(app: SearchApp) {
+    // The same search, asked again, may be answered from the page already found; a
+    // change must still show in the very next answer.
+    let before = app.search("q=lamp").await;
+    assert_eq!(app.search("q=lamp").await, before);
+    assert_eq!(names(&before), ["Floor Lamp", "Desk Lamp"]);
+    let changed = app
+        .append(
+            app.id("Floor Lamp"),
+            &[ProductEvent::VariantPriceChanged {
+                sku: sku("FLAMP"),
+                old_price: eur(7_900),
+                price: eur(4_500),
+                at: at(101),
+            }],
+        )
+        .await;
+    let after = app.search(&format!("q=lamp&minPosition={changed}")).await;
+    assert_eq!(after["items"][0]["priceRange"]["min"], 4_500);
+    let archived = app
+        .append(
+            app.id("Desk Lamp"),
+            &[ProductEvent::ProductArchived { at: at(102) }],
+        )
+        .await;
+    let after = app.search(&format!("q=lamp&minPosition={archived}")).await;
+    assert_eq!(names(&after), ["Floor Lamp"]);
+    assert_eq!(after["total"], 1);
 }
 
 async fn writes_are_read_with_min_position(app: SearchApp) {
