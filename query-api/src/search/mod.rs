@@ -207,7 +207,12 @@ impl SearchIndex {
                 .context("starting the search threads")?,
                 results: moka::sync::Cache::builder()
                     .max_capacity(RESULTS_CACHED_BYTES)
-                    .weigher(|_, page: &Arc<SearchPage>| estimated_bytes(page))
+                    .weigher(|(_, query): &(u64, SearchQuery), page: &Arc<SearchPage>| {
+                        // The query counts too: up to 400 characters a client chooses.
+                        let asked = query.q.len() + query.category.as_ref().map_or(0, String::len);
+                        estimated_bytes(page)
+                            .saturating_add(u32::try_from(asked).unwrap_or(u32::MAX))
+                    })
                     .build(),
             },
             projection,
