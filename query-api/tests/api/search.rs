@@ -176,6 +176,20 @@ impl SearchApp {
             .position
     }
 
+    /// The floor lamp's price cut from 79.00 to 45.00 EUR.
+    async fn floor_lamp_down_to_4500(&self) -> Position {
+        self.append(
+            self.id("Floor Lamp"),
+            &[ProductEvent::VariantPriceChanged {
+                sku: sku("FLAMP"),
+                old_price: eur(7_900),
+                price: eur(4_500),
+                at: at(101),
+            }],
+        )
+        .await
+    }
+
     async fn seed(&self) {
         for (i, product) in self.catalogue.products.iter().enumerate() {
             self.append(product.id, &[product.created(i)]).await;
@@ -546,16 +560,7 @@ async fn archived_products_disappear_and_price_changes_show(app: SearchApp) {
             &[ProductEvent::ProductArchived { at: at(100) }],
         )
         .await;
-    app.append(
-        app.id("Floor Lamp"),
-        &[ProductEvent::VariantPriceChanged {
-            sku: sku("FLAMP"),
-            old_price: eur(7_900),
-            price: eur(4_500),
-            at: at(101),
-        }],
-    )
-    .await;
+    app.floor_lamp_down_to_4500().await;
     let changed = app
         .append(
             app.id("Wool Rug"),
@@ -590,17 +595,7 @@ async fn a_repeated_search_follows_every_change(app: SearchApp) {
     let before = app.search("q=lamp").await;
     assert_eq!(app.search("q=lamp").await, before);
     assert_eq!(names(&before), ["Floor Lamp", "Desk Lamp"]);
-    let changed = app
-        .append(
-            app.id("Floor Lamp"),
-            &[ProductEvent::VariantPriceChanged {
-                sku: sku("FLAMP"),
-                old_price: eur(7_900),
-                price: eur(4_500),
-                at: at(101),
-            }],
-        )
-        .await;
+    let changed = app.floor_lamp_down_to_4500().await;
     let after = app.search(&format!("q=lamp&minPosition={changed}")).await;
     assert_eq!(after["items"][0]["priceRange"]["min"], 4_500);
     let archived = app
