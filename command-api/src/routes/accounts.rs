@@ -9,7 +9,7 @@ use domain::{account::Role, ids::AccountId};
 use serde::Deserialize;
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
-use web::{ApiError, AppJson, AuthUser, Problem};
+use web::{Admins, ApiError, AppJson, Authorized, Problem};
 
 use super::{CommandAnswer, parse_id};
 use crate::{
@@ -61,10 +61,9 @@ pub struct LockRequest {
         (status = 422, description = "invalid fields (a `CUSTOMER` role included)", body = Problem)))]
 async fn create(
     State(state): State<AppState>,
-    user: AuthUser,
+    user: Authorized<Admins>,
     AppJson(body): AppJson<CreateAccountRequest>,
 ) -> Result<Response, ApiError> {
-    user.require(&[Role::Admin])?;
     let meta = CommandMeta::by(format!("account-{}", user.id));
     let (id, done) = create_back_office_account(
         &state,
@@ -89,13 +88,12 @@ async fn create(
         (status = 422, description = "invalid reason, or `cannot_lock_self`", body = Problem)))]
 async fn lock(
     State(state): State<AppState>,
-    user: AuthUser,
+    user: Authorized<Admins>,
     Path(id): Path<String>,
     AppJson(body): AppJson<LockRequest>,
 ) -> Result<Response, ApiError> {
-    user.require(&[Role::Admin])?;
     let id: AccountId = parse_id(&id, "account")?;
-    let done = flows::lock_account(&state, user, id, body.reason).await?;
+    let done = flows::lock_account(&state, *user, id, body.reason).await?;
     Ok(CommandAnswer::new(id, done.version, done.position).respond(StatusCode::OK))
 }
 
@@ -108,11 +106,10 @@ async fn lock(
         (status = 409, description = "not locked (`lock_state`)", body = Problem)))]
 async fn unlock(
     State(state): State<AppState>,
-    user: AuthUser,
+    user: Authorized<Admins>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    user.require(&[Role::Admin])?;
     let id: AccountId = parse_id(&id, "account")?;
-    let done = flows::unlock_account(&state, user, id).await?;
+    let done = flows::unlock_account(&state, *user, id).await?;
     Ok(CommandAnswer::new(id, done.version, done.position).respond(StatusCode::OK))
 }

@@ -7,11 +7,10 @@ use axum::{
     http::StatusCode,
     response::Response,
 };
-use domain::{account::Role, ids::AccountId};
 use serde::Deserialize;
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
-use web::{ApiError, AppJson, AuthUser, Problem};
+use web::{ApiError, AppJson, Authorized, Customers, Problem};
 
 use super::{CommandAnswer, orders::AddressRequest};
 use crate::{
@@ -54,18 +53,15 @@ pub struct Checkout {
     pub shipping_address: AddressRequest,
 }
 
-/// The caller's id, if the caller is a customer (the only role with a cart).
-pub(crate) fn customer(user: &AuthUser) -> Result<AccountId, ApiError> {
-    user.require(&[Role::Customer])?;
-    Ok(user.id)
-}
-
 /// The caller's cart: every line with the product's current name, price and
 /// availability, and the total of the lines that can be bought.
 #[utoipa::path(get, path = "/api/v1/cart", tag = "cart", security(("bearer" = [])),
     responses((status = 200, body = CartView), (status = 401, body = Problem), (status = 403, body = Problem)))]
-async fn get(State(state): State<AppState>, user: AuthUser) -> Result<Json<CartView>, ApiError> {
-    let customer = customer(&user)?;
+async fn get(
+    State(state): State<AppState>,
+    user: Authorized<Customers>,
+) -> Result<Json<CartView>, ApiError> {
+    let customer = user.id;
     Ok(Json(shopping::view_cart(&state, customer).await?))
 }
 
@@ -79,10 +75,10 @@ async fn get(State(state): State<AppState>, user: AuthUser) -> Result<Json<CartV
         (status = 401, body = Problem), (status = 403, body = Problem)))]
 async fn add(
     State(state): State<AppState>,
-    user: AuthUser,
+    user: Authorized<Customers>,
     AppJson(body): AppJson<AddItem>,
 ) -> Result<Json<CartView>, ApiError> {
-    let customer = customer(&user)?;
+    let customer = user.id;
     Ok(Json(
         shopping::add_item(&state, customer, &body.sku, body.quantity).await?,
     ))
@@ -97,11 +93,11 @@ async fn add(
         (status = 401, body = Problem), (status = 403, body = Problem)))]
 async fn change(
     State(state): State<AppState>,
-    user: AuthUser,
+    user: Authorized<Customers>,
     Path(sku): Path<String>,
     AppJson(body): AppJson<ChangeQuantity>,
 ) -> Result<Json<CartView>, ApiError> {
-    let customer = customer(&user)?;
+    let customer = user.id;
     Ok(Json(
         shopping::change_quantity(&state, customer, &sku, body.quantity).await?,
     ))
@@ -114,10 +110,10 @@ async fn change(
         (status = 401, body = Problem), (status = 403, body = Problem)))]
 async fn remove(
     State(state): State<AppState>,
-    user: AuthUser,
+    user: Authorized<Customers>,
     Path(sku): Path<String>,
 ) -> Result<Json<CartView>, ApiError> {
-    let customer = customer(&user)?;
+    let customer = user.id;
     Ok(Json(shopping::remove_item(&state, customer, &sku).await?))
 }
 
@@ -134,10 +130,9 @@ async fn remove(
         (status = 401, body = Problem), (status = 403, body = Problem)))]
 async fn checkout(
     State(state): State<AppState>,
-    user: AuthUser,
+    user: Authorized<Customers>,
     AppJson(body): AppJson<Checkout>,
 ) -> Result<Response, ApiError> {
-    customer(&user)?;
     let answer = shopping::checkout(&state, &user, body.shipping_address.into()).await?;
     Ok(answer.respond(StatusCode::CREATED))
 }

@@ -6,7 +6,6 @@ use axum::{
 };
 use chrono::Utc;
 use domain::{
-    account::Role,
     aggregate::Aggregate,
     ids::Sku,
     inventory::{Stock, StockCommand},
@@ -15,7 +14,7 @@ use eventstore::StreamId;
 use serde::Deserialize;
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
-use web::{ApiError, AppJson, AuthUser, Problem};
+use web::{Admins, ApiError, AppJson, Authorized, Problem};
 
 use super::CommandAnswer;
 use crate::{claims::KeyKind, service::CommandMeta, state::AppState};
@@ -48,11 +47,10 @@ pub(crate) fn stock_stream(sku: &Sku) -> StreamId {
         (status = 409, description = "a write-off exceeds available stock", body = Problem), (status = 422, body = Problem)))]
 async fn adjust(
     State(state): State<AppState>,
-    user: AuthUser,
+    user: Authorized<Admins>,
     Path(sku): Path<String>,
     AppJson(body): AppJson<Adjustment>,
 ) -> Result<Response, ApiError> {
-    user.require(&[Role::Admin])?;
     let sku = Sku::parse(&sku).map_err(|_| ApiError::not_found("no product has this SKU"))?;
     if state
         .claims

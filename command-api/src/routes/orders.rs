@@ -7,7 +7,6 @@ use axum::{
 };
 use chrono::Utc;
 use domain::{
-    account::Role,
     ids::{OrderId, ShipmentId, Sku},
     order::{Actor, MAX_QUANTITY, OrderCommand, OrderStatus, ShippingAddress},
     validation::{FieldError, Invalid},
@@ -16,7 +15,7 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
-use web::{ApiError, AppJson, AuthUser, Problem};
+use web::{ApiError, AppJson, AuthUser, Authorized, BackOffice, Customers, Problem};
 
 use super::{CommandAnswer, optional_json, parse_id};
 use crate::{
@@ -134,10 +133,9 @@ fn actor(user: AuthUser) -> Actor {
         (status = 422, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem)))]
 async fn place(
     State(state): State<AppState>,
-    user: AuthUser,
+    user: Authorized<Customers>,
     AppJson(body): AppJson<PlaceOrder>,
 ) -> Result<Response, ApiError> {
-    user.require(&[Role::Customer])?;
     let lines = parse_lines(&body.lines)?;
     let answer = place_customer_order(&state, &user, &lines, body.shipping_address.into()).await?;
     Ok(answer.respond(StatusCode::CREATED))
@@ -190,16 +188,15 @@ pub struct StatusRequest {
     responses((status = 200, body = CommandAnswer), (status = 404, body = Problem), (status = 409, description = "illegal transition", body = Problem), (status = 403, body = Problem)))]
 async fn change_status(
     State(state): State<AppState>,
-    user: AuthUser,
+    user: Authorized<BackOffice>,
     Path(id): Path<String>,
     AppJson(body): AppJson<StatusRequest>,
 ) -> Result<Response, ApiError> {
-    user.require(&[Role::Admin, Role::Staff])?;
     let id: OrderId = parse_id(&id, "order")?;
     let meta = CommandMeta::by(format!("account-{}", user.id));
     let command = OrderCommand::ChangeStatus {
         to: body.status,
-        by: actor(user),
+        by: actor(*user),
         now: Utc::now(),
     };
     let (done, position) = change_order(&state, id, &meta, command).await?;
@@ -223,11 +220,10 @@ pub struct ShipmentRequest {
     responses((status = 201, body = CommandAnswer), (status = 404, body = Problem), (status = 409, description = "not packed yet", body = Problem), (status = 422, body = Problem)))]
 async fn create_shipment(
     State(state): State<AppState>,
-    user: AuthUser,
+    user: Authorized<BackOffice>,
     Path(id): Path<String>,
     AppJson(body): AppJson<ShipmentRequest>,
 ) -> Result<Response, ApiError> {
-    user.require(&[Role::Admin, Role::Staff])?;
     let id: OrderId = parse_id(&id, "order")?;
     let meta = CommandMeta::by(format!("account-{}", user.id));
     let shipment_id = ShipmentId::new(Uuid::now_v7());
@@ -235,7 +231,7 @@ async fn create_shipment(
         shipment_id,
         carrier: body.carrier,
         tracking_number: body.tracking_number,
-        by: actor(user),
+        by: actor(*user),
         now: Utc::now(),
     };
     let (done, position) = change_order(&state, id, &meta, command).await?;

@@ -8,7 +8,6 @@ use axum::{
 };
 use chrono::Utc;
 use domain::{
-    account::Role,
     aggregate::Aggregate,
     catalog::{Product, ProductCommand, ProductState, VariantSpec},
     ids::{ProductId, Sku},
@@ -20,7 +19,7 @@ use serde_json::{Map, Value};
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
-use web::{ApiError, AppJson, AuthUser, Problem};
+use web::{Admins, ApiError, AppJson, Authorized, Problem};
 
 use super::{CommandAnswer, MoneyDto, if_match, parse_id};
 use crate::{claims::KeyKind, service::CommandMeta, state::AppState};
@@ -128,10 +127,9 @@ fn sku_taken(key: &str) -> ApiError {
         (status = 422, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem)))]
 async fn create(
     State(state): State<AppState>,
-    user: AuthUser,
+    user: Authorized<Admins>,
     AppJson(body): AppJson<CreateProduct>,
 ) -> Result<Response, ApiError> {
-    user.require(&[Role::Admin])?;
     let id = ProductId::new(Uuid::now_v7());
     let variants = parse_variants(&body.variants, "variants")?;
     let command = ProductCommand::Create {
@@ -221,12 +219,11 @@ fn decide_update(
         (status = 412, body = Problem), (status = 422, body = Problem)))]
 async fn update(
     State(state): State<AppState>,
-    user: AuthUser,
+    user: Authorized<Admins>,
     Path(id): Path<String>,
     headers: HeaderMap,
     AppJson(body): AppJson<UpdateProduct>,
 ) -> Result<Response, ApiError> {
-    user.require(&[Role::Admin])?;
     let id: ProductId = parse_id(&id, "product")?;
     let expected = if_match(&headers)?;
     let variants = parse_variants(body.variants.as_deref().unwrap_or_default(), "variants")?;
@@ -271,11 +268,10 @@ async fn update(
     responses((status = 200, body = CommandAnswer), (status = 404, body = Problem), (status = 409, body = Problem), (status = 412, body = Problem)))]
 async fn archive(
     State(state): State<AppState>,
-    user: AuthUser,
+    user: Authorized<Admins>,
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    user.require(&[Role::Admin])?;
     let id: ProductId = parse_id(&id, "product")?;
     let stream = StreamId::of(Product::NAME, id);
     let meta = CommandMeta::by(format!("account-{}", user.id));

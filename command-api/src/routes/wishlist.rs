@@ -6,9 +6,8 @@ use axum::{
     http::StatusCode,
 };
 use utoipa_axum::{router::OpenApiRouter, routes};
-use web::{ApiError, AuthUser, Problem};
+use web::{ApiError, Authorized, Customers, Problem};
 
-use super::cart::customer;
 use crate::{
     shopping::{self, WishlistView},
     state::AppState,
@@ -26,9 +25,9 @@ pub fn router() -> OpenApiRouter<AppState> {
     responses((status = 200, body = WishlistView), (status = 401, body = Problem), (status = 403, body = Problem)))]
 async fn get(
     State(state): State<AppState>,
-    user: AuthUser,
+    user: Authorized<Customers>,
 ) -> Result<Json<WishlistView>, ApiError> {
-    let customer = customer(&user)?;
+    let customer = user.id;
     Ok(Json(shopping::view_wishlist(&state, customer).await?))
 }
 
@@ -41,10 +40,10 @@ async fn get(
         (status = 401, body = Problem), (status = 403, body = Problem)))]
 async fn put(
     State(state): State<AppState>,
-    user: AuthUser,
+    user: Authorized<Customers>,
     Path(sku): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let customer = customer(&user)?;
+    let customer = user.id;
     shopping::wish(&state, customer, &sku).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -56,10 +55,10 @@ async fn put(
         (status = 401, body = Problem), (status = 403, body = Problem)))]
 async fn delete(
     State(state): State<AppState>,
-    user: AuthUser,
+    user: Authorized<Customers>,
     Path(sku): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let customer = customer(&user)?;
+    let customer = user.id;
     shopping::unwish(&state, customer, &sku).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -20,6 +20,7 @@ crate::backend_tests!(
     concurrent_refreshes_with_one_token_have_at_most_one_winner,
     logout_revokes_the_session_only,
     forged_access_tokens_are_refused,
+    a_wrong_role_is_refused_before_the_body_is_read,
     the_auth_routes_are_documented,
     old_password_hashes_are_upgraded_at_the_next_login,
 );
@@ -652,4 +653,57 @@ async fn old_password_hashes_are_upgraded_at_the_next_login(app: TestApp) {
     // The new hash works, and is not replaced again.
     app.login(&email, CUSTOMER_PASSWORD).await;
     assert_eq!(hash_now().await.0, upgraded_at);
+}
+
+/// A caller whose role may not use an endpoint gets 403 whatever the body: never the
+/// body's validation errors, which would tell them what a valid one looks like.
+async fn a_wrong_role_is_refused_before_the_body_is_read(app: TestApp) {
+    let (customer, _) = app.customer().await;
+    let admin = app.admin_token().await;
+    let order = uuid::Uuid::now_v7();
+    let admin_only = [
+        "/api/v1/products".to_owned(),
+        "/api/v1/inventory/ANY-SKU/adjustments".to_owned(),
+        ADMIN_ROUTE.to_owned(),
+        format!("/api/v1/orders/{order}/status"),
+        format!("/api/v1/orders/{order}/shipments"),
+    ];
+    let customer_only = [
+        "/api/v1/orders",
+        "/api/v1/cart/items",
+        "/api/v1/cart/checkout",
+    ];
+    let calls = admin_only
+        .iter()
+        .map(|path| (path.as_str(), &customer))
+        .chain(customer_only.iter().map(|path| (*path, &admin)));
+    for (path, token) in calls {
+        for body in ["{}", "not json", r#"{"unknownField": 1}"#] {
+            let response = app
+                .client
+                .post(app.url(path))
+                .bearer_auth(token)
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+                .await
+                .expect("request");
+            assert_eq!(
+                response.status(),
+                StatusCode::FORBIDDEN,
+                "POST {path} with {body}"
+            );
+            assert_problem(response, StatusCode::FORBIDDEN, "forbidden").await;
+        }
+    }
+    let patch = app
+        .client
+        .patch(app.url(&format!("/api/v1/products/{order}")))
+        .bearer_auth(&customer)
+        .header("content-type", "application/json")
+        .body("not json")
+        .send()
+        .await
+        .expect("request");
+    assert_problem(patch, StatusCode::FORBIDDEN, "forbidden").await;
 }

@@ -22,5 +22,5 @@ pub mod shutdown;
 pub mod telemetry;
 
 pub use error::{ApiError, Problem};
-pub use extract::{AppJson, AuthUser};
+pub use extract::{Admins, AppJson, AuthUser, Authorized, BackOffice, Customers, Roles};
 pub use jwt::{AccessClaims, JwtVerifier};

@@ -8,13 +8,12 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use bus::Subject;
-use domain::account::Role;
 use serde::{Deserialize, Serialize};
 use sqlx::{AnyPool, Row};
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
-use web::{ApiError, AppJson, AuthUser, JwtVerifier, Problem};
+use web::{Admins, ApiError, AppJson, Authorized, JwtVerifier, Problem};
 
 use super::{now_ms, signing};
 use crate::ssrf::{self, UrlRefused};
@@ -49,10 +48,6 @@ pub fn routes(state: WebhookApi) -> OpenApiRouter {
 fn unavailable(err: &sqlx::Error) -> ApiError {
     tracing::warn!(%err, "webhook tables unavailable");
     ApiError::Unavailable("the notification store is unavailable; retry later".into())
-}
-
-fn admin(user: AuthUser) -> Result<(), ApiError> {
-    user.require(&[Role::Admin])
 }
 
 /// An endpoint to register.
@@ -151,10 +146,9 @@ fn refused(err: UrlRefused) -> ApiError {
         (status = 422, description = "invalid URL or event type (`errors`), or `webhook_url_refused`", body = Problem)))]
 async fn create_endpoint(
     State(state): State<WebhookApi>,
-    user: AuthUser,
+    admin: Authorized<Admins>,
     AppJson(body): AppJson<CreateEndpoint>,
 ) -> Result<Response, ApiError> {
-    admin(user)?;
     let url = ssrf::parse_url(body.url.trim()).map_err(refused)?;
     let mut types: Vec<String> = Vec::new();
     let mut errors = Vec::new();
@@ -186,12 +180,12 @@ async fn create_endpoint(
     .bind(url.as_str())
     .bind(serde_json::to_string(&types).unwrap_or_else(|_| "[]".into()))
     .bind(&secret)
-    .bind(user.id.to_string())
+    .bind(admin.id.to_string())
     .bind(created_at)
     .execute(&state.sql)
     .await
     .map_err(|err| unavailable(&err))?;
-    tracing::info!(endpoint = %id, url = %url, by = %user.id, "webhook endpoint registered");
+    tracing::info!(endpoint = %id, url = %url, by = %admin.id, "webhook endpoint registered");
     let body = CreatedEndpoint {
         endpoint: EndpointView {
             id,
@@ -220,10 +214,9 @@ fn from_ms(ms: i64) -> chrono::DateTime<chrono::Utc> {
     responses((status = 200, body = EndpointList), (status = 401, body = Problem), (status = 403, body = Problem)))]
 async fn list_endpoints(
     State(state): State<WebhookApi>,
-    user: AuthUser,
+    _admin: Authorized<Admins>,
     query: Result<Query<Paging>, QueryRejection>,
 ) -> Result<AppJson<EndpointList>, ApiError> {
-    admin(user)?;
     let (page, size, _) = Paging::checked(query)?;
     let total: i64 =
         sqlx::query_scalar("SELECT COUNT(*) FROM webhook_endpoints WHERE deleted_at IS NULL")
@@ -280,10 +273,9 @@ async fn live_endpoint(sql: &AnyPool, raw: &str) -> Result<String, ApiError> {
     responses((status = 204), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)))]
 async fn delete_endpoint(
     State(state): State<WebhookApi>,
-    user: AuthUser,
+    admin: Authorized<Admins>,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    admin(user)?;
     let id = live_endpoint(&state.sql, &id).await?;
     sqlx::query(
         "UPDATE webhook_endpoints SET deleted_at = $1 WHERE id = $2 AND deleted_at IS NULL",
@@ -293,7 +285,7 @@ async fn delete_endpoint(
     .execute(&state.sql)
     .await
     .map_err(|err| unavailable(&err))?;
-    tracing::info!(endpoint = %id, by = %user.id, "webhook endpoint deleted");
+    tracing::info!(endpoint = %id, by = %admin.id, "webhook endpoint deleted");
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -353,11 +345,10 @@ pub struct DeliveryList {
     responses((status = 200, body = DeliveryList), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)))]
 async fn list_deliveries(
     State(state): State<WebhookApi>,
-    user: AuthUser,
+    _admin: Authorized<Admins>,
     Path(id): Path<String>,
     query: Result<Query<Paging>, QueryRejection>,
 ) -> Result<AppJson<DeliveryList>, ApiError> {
-    admin(user)?;
     let (page, size, paging) = Paging::checked(query)?;
     let status = match paging.status.as_deref() {
         None => None,

@@ -152,6 +152,9 @@ async fn only_admins_manage_webhooks(db: TestDb) {
         let token = api.tokens.token(role);
         let (status, _) = api.register(&token, body.clone()).await;
         assert_eq!(status, StatusCode::FORBIDDEN, "{role:?}");
+        // Before the body is read: an invalid one gets the same answer.
+        let (status, _) = api.register(&token, json!({"unknown": true})).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{role:?}");
         let (status, _) = api.get(&token, "/api/v1/admin/webhooks").await;
         assert_eq!(status, StatusCode::FORBIDDEN, "{role:?}");
     }

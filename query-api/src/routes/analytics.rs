@@ -1,10 +1,9 @@
 //! `GET /api/v1/analytics/sales`: revenue, orders and units by day and product (admin).
 use axum::extract::{Query, State, rejection::QueryRejection};
-use domain::account::Role;
 use projector::SalesProjection;
 use utoipa::IntoParams;
 use utoipa_axum::{router::OpenApiRouter, routes};
-use web::{ApiError, AppJson, AuthUser, Problem};
+use web::{Admins, ApiError, AppJson, Authorized, Problem};
 
 use crate::{
     consistency::{AskedPosition, ReadSide},
@@ -51,11 +50,10 @@ struct SalesParams {
         (status = 504, description = "the read model did not reach minPosition in time", body = Problem)))]
 async fn sales(
     State(state): State<QueryState>,
-    user: AuthUser,
+    _admin: Authorized<Admins>,
     asked: AskedPosition<SalesRead>,
     pairs: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Result<AppJson<SalesReport>, ApiError> {
-    user.require(&[Role::Admin])?;
     let Query(pairs) = pairs.map_err(|e| ApiError::invalid_query(e.body_text()))?;
     let query = SalesQuery::parse(&pairs)?;
     asked.reached(&state.consistency).await?;

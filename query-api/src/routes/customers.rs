@@ -1,9 +1,8 @@
 //! `GET /api/v1/customers/me`: a customer's own profile.
 use axum::extract::State;
-use domain::account::Role;
 use projector::CustomersProjection;
 use utoipa_axum::{router::OpenApiRouter, routes};
-use web::{ApiError, AppJson, AuthUser, Problem};
+use web::{ApiError, AppJson, Authorized, Customers, Problem};
 
 use crate::{
     consistency::{MinPosition, ReadSide},
@@ -35,10 +34,9 @@ pub fn router() -> OpenApiRouter<QueryState> {
         (status = 504, description = "the read model did not reach minPosition in time", body = Problem)))]
 async fn me(
     State(state): State<QueryState>,
-    user: AuthUser,
+    user: Authorized<Customers>,
     _: MinPosition<CustomersRead>,
 ) -> Result<AppJson<CustomerProfileView>, ApiError> {
-    user.require(&[Role::Customer])?;
     state
         .customers
         .profile(user.id)

@@ -1,8 +1,7 @@
 //! `GET /api/v1/inventory/{sku}`: a SKU's stock, for the back office.
 use axum::extract::{Path, State};
-use domain::account::Role;
 use utoipa_axum::{router::OpenApiRouter, routes};
-use web::{ApiError, AppJson, AuthUser, Problem};
+use web::{ApiError, AppJson, Authorized, BackOffice, Problem};
 
 use crate::{
     consistency::{InventoryRead, MinPosition},
@@ -25,11 +24,10 @@ pub fn router() -> OpenApiRouter<QueryState> {
         (status = 504, description = "the read model did not reach minPosition in time", body = Problem)))]
 async fn get(
     State(state): State<QueryState>,
-    user: AuthUser,
+    _back_office: Authorized<BackOffice>,
     _: MinPosition<InventoryRead>,
     Path(sku): Path<String>,
 ) -> Result<AppJson<InventoryView>, ApiError> {
-    user.require(&[Role::Admin, Role::Staff])?;
     let view = state.inventory.get(&sku).await?;
     view.map(AppJson)
         .ok_or_else(|| ApiError::not_found("no product has this SKU"))

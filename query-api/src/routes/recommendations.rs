@@ -2,10 +2,9 @@
 //! `GET /api/v1/customers/me/recommendations` (customers): bought-together and similar
 //! products (see [`crate::recommendations`] for the reasons and scores).
 use axum::extract::{Path, Query, State, rejection::QueryRejection};
-use domain::account::Role;
 use projector::{BoughtTogetherProjection, CatalogProjection, InventoryProjection};
 use utoipa_axum::{router::OpenApiRouter, routes};
-use web::{ApiError, AppJson, AuthUser, Problem};
+use web::{ApiError, AppJson, Authorized, Customers, Problem};
 
 use crate::{
     consistency::{AskedPosition, ReadSide},
@@ -80,11 +79,10 @@ async fn for_product(
         (status = 504, description = "the read models did not reach minPosition in time", body = Problem)))]
 async fn for_me(
     State(state): State<QueryState>,
-    user: AuthUser,
+    user: Authorized<Customers>,
     asked: AskedPosition<RecommendationsRead>,
     pairs: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Result<AppJson<RecommendationList>, ApiError> {
-    user.require(&[Role::Customer])?;
     let query = parse(pairs)?;
     asked.reached(&state.consistency).await?;
     let list = state
