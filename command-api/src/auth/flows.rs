@@ -70,7 +70,7 @@ pub async fn register_customer(
     ip: Option<IpAddr>,
     sign_up: SignUp,
 ) -> Result<(AccountId, AppendResult), ApiError> {
-    state.auth.limit_signup(ip)?;
+    state.auth.limit_signup(ip).await?;
     let mut v = Validator::new();
     v.text("name", &sign_up.name, 1, 100);
     let email = v.parse("email", Email::parse(&sign_up.email));
@@ -206,12 +206,12 @@ pub async fn login(
         (None, Some((kind, key))) => kind.stream(key).to_string(),
         (None, None) => username.to_owned(),
     };
-    state.auth.check_login(ip, &limit_key)?;
+    state.auth.check_login(ip, &limit_key).await?;
     let account = load_account(state, owner.as_deref()).await?;
     let hash = account.as_ref().map(|a| a.password_hash.as_str());
     let verified = state.auth.passwords().verify(password, hash).await?;
     let (Some(account), true) = (account, verified) else {
-        state.auth.record_login_failure(ip, &limit_key);
+        state.auth.record_login_failure(ip, &limit_key).await;
         return Err(invalid_credentials());
     };
     let (Some(id), Some(role)) = (account.id, account.role) else {
@@ -313,7 +313,7 @@ pub async fn request_password_reset(
     ip: Option<IpAddr>,
     email: &str,
 ) -> Result<(), ApiError> {
-    state.auth.limit_password_reset(ip)?;
+    state.auth.limit_password_reset(ip).await?;
     let mut v = Validator::new();
     let email = v.parse("email", Email::parse(email));
     v.finish()?;
@@ -342,7 +342,7 @@ async fn send_password_reset(state: &AppState, email: &Email) -> Result<(), ApiE
         tracing::info!(account = %id, "no password reset for a locked account");
         return Ok(());
     }
-    if !state.auth.may_send_reset(id) {
+    if !state.auth.may_send_reset(id).await? {
         tracing::info!(account = %id, "password reset e-mails for this account are rate limited");
         return Ok(());
     }

@@ -141,15 +141,37 @@ impl Auth {
             refresh: RefreshTokens::new(sql.clone(), config.refresh_token_ttl),
             passwords: Passwords::new(),
             resets: PasswordResets::new(
-                sql,
+                sql.clone(),
                 config.password_reset_ttl,
                 config.password_reset_link.clone(),
             ),
-            signups_per_ip: RateLimiter::new(config.signup_per_minute, MINUTE),
-            resets_per_ip: RateLimiter::new(config.signup_per_minute, MINUTE),
-            resets_per_account: RateLimiter::new(RESETS_PER_ACCOUNT, RESET_WINDOW),
-            login_failures_per_username: RateLimiter::new(config.login_failures_per_minute, MINUTE),
+            signups_per_ip: RateLimiter::new(
+                sql.clone(),
+                "signups_per_ip",
+                config.signup_per_minute,
+                MINUTE,
+            ),
+            resets_per_ip: RateLimiter::new(
+                sql.clone(),
+                "resets_per_ip",
+                config.signup_per_minute,
+                MINUTE,
+            ),
+            resets_per_account: RateLimiter::new(
+                sql.clone(),
+                "resets_per_account",
+                RESETS_PER_ACCOUNT,
+                RESET_WINDOW,
+            ),
+            login_failures_per_username: RateLimiter::new(
+                sql.clone(),
+                "login_failures_per_username",
+                config.login_failures_per_minute,
+                MINUTE,
+            ),
             login_failures_per_ip: RateLimiter::new(
+                sql,
+                "login_failures_per_ip",
                 config.login_failures_per_minute.saturating_mul(5),
                 MINUTE,
             ),
@@ -217,50 +239,58 @@ impl Auth {
 
     /// Counts a sign-up from `ip`; 429 past the limit. Requests with no known address
     /// (in-process tests) are not limited.
-    pub fn limit_signup(&self, ip: Option<IpAddr>) -> Result<(), ApiError> {
+    pub async fn limit_signup(&self, ip: Option<IpAddr>) -> Result<(), ApiError> {
         match ip {
-            Some(ip) => self.signups_per_ip.hit(&ip_key(ip)),
+            Some(ip) => self.signups_per_ip.hit(&ip_key(ip)).await,
             None => Ok(()),
         }
     }
 
     /// Counts a password-reset request from `ip`; 429 past the limit (the sign-up limit).
-    pub fn limit_password_reset(&self, ip: Option<IpAddr>) -> Result<(), ApiError> {
+    pub async fn limit_password_reset(&self, ip: Option<IpAddr>) -> Result<(), ApiError> {
         match ip {
-            Some(ip) => self.resets_per_ip.hit(&ip_key(ip)),
+            Some(ip) => self.resets_per_ip.hit(&ip_key(ip)).await,
             None => Ok(()),
         }
     }
 
-    /// Whether `account` may get another reset e-mail now (counted when it may).
-    pub fn may_send_reset(&self, account: AccountId) -> bool {
-        self.resets_per_account.hit(&account.to_string()).is_ok()
+    /// Whether `account` may get another reset e-mail now (counted when it may). Fails
+    /// only when the database does.
+    pub async fn may_send_reset(&self, account: AccountId) -> Result<bool, ApiError> {
+        match self.resets_per_account.hit(&account.to_string()).await {
+            Ok(()) => Ok(true),
+            Err(ApiError::TooManyRequests { .. }) => Ok(false),
+            Err(err) => Err(err),
+        }
     }
 
     /// 429 if `username` or `ip` has failed to log in too often lately.
-    pub fn check_login(&self, ip: Option<IpAddr>, username: &str) -> Result<(), ApiError> {
+    pub async fn check_login(&self, ip: Option<IpAddr>, username: &str) -> Result<(), ApiError> {
         self.login_failures_per_username
-            .check(&username_key(username))?;
+            .check(&username_key(username))
+            .await?;
         if let Some(ip) = ip {
-            self.login_failures_per_ip.check(&ip_key(ip))?;
+            self.login_failures_per_ip.check(&ip_key(ip)).await?;
         }
         Ok(())
     }
 
     /// Counts a failed login for `username` and `ip`.
-    pub fn record_login_failure(&self, ip: Option<IpAddr>, username: &str) {
-        // Past the limit the counters stay where they are; the next check refuses.
+    pub async fn record_login_failure(&self, ip: Option<IpAddr>, username: &str) {
+        // Past the limit the counters stay where they are, and the next check refuses;
+        // a database error was logged where it happened, and the login is refused anyway.
         let _ = self
             .login_failures_per_username
-            .hit(&username_key(username));
+            .hit(&username_key(username))
+            .await;
         if let Some(ip) = ip {
-            let _ = self.login_failures_per_ip.hit(&ip_key(ip));
+            let _ = self.login_failures_per_ip.hit(&ip_key(ip)).await;
         }
     }
 }
 
 /// Rate-limit key of a login name: trimmed, lower-cased, at most 254 characters (so a
-/// flood of huge names cannot grow the limiter's memory).
+/// flood of huge names cannot grow the limits table).
 fn username_key(username: &str) -> String {
     username
         .trim()

@@ -1,144 +1,172 @@
-//! In-process fixed-window rate limits keyed by a string (a client IP, a username).
+//! Fixed-window rate limits keyed by a string (a client IP, a username), counted in the
+//! SQL database (`rate_limits`), so that every command node on one database shares them:
+//! behind a load balancer a client gets the limit once, not once per node. One SQL text
+//! serves SQLite and PostgreSQL; a count is one upsert, a check one primary-key read.
 //!
-//! **The limits are per process.** With several command-api nodes behind a load balancer
-//! each node counts on its own, so a client may get up to N times the limit; a
-//! distributed deployment should put the same limits in its load balancer (or, later,
-//! keep the counters in Redis).
-//!
-//! Memory is bounded: windows that have ended are pruned once per window, and at most
-//! [`MAX_KEYS`] keys are tracked at once. Past that, new keys are let through untracked
-//! (and a warning is logged) rather than refusing everyone: the other limits — per IP
-//! for logins — still apply.
-use std::{
-    collections::HashMap,
-    net::IpAddr,
-    sync::Mutex,
-    time::{Duration, Instant},
-};
+//! Rows of windows that have ended are deleted by the node that finds them due, at most
+//! once per window and limiter, so the table holds about one window's keys.
+use std::{net::IpAddr, sync::Mutex, time::Duration};
 
+use sqlx::{AnyPool, Row};
 use web::ApiError;
-
-/// Most keys one limiter tracks.
-pub const MAX_KEYS: usize = 100_000;
-
-#[derive(Debug, Clone, Copy)]
-struct Window {
-    started: Instant,
-    count: u32,
-}
-
-#[derive(Debug)]
-struct Counters {
-    windows: HashMap<String, Window>,
-    last_prune: Instant,
-}
 
 /// Counts events per key in fixed windows and refuses once a key reaches its limit.
 #[derive(Debug)]
 pub struct RateLimiter {
+    sql: AnyPool,
+    /// Which limit this is: keys of different limiters never meet.
+    name: &'static str,
     limit: u32,
     window: Duration,
-    max_keys: usize,
-    counters: Mutex<Counters>,
+    /// When this node last deleted ended windows (ms since the epoch).
+    last_prune_ms: Mutex<i64>,
+}
+
+/// A key's window: when it began and what it has counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Window {
+    started_ms: i64,
+    count: i64,
 }
 
 impl RateLimiter {
-    /// At most `limit` events per key in each `window`. A limit of 0 disables the limiter.
-    pub fn new(limit: u32, window: Duration) -> Self {
-        Self::with_capacity(limit, window, MAX_KEYS)
-    }
-
-    /// Like [`RateLimiter::new`], tracking at most `max_keys` keys.
-    pub fn with_capacity(limit: u32, window: Duration, max_keys: usize) -> Self {
+    /// At most `limit` events per key in each `window`, counted in `sql` under `name`.
+    /// A limit of 0 disables the limiter.
+    pub fn new(sql: AnyPool, name: &'static str, limit: u32, window: Duration) -> Self {
         Self {
+            sql,
+            name,
             limit,
             window,
-            max_keys,
-            counters: Mutex::new(Counters {
-                windows: HashMap::new(),
-                last_prune: Instant::now(),
-            }),
+            last_prune_ms: Mutex::new(0),
         }
     }
 
     /// Fails with 429 if `key` has used up its window, without counting anything.
-    pub fn check(&self, key: &str) -> Result<(), ApiError> {
-        self.at(key, Instant::now(), false)
+    pub async fn check(&self, key: &str) -> Result<(), ApiError> {
+        self.check_at(key, now_ms()).await
     }
 
     /// Counts one event for `key`, failing with 429 (and not counting) when the key has
     /// already used up its window.
-    pub fn hit(&self, key: &str) -> Result<(), ApiError> {
-        self.at(key, Instant::now(), true)
+    pub async fn hit(&self, key: &str) -> Result<(), ApiError> {
+        self.hit_at(key, now_ms()).await
     }
 
-    /// How many keys are tracked right now.
-    pub fn tracked_keys(&self) -> usize {
-        self.lock().windows.len()
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Counters> {
-        // A panic while holding this lock cannot leave the counters inconsistent.
-        self.counters
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    fn at(&self, key: &str, now: Instant, count: bool) -> Result<(), ApiError> {
+    /// [`RateLimiter::check`] at `now_ms` (milliseconds since the epoch).
+    pub async fn check_at(&self, key: &str, now_ms: i64) -> Result<(), ApiError> {
         if self.limit == 0 {
             return Ok(());
         }
-        let mut counters = self.lock();
-        if now.duration_since(counters.last_prune) >= self.window {
-            let window = self.window;
-            counters
-                .windows
-                .retain(|_, w| now.duration_since(w.started) < window);
-            counters.last_prune = now;
-        }
-        if !counters.windows.contains_key(key) {
-            if !count {
-                return Ok(());
-            }
-            if counters.windows.len() >= self.max_keys {
-                tracing::warn!(
-                    limit = self.limit,
-                    "rate limiter is full; a new key is not limited"
-                );
-                return Ok(());
-            }
-            counters.windows.insert(
-                key.to_owned(),
-                Window {
-                    started: now,
-                    count: 0,
-                },
-            );
-        }
-        let Some(window) = counters.windows.get_mut(key) else {
+        let row = sqlx::query(
+            "SELECT window_start, count FROM rate_limits WHERE limiter = $1 AND key = $2",
+        )
+        .bind(self.name)
+        .bind(key)
+        .fetch_optional(&self.sql)
+        .await
+        .map_err(|err| unavailable(&err))?;
+        let Some(row) = row else {
             return Ok(());
         };
-        let elapsed = now.duration_since(window.started);
-        if elapsed >= self.window {
-            *window = Window {
-                started: now,
-                count: 0,
-            };
-        }
-        if window.count >= self.limit {
-            let left = self
-                .window
-                .saturating_sub(now.duration_since(window.started));
-            let retry_after_secs = left.as_secs() + u64::from(left.subsec_nanos() > 0);
-            return Err(ApiError::TooManyRequests {
-                retry_after_secs: retry_after_secs.max(1),
-            });
-        }
-        if count {
-            window.count += 1;
-        }
-        Ok(())
+        verdict(
+            window_of(&row)?,
+            i64::from(self.limit),
+            self.window_ms(),
+            now_ms,
+        )
     }
+
+    /// [`RateLimiter::hit`] at `now_ms` (milliseconds since the epoch).
+    pub async fn hit_at(&self, key: &str, now_ms: i64) -> Result<(), ApiError> {
+        if self.limit == 0 {
+            return Ok(());
+        }
+        self.prune_if_due(now_ms).await;
+        // A window that has ended starts again at 1; one that is used up stays at
+        // limit + 1 (the refused event is not counted twice, and the answer can tell).
+        let row = sqlx::query(
+            "INSERT INTO rate_limits (limiter, key, window_start, count) VALUES ($1, $2, $3, 1) \
+             ON CONFLICT (limiter, key) DO UPDATE SET \
+               window_start = CASE WHEN rate_limits.window_start <= $4 THEN $3 ELSE rate_limits.window_start END, \
+               count = CASE WHEN rate_limits.window_start <= $4 THEN 1 \
+                            WHEN rate_limits.count > $5 THEN rate_limits.count \
+                            ELSE rate_limits.count + 1 END \
+             RETURNING window_start, count",
+        )
+        .bind(self.name)
+        .bind(key)
+        .bind(now_ms)
+        .bind(now_ms - self.window_ms())
+        .bind(i64::from(self.limit))
+        .fetch_one(&self.sql)
+        .await
+        .map_err(|err| unavailable(&err))?;
+        verdict(
+            window_of(&row)?,
+            i64::from(self.limit) + 1,
+            self.window_ms(),
+            now_ms,
+        )
+    }
+
+    /// Deletes this limiter's ended windows, once per window at most (from this node).
+    async fn prune_if_due(&self, now_ms: i64) {
+        {
+            let mut last = self
+                .last_prune_ms
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if now_ms - *last < self.window_ms() {
+                return;
+            }
+            *last = now_ms;
+        }
+        let pruned =
+            sqlx::query("DELETE FROM rate_limits WHERE limiter = $1 AND window_start <= $2")
+                .bind(self.name)
+                .bind(now_ms - self.window_ms())
+                .execute(&self.sql)
+                .await;
+        if let Err(err) = pruned {
+            // The rows stay until the next prune; the counts stay right meanwhile.
+            tracing::warn!(%err, limiter = self.name, "could not delete ended rate-limit windows");
+        }
+    }
+
+    fn window_ms(&self) -> i64 {
+        i64::try_from(self.window.as_millis()).unwrap_or(i64::MAX)
+    }
+}
+
+/// 429 (with the seconds until `window` ends) if it has counted `refused_from` events
+/// or more and has not ended at `now_ms`.
+fn verdict(window: Window, refused_from: i64, window_ms: i64, now_ms: i64) -> Result<(), ApiError> {
+    let ends_ms = window.started_ms.saturating_add(window_ms);
+    if window.count < refused_from || ends_ms <= now_ms {
+        return Ok(());
+    }
+    let left_ms = u64::try_from(ends_ms - now_ms).unwrap_or(0);
+    Err(ApiError::TooManyRequests {
+        retry_after_secs: left_ms.div_ceil(1000).max(1),
+    })
+}
+
+fn window_of(row: &sqlx::any::AnyRow) -> Result<Window, ApiError> {
+    let read = |err: sqlx::Error| unavailable(&err);
+    Ok(Window {
+        started_ms: row.try_get::<i64, _>(0).map_err(read)?,
+        count: row.try_get::<i64, _>(1).map_err(read)?,
+    })
+}
+
+fn unavailable(err: &sqlx::Error) -> ApiError {
+    tracing::warn!(%err, "rate limits unavailable");
+    ApiError::Unavailable("the database is unavailable; retry later".into())
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
 }
 
 /// The rate-limit key of a client address: IPv4 as is, IPv6 by its /64 prefix (one
@@ -160,85 +188,38 @@ pub fn ip_key(ip: IpAddr) -> String {
 mod tests {
     use super::*;
 
-    fn retry_after(err: ApiError) -> u64 {
-        match err {
-            ApiError::TooManyRequests { retry_after_secs } => retry_after_secs,
+    const MINUTE_MS: i64 = 60_000;
+
+    fn retry_after(verdict: Result<(), ApiError>) -> u64 {
+        match verdict {
+            Err(ApiError::TooManyRequests { retry_after_secs }) => retry_after_secs,
             other => panic!("expected 429, got {other:?}"),
         }
     }
 
     #[test]
-    fn refuses_past_the_limit_until_the_window_ends() {
-        let limiter = RateLimiter::new(3, Duration::from_secs(60));
-        let start = Instant::now();
-        for _ in 0..3 {
-            limiter.at("a", start, true).unwrap();
-        }
-        let wait = retry_after(
-            limiter
-                .at("a", start + Duration::from_secs(10), true)
-                .unwrap_err(),
-        );
-        assert_eq!(wait, 50);
+    fn a_used_up_window_refuses_until_it_ends() {
+        let window = Window {
+            started_ms: 1_000_000,
+            count: 3,
+        };
         assert!(
-            limiter
-                .at("a", start + Duration::from_secs(10), false)
-                .is_err(),
-            "check sees the limit too"
+            verdict(window, 4, MINUTE_MS, 1_000_000).is_ok(),
+            "below the mark"
         );
-        limiter.at("b", start, true).expect("keys are independent");
-        limiter
-            .at("a", start + Duration::from_secs(60), true)
-            .expect("a new window");
+        assert_eq!(retry_after(verdict(window, 3, MINUTE_MS, 1_010_000)), 50);
+        assert_eq!(retry_after(verdict(window, 3, MINUTE_MS, 1_059_001)), 1);
+        assert!(verdict(window, 3, MINUTE_MS, 1_060_000).is_ok(), "ended");
     }
 
     #[test]
-    fn check_does_not_count() {
-        let limiter = RateLimiter::new(1, Duration::from_secs(60));
-        for _ in 0..5 {
-            limiter.check("a").unwrap();
-        }
-        assert_eq!(limiter.tracked_keys(), 0);
-        limiter.hit("a").unwrap();
-        assert!(limiter.check("a").is_err());
-    }
-
-    #[test]
-    fn retry_after_is_at_least_one_second() {
-        let limiter = RateLimiter::new(1, Duration::from_millis(100));
-        let start = Instant::now();
-        limiter.at("a", start, true).unwrap();
-        assert_eq!(
-            retry_after(
-                limiter
-                    .at("a", start + Duration::from_millis(99), true)
-                    .unwrap_err()
-            ),
-            1
-        );
-    }
-
-    #[test]
-    fn memory_is_bounded() {
-        let limiter = RateLimiter::with_capacity(1, Duration::from_secs(60), 10);
-        let start = Instant::now();
-        for i in 0..100 {
-            limiter.at(&format!("k{i}"), start, true).unwrap();
-        }
-        assert_eq!(limiter.tracked_keys(), 10);
-        // Ended windows are pruned, making room again.
-        limiter
-            .at("new", start + Duration::from_secs(61), true)
-            .unwrap();
-        assert_eq!(limiter.tracked_keys(), 1);
-    }
-
-    #[test]
-    fn zero_disables() {
-        let limiter = RateLimiter::new(0, Duration::from_secs(60));
-        for _ in 0..100 {
-            limiter.hit("a").unwrap();
-        }
+    fn retry_after_rounds_up_and_is_at_least_one_second() {
+        let window = Window {
+            started_ms: 0,
+            count: 1,
+        };
+        assert_eq!(retry_after(verdict(window, 1, 100, 99)), 1);
+        assert_eq!(retry_after(verdict(window, 1, MINUTE_MS, 1)), 60);
     }
 
     #[test]

@@ -131,9 +131,15 @@ impl TestApp {
     /// Another command node on the same store and database, with caches and an order
     /// committer of its own, as a second process has; its base URL. It stops with the app.
     pub async fn second_node(&mut self) -> String {
+        self.second_node_with(config()).await
+    }
+
+    /// Another command node on the same store and database, with `config` (its bootstrap
+    /// admin left out: the first node made it).
+    pub async fn second_node_with(&mut self, config: CommandApiConfig) -> String {
         let config = CommandApiConfig {
             bootstrap_admin: None,
-            ..config()
+            ..config
         };
         let state = command_api::build_state(self.store.clone(), self.sql.clone(), &config)
             .await

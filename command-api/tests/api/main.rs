@@ -10,3 +10,4 @@ mod inventory;
 mod orders;
 mod password_reset;
 mod products;
+mod rate_limits;
