@@ -195,7 +195,13 @@ pub async fn run(settings: &Settings, role: Role) -> anyhow::Result<()> {
         // never sign anything.
         let verifier = match &commands {
             Some(state) => state.verifier.clone(),
-            None => command_api::auth::Auth::new(&config.auth, backends.sql.clone())?.verifier(),
+            None => {
+                let auth = command_api::auth::Auth::new(&config.auth, backends.sql.clone())?;
+                // The command nodes record locks and resets; this node refuses the
+                // revoked tokens within a second.
+                tokio::spawn(auth.follow_revocations());
+                auth.verifier()
+            }
         };
         let local_ttl = Duration::from_secs(settings.cache_local_ttl_seconds);
         let query_config = query_api::QueryConfig {

@@ -58,6 +58,8 @@ pub async fn build_state(
 ) -> anyhow::Result<AppState> {
     let commands = CommandService::new(store, config.aggregate_cache_capacity);
     let auth = Arc::new(Auth::new(&config.auth, sql.clone())?);
+    // Locks and resets recorded by other command nodes reach this one's verifier.
+    tokio::spawn(auth.follow_revocations());
     let placements = commands
         .atomic_multi_stream()
         .then(|| Placements::start(commands.clone()));

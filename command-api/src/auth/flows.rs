@@ -360,8 +360,8 @@ async fn send_password_reset(state: &AppState, email: &Email) -> Result<(), ApiE
 }
 
 /// Sets a new password with a reset token: the token is used up, the password changed
-/// (`PasswordChanged`) and every refresh token of the account revoked, so sessions that
-/// may belong to whoever knew the old password end. An unknown, expired or used token is
+/// (`PasswordChanged`) and every refresh and access token of the account revoked, so
+/// sessions that may belong to whoever knew the old password end. An unknown, expired or used token is
 /// a 400 `invalid_reset_token`; if the change itself fails, the token stays usable.
 pub async fn confirm_password_reset(
     state: &AppState,
@@ -389,6 +389,7 @@ pub async fn confirm_password_reset(
         }
     };
     let revoked = state.auth.refresh_tokens().revoke_account(id).await?;
+    state.auth.revoke_access(id).await?;
     tracing::info!(account = %id, revoked, "password reset");
     Ok((
         id,
@@ -400,7 +401,8 @@ pub async fn confirm_password_reset(
 }
 
 /// Locks account `id` (by an admin, who may not lock themselves) and revokes its refresh
-/// tokens. Access tokens already issued stay valid until they expire (minutes).
+/// tokens and the access tokens it was issued so far (at once here, within a second on
+/// the other nodes).
 pub async fn lock_account(
     state: &AppState,
     by: AuthUser,
@@ -429,6 +431,7 @@ pub async fn lock_account(
         })
         .await?;
     let revoked = state.auth.refresh_tokens().revoke_account(id).await?;
+    state.auth.revoke_access(id).await?;
     tracing::info!(account = %id, by = %by.id, revoked, "account locked");
     Ok(AppendResult {
         version: done.version,

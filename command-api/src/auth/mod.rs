@@ -118,6 +118,8 @@ pub struct Auth {
     resets_per_account: RateLimiter,
     login_failures_per_username: RateLimiter,
     login_failures_per_ip: RateLimiter,
+    /// Where access-token revocations are recorded for every node.
+    sql: AnyPool,
 }
 
 const MINUTE: Duration = Duration::from_secs(60);
@@ -170,12 +172,39 @@ impl Auth {
                 MINUTE,
             ),
             login_failures_per_ip: RateLimiter::new(
-                sql,
+                sql.clone(),
                 "login_failures_per_ip",
                 config.login_failures_per_minute.saturating_mul(5),
                 MINUTE,
             ),
+            sql,
         })
+    }
+
+    /// Refuses every access token `account` was issued before now: at once on this node,
+    /// within [`web::revocations::FOLLOW_INTERVAL`] on the others.
+    pub async fn revoke_access(&self, account: AccountId) -> Result<(), ApiError> {
+        web::revocations::revoke(
+            &self.sql,
+            &self.verifier.revocations(),
+            account,
+            self.access.ttl(),
+        )
+        .await
+        .map_err(|err| {
+            tracing::warn!(%err, "could not record an access-token revocation");
+            ApiError::Unavailable("the database is unavailable; retry later".into())
+        })
+    }
+
+    /// Keeps this node's verifier up to date with the revocations other nodes record in
+    /// `sql`; runs for good.
+    pub fn follow_revocations(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        web::revocations::follow(
+            self.sql.clone(),
+            self.verifier.revocations(),
+            self.access.ttl(),
+        )
     }
 
     /// Verifies access tokens this service issues.

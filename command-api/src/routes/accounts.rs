@@ -77,8 +77,9 @@ async fn create(
     Ok(CommandAnswer::new(id, done.version, done.position).respond(StatusCode::CREATED))
 }
 
-/// Lock an account (admin): it can no longer sign in, and its refresh tokens are
-/// revoked. Access tokens already issued expire within minutes.
+/// Lock an account (admin): it can no longer sign in, and its refresh tokens and the
+/// access tokens it holds are revoked (refused at once by this node, within a second by
+/// the others).
 #[utoipa::path(post, path = "/api/v1/admin/accounts/{id}/lock", tag = "accounts", security(("bearer" = [])),
     params(("id" = uuid::Uuid, Path, description = "account id")), request_body = LockRequest,
     responses(

@@ -137,6 +137,11 @@ impl TestApp {
     /// Another command node on the same store and database, with `config` (its bootstrap
     /// admin left out: the first node made it).
     pub async fn second_node_with(&mut self, config: CommandApiConfig) -> String {
+        self.second_node_and_state(config).await.0
+    }
+
+    /// [`TestApp::second_node_with`], and the node's state (its verifier, its caches).
+    pub async fn second_node_and_state(&mut self, config: CommandApiConfig) -> (String, AppState) {
         let config = CommandApiConfig {
             bootstrap_admin: None,
             ..config
@@ -144,9 +149,9 @@ impl TestApp {
         let state = command_api::build_state(self.store.clone(), self.sql.clone(), &config)
             .await
             .expect("state");
-        let (address, shutdown) = serve(state).await;
+        let (address, shutdown) = serve(state.clone()).await;
         self.nodes.push(shutdown);
-        address
+        (address, state)
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -11,3 +11,4 @@ mod orders;
 mod password_reset;
 mod products;
 mod rate_limits;
+mod revocations;

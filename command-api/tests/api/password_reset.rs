@@ -92,6 +92,7 @@ async fn the_answer_is_the_same_whether_or_not_the_account_exists(app: TestApp) 
 async fn a_reset_token_sets_the_password_once_and_ends_every_session(app: TestApp) {
     let (id, email, _) = app.register_customer().await;
     let session = app.login(&email, CUSTOMER_PASSWORD).await;
+    let old_access = session["accessToken"].as_str().unwrap().to_owned();
     let token = request_token(&app, &email, 1).await;
 
     let confirmed = confirm(&app, &token, NEW_PASSWORD).await;
@@ -115,6 +116,25 @@ async fn a_reset_token_sets_the_password_once_and_ends_every_session(app: TestAp
         )
         .await;
     assert_eq!(refreshed.status(), StatusCode::UNAUTHORIZED);
+    // So is its access token, though it has not expired; a new sign-in's works.
+    let cart = |token: String| {
+        let app = &app;
+        async move {
+            app.client
+                .get(app.url("/api/v1/cart"))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    assert_eq!(cart(old_access).await, StatusCode::UNAUTHORIZED);
+    let new_access = app.login(&email, NEW_PASSWORD).await["accessToken"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(cart(new_access).await, StatusCode::OK);
     // The token is used up.
     let again = confirm(&app, &token, "yet another password").await;
     assert_problem(again, StatusCode::BAD_REQUEST, "invalid_reset_token").await;

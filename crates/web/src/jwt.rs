@@ -6,14 +6,15 @@
 //! Checking an Ed25519 signature was about a tenth of the command process's CPU under
 //! load, and a client sends the same token with every request; so the claims of a token
 //! that passed are kept, keyed by the whole token, and taken again only while the token
-//! has not expired. A token that fails is never kept.
-use std::time::Duration;
+//! has not expired. A token that fails is never kept. A token issued before its
+//! account was locked or its password reset is refused ([`Revocations`]).
+use std::{sync::Arc, time::Duration};
 
 use domain::{account::Role, ids::AccountId};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::{Deserialize, Serialize};
 
-use crate::ApiError;
+use crate::{ApiError, revocations::Revocations};
 
 /// Issuer and audience of every Emporium access token.
 pub const ISSUER: &str = "emporium";
@@ -48,6 +49,7 @@ pub struct JwtVerifier {
     key: DecodingKey,
     validation: Validation,
     verified: moka::sync::Cache<String, AccessClaims>,
+    revocations: Arc<Revocations>,
 }
 
 impl std::fmt::Debug for JwtVerifier {
@@ -73,21 +75,36 @@ impl JwtVerifier {
             key,
             validation,
             verified,
+            revocations: Arc::default(),
         })
+    }
+
+    /// The revocations this verifier honours: fill them with
+    /// [`crate::revocations::follow`].
+    pub fn revocations(&self) -> Arc<Revocations> {
+        self.revocations.clone()
     }
 
     /// The claims of a valid token, or 401.
     pub fn verify(&self, token: &str) -> Result<AccessClaims, ApiError> {
         let now = jsonwebtoken::get_current_timestamp();
-        if let Some(claims) = self
+        let claims = match self
             .verified
             .get(token)
             .filter(|claims| unexpired(claims, now, self.validation.leeway))
         {
-            return Ok(claims);
+            Some(claims) => claims,
+            None => {
+                let claims = self.verify_signed(token)?;
+                self.verified.insert(token.to_owned(), claims.clone());
+                claims
+            }
+        };
+        if self.revocations.refuses(&claims) {
+            return Err(ApiError::Unauthorized(
+                "the access token was revoked: sign in again".into(),
+            ));
         }
-        let claims = self.verify_signed(token)?;
-        self.verified.insert(token.to_owned(), claims.clone());
         Ok(claims)
     }
 

@@ -17,6 +17,7 @@ pub mod jwt;
 pub mod layers;
 pub mod metrics;
 pub mod openapi;
+pub mod revocations;
 pub mod server;
 pub mod shutdown;
 pub mod telemetry;
