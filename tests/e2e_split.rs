@@ -17,7 +17,7 @@ use cache::{RedisConfig, testsupport::test_redis};
 use eventstore::testsupport::TestPostgres;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use support::{Process, emporium, login, post, spawn_ready};
+use support::{Process, emporium, eventually, get, login, post, spawn_ready};
 
 const ADMIN_PASSWORD: &str = "split-bootstrap-password";
 
@@ -265,4 +265,57 @@ async fn split_roles_share_one_store_and_agree() {
     }
     assert_eq!(nats.stored().await, 34);
     assert_eq!(count(), 30);
+
+    // Locking the buyer through one command node revokes their access token on every
+    // node: the other command node and both query nodes refuse it within a second or so.
+    let buyer_id = get(
+        &client,
+        format!("{}/api/v1/customers/me", query_a.base),
+        Some(&buyer),
+    )
+    .await
+    .1["id"]
+        .as_str()
+        .expect("the buyer's id")
+        .to_owned();
+    // (The command node serves the cart, the query nodes the orders.)
+    let own_reads = [
+        format!("{}/api/v1/cart", command_b.base),
+        format!("{}/api/v1/orders", query_a.base),
+        format!("{}/api/v1/orders", query_b.base),
+    ];
+    for url in &own_reads {
+        let (status, _) = get(&client, url.clone(), Some(&buyer)).await;
+        assert_eq!(status, StatusCode::OK, "{url} before the lock");
+    }
+    let (status, _) = post(
+        &client,
+        format!("{}/api/v1/admin/accounts/{buyer_id}/lock", command_a.base),
+        Some(&admin),
+        json!({"reason": "card reported stolen"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    for url in own_reads {
+        eventually(
+            &format!("the revocation to reach {url}"),
+            Duration::from_secs(10),
+            || {
+                let (client, url, buyer) = (client.clone(), url.clone(), buyer.clone());
+                async move {
+                    let (status, _) = get(&client, url, Some(&buyer)).await;
+                    (status == StatusCode::UNAUTHORIZED).then_some(())
+                }
+            },
+        )
+        .await;
+    }
+    // The admin's token is not touched.
+    let (status, _) = get(
+        &client,
+        format!("{}/api/v1/orders", query_b.base),
+        Some(&admin),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
 }
