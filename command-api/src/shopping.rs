@@ -19,7 +19,7 @@ use futures::{StreamExt, TryStreamExt, stream};
 use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
-use web::{ApiError, AuthUser};
+use web::{ApiError, Authorized, Customers};
 
 use crate::{
     carts::CartLine,
@@ -293,7 +293,7 @@ pub async fn remove_item(
 /// is placed.
 pub async fn checkout(
     state: &AppState,
-    user: &AuthUser,
+    user: &Authorized<Customers>,
     shipping_address: ShippingAddress,
 ) -> Result<CommandAnswer, ApiError> {
     let _one_at_a_time = state.carts.checkout_lock(user.id).await;
