@@ -18,6 +18,7 @@ pub mod password;
 pub mod password_reset;
 pub mod ratelimit;
 pub mod refresh;
+mod store;
 pub mod tokens;
 
 use self::{
@@ -191,10 +192,7 @@ impl Auth {
             self.access.ttl(),
         )
         .await
-        .map_err(|err| {
-            tracing::warn!(%err, "could not record an access-token revocation");
-            ApiError::Unavailable("the database is unavailable; retry later".into())
-        })
+        .map_err(|err| store::unavailable("revocation store", &err))
     }
 
     /// Keeps this node's verifier up to date with the revocations other nodes record in

@@ -15,16 +15,10 @@ use serde_json::json;
 use sqlx::{AnyPool, Row};
 use web::ApiError;
 
-use super::refresh::{digest, new_token};
-
-fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
-}
-
-fn unavailable(err: &sqlx::Error) -> ApiError {
-    tracing::warn!(%err, "password reset store unavailable");
-    ApiError::Unavailable("the token store is unavailable; retry later".into())
-}
+use super::{
+    refresh::{digest, new_token},
+    store::{now_ms, unavailable},
+};
 
 /// The answer to every token that cannot be used: the same whatever the reason.
 pub fn invalid_token() -> ApiError {
@@ -114,7 +108,7 @@ impl PasswordResets {
             .await?;
             tx.commit().await
         };
-        write.await.map_err(|err| unavailable(&err))
+        write.await.map_err(|err| unavailable("token store", &err))
     }
 
     /// Uses `token` up: its account, or `None` when it is unknown, expired or used.
@@ -130,7 +124,7 @@ impl PasswordResets {
         .bind(now_ms())
         .fetch_optional(&self.sql)
         .await
-        .map_err(|err| unavailable(&err))?;
+        .map_err(|err| unavailable("token store", &err))?;
         let Some(row) = row else { return Ok(None) };
         let account: String = row.get(0);
         Ok(account.parse().ok().map(AccountId::new))
@@ -145,7 +139,7 @@ impl PasswordResets {
             .bind(digest(token))
             .execute(&self.sql)
             .await
-            .map_err(|err| unavailable(&err))?;
+            .map_err(|err| unavailable("token store", &err))?;
         Ok(())
     }
 }

@@ -10,6 +10,8 @@ use std::{net::IpAddr, sync::Mutex, time::Duration};
 use sqlx::{AnyPool, Row};
 use web::ApiError;
 
+use super::store::{now_ms, unavailable};
+
 /// Counts events per key in fixed windows and refuses once a key reaches its limit.
 #[derive(Debug)]
 pub struct RateLimiter {
@@ -65,7 +67,7 @@ impl RateLimiter {
         .bind(key)
         .fetch_optional(&self.sql)
         .await
-        .map_err(|err| unavailable(&err))?;
+        .map_err(|err| unavailable("rate-limit store", &err))?;
         let Some(row) = row else {
             return Ok(());
         };
@@ -101,7 +103,7 @@ impl RateLimiter {
         .bind(i64::from(self.limit))
         .fetch_one(&self.sql)
         .await
-        .map_err(|err| unavailable(&err))?;
+        .map_err(|err| unavailable("rate-limit store", &err))?;
         verdict(
             window_of(&row)?,
             i64::from(self.limit) + 1,
@@ -153,20 +155,11 @@ fn verdict(window: Window, refused_from: i64, window_ms: i64, now_ms: i64) -> Re
 }
 
 fn window_of(row: &sqlx::any::AnyRow) -> Result<Window, ApiError> {
-    let read = |err: sqlx::Error| unavailable(&err);
+    let read = |err: sqlx::Error| unavailable("rate-limit store", &err);
     Ok(Window {
         started_ms: row.try_get::<i64, _>(0).map_err(read)?,
         count: row.try_get::<i64, _>(1).map_err(read)?,
     })
-}
-
-fn unavailable(err: &sqlx::Error) -> ApiError {
-    tracing::warn!(%err, "rate limits unavailable");
-    ApiError::Unavailable("the database is unavailable; retry later".into())
-}
-
-fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
 }
 
 /// The rate-limit key of a client address: IPv4 as is, IPv6 by its /64 prefix (one

@@ -18,6 +18,8 @@ use sha2::{Digest, Sha256};
 use sqlx::{AnyPool, Row};
 use web::ApiError;
 
+use super::store::{now_ms, unavailable};
+
 /// How often expired tokens are deleted (at most), per process.
 const PRUNE_EVERY_MS: i64 = 60 * 60 * 1000;
 /// Expired tokens are kept this long, so their reuse is still recognised for a while.
@@ -26,15 +28,6 @@ const KEEP_EXPIRED_MS: i64 = 24 * 60 * 60 * 1000;
 /// The answer to every refresh token that cannot be used: the same whatever the reason.
 fn invalid() -> ApiError {
     ApiError::Unauthorized("the refresh token is invalid, expired or revoked".into())
-}
-
-fn unavailable(err: &sqlx::Error) -> ApiError {
-    tracing::warn!(%err, "refresh token store unavailable");
-    ApiError::Unavailable("the token store is unavailable; retry later".into())
-}
-
-fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
 }
 
 /// The stored form of a token.
@@ -103,7 +96,7 @@ impl RefreshTokens {
         .bind(now_ms().saturating_add(self.ttl_ms()))
         .execute(&self.sql)
         .await
-        .map_err(|err| unavailable(&err))?;
+        .map_err(|err| unavailable("token store", &err))?;
         Ok(token)
     }
 
@@ -117,7 +110,7 @@ impl RefreshTokens {
         .bind(digest(token))
         .fetch_optional(&self.sql)
         .await
-        .map_err(|err| unavailable(&err))?;
+        .map_err(|err| unavailable("token store", &err))?;
         let Some(row) = row else {
             return Ok(Presented::Invalid);
         };
@@ -156,7 +149,11 @@ impl RefreshTokens {
     ) -> Result<Rotated, ApiError> {
         let now = now_ms();
         let next = new_token();
-        let mut tx = self.sql.begin().await.map_err(|err| unavailable(&err))?;
+        let mut tx = self
+            .sql
+            .begin()
+            .await
+            .map_err(|err| unavailable("token store", &err))?;
         let marked = sqlx::query(
             "UPDATE refresh_tokens SET used_at = $2 WHERE token_hash = $1 AND used_at IS NULL AND revoked_at IS NULL \
              AND expires_at > $2",
@@ -165,7 +162,7 @@ impl RefreshTokens {
         .bind(now)
         .execute(&mut *tx)
         .await
-        .map_err(|err| unavailable(&err))?;
+        .map_err(|err| unavailable("token store", &err))?;
         if marked.rows_affected() != 1 {
             drop(tx);
             tracing::warn!(%account, %family, "a refresh token was used twice at once; revoking its family");
@@ -183,8 +180,10 @@ impl RefreshTokens {
         .bind(now.saturating_add(self.ttl_ms()))
         .execute(&mut *tx)
         .await
-        .map_err(|err| unavailable(&err))?;
-        tx.commit().await.map_err(|err| unavailable(&err))?;
+        .map_err(|err| unavailable("token store", &err))?;
+        tx.commit()
+            .await
+            .map_err(|err| unavailable("token store", &err))?;
         Ok(Rotated {
             account,
             token: next,
@@ -198,7 +197,7 @@ impl RefreshTokens {
                 .bind(digest(token))
                 .fetch_optional(&self.sql)
                 .await
-                .map_err(|err| unavailable(&err))?
+                .map_err(|err| unavailable("token store", &err))?
                 .map(|row| row.try_get(0))
                 .transpose()
                 .map_err(|err| {
@@ -219,7 +218,7 @@ impl RefreshTokens {
         .bind(now_ms())
         .execute(&self.sql)
         .await
-        .map_err(|err| unavailable(&err))?;
+        .map_err(|err| unavailable("token store", &err))?;
         Ok(())
     }
 
@@ -231,7 +230,7 @@ impl RefreshTokens {
             .bind(now_ms())
             .execute(&self.sql)
             .await
-            .map_err(|err| unavailable(&err))?;
+            .map_err(|err| unavailable("token store", &err))?;
         Ok(done.rows_affected())
     }
 
