@@ -43,7 +43,7 @@ impl CommandAnswer {
     pub fn respond(self, status: StatusCode) -> Response {
         let mut response = (status, axum::Json(&self)).into_response();
         let headers = response.headers_mut();
-        if let Ok(etag) = HeaderValue::from_str(&format!("\"{}\"", self.version)) {
+        if let Ok(etag) = HeaderValue::from_str(&web::etag::versioned(self.version, None)) {
             headers.insert(header::ETAG, etag);
         }
         headers.insert("emporium-position", HeaderValue::from(self.position));
@@ -57,17 +57,23 @@ pub(crate) fn parse_id<T: std::str::FromStr>(raw: &str, what: &str) -> Result<T,
         .map_err(|_| ApiError::not_found(format!("no such {what}")))
 }
 
-/// `If-Match: "3"` (or `3`, or `W/"3"`) as a version, when present.
+/// The version `If-Match` names (`"3"`, or a tag the query side sent, `"3.<digest>"`), or
+/// none: without the header, or with `*`, a change applies to the current version.
 pub(crate) fn if_match(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
     let Some(value) = headers.get(header::IF_MATCH) else {
         return Ok(None);
     };
-    let text = value.to_str().unwrap_or_default().trim();
-    let text = text.strip_prefix("W/").unwrap_or(text).trim_matches('"');
-    text.parse().map(Some).map_err(|_| ApiError::BadRequest {
-        code: "invalid_if_match",
-        detail: "If-Match must carry the version the change was based on, e.g. \"3\"".into(),
-    })
+    value
+        .to_str()
+        .ok()
+        .and_then(web::etag::parse_if_match)
+        .map(web::etag::IfMatch::expected_version)
+        .ok_or_else(|| ApiError::BadRequest {
+            code: "invalid_if_match",
+            detail:
+                "If-Match must be `*` or the one entity tag the change was based on, e.g. \"3\""
+                    .into(),
+        })
 }
 
 /// A JSON body that may be absent: an empty body is `T::default()`.

@@ -227,6 +227,19 @@ async fn update_honours_if_match(app: TestApp) {
     );
     let stale = update("\"1\"", json!({"name": "Too late"})).await;
     assert_problem(stale, StatusCode::PRECONDITION_FAILED, "version_mismatch").await;
+    // The tag a query node sends (version and a stock digest) names its version.
+    let stale = update("\"1.00000000deadbeef\"", json!({"name": "Too late"})).await;
+    assert_problem(stale, StatusCode::PRECONDITION_FAILED, "version_mismatch").await;
+    let response = update("\"4.00000000deadbeef\"", json!({"name": "Reading lamp"})).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["etag"], "\"5\"");
+    // `*`: any current version.
+    let response = update("*", json!({"name": "Floor lamp"})).await;
+    assert_eq!(response.json::<Value>().await.unwrap()["version"], 6);
+    for malformed in ["\"1\", \"2\"", "soon", "\"6.xyz\""] {
+        let response = update(malformed, json!({"name": "Never"})).await;
+        assert_problem(response, StatusCode::BAD_REQUEST, "invalid_if_match").await;
+    }
     let response = app
         .patch(
             &format!("/api/v1/products/{}", uuid::Uuid::now_v7()),

@@ -11,6 +11,7 @@ pub mod client_ip;
 pub mod cors;
 mod domain_errors;
 pub mod error;
+pub mod etag;
 pub mod extract;
 pub mod health;
 pub mod jwt;

@@ -105,14 +105,28 @@ fn not_modified(headers: &HeaderMap, etag: &str) -> bool {
         .any(|tag| tag == "*" || tag == etag)
 }
 
-/// One product. Sends `ETag: "<version>"`; with a matching `If-None-Match`, answers 304.
+/// A product's `ETag`: its version and a digest of the stock its variants show, so that a
+/// stock movement, which leaves the version as it is, still changes the tag (fixed hash
+/// keys: every node gives one view the same tag).
+fn product_etag(product: &ProductView) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::hash::DefaultHasher::new();
+    for variant in &product.variants {
+        variant.sku.hash(&mut hasher);
+        variant.available.hash(&mut hasher);
+    }
+    web::etag::versioned(product.version, Some(hasher.finish()))
+}
+
+/// One product. Sends `ETag: "<version>.<stock digest>"`; with a matching `If-None-Match`,
+/// answers 304.
 /// An archived product is shown to admins and staff only (404 to anyone else).
 #[utoipa::path(get, path = "/api/v1/products/{id}", tag = "catalogue",
     params(("id" = uuid::Uuid, Path, description = "product id"),
         ("If-None-Match" = Option<String>, Header, description = "the ETag you hold"),
         ("X-Emporium-Min-Position" = Option<u64>, Header, description = "answer only once this log position is reflected"),
         ("minPosition" = Option<u64>, Query, description = "same as the header")),
-    responses((status = 200, body = ProductView, headers(("ETag" = String, description = "the product's version, quoted"))),
+    responses((status = 200, body = ProductView, headers(("ETag" = String, description = "the product's version and a digest of its variants' stock; `If-Match` on the command side takes it"))),
         (status = 304, description = "unchanged since the ETag you hold"), (status = 404, body = Problem),
         (status = 504, description = "the read models did not reach minPosition in time", body = Problem)))]
 async fn get(
@@ -124,7 +138,7 @@ async fn get(
 ) -> Result<Response, ApiError> {
     let product = state.products.get(&id, user.is_staff()).await?;
     let product = product.ok_or_else(|| ApiError::not_found("no such product"))?;
-    let etag = format!("\"{}\"", product.version);
+    let etag = product_etag(&product);
     let etag_header = HeaderValue::from_str(&etag).map_err(|e| ApiError::Internal(e.into()))?;
     if not_modified(&headers, &etag) {
         return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, etag_header)]).into_response());

@@ -395,6 +395,19 @@ pub fn object(value: Value) -> Map<String, Value> {
     }
 }
 
+/// A response's `ETag`.
+pub fn etag(response: &Response) -> String {
+    response.headers()["etag"]
+        .to_str()
+        .expect("a textual ETag")
+        .to_owned()
+}
+
+/// The version a product's `ETag` names, as the command side reads it from `If-Match`.
+pub fn tag_version(tag: &str) -> Option<u64> {
+    web::etag::parse_if_match(tag).and_then(web::etag::IfMatch::expected_version)
+}
+
 /// The names of a list answer's items, in order.
 pub fn names(list: &Value) -> Vec<String> {
     list["items"]

@@ -4,7 +4,9 @@ use domain::{account::Role, catalog::ProductEvent};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, assert_problem, at, eur, names, product_stream, sku, variant};
+use crate::helpers::{
+    TestApp, assert_problem, at, etag, eur, names, product_stream, sku, tag_version, variant,
+};
 
 crate::backend_tests!(
     lists_filter_sort_and_paginate,
@@ -322,7 +324,8 @@ async fn the_product_view_has_its_shape_and_etag(app: TestApp) {
     let path = format!("/api/v1/products/{}", catalogue.shirt);
     let response = app.get(&path).await;
     assert_eq!(response.status(), StatusCode::OK);
-    assert_eq!(response.headers()["etag"], "\"1\"");
+    let tag = etag(&response);
+    assert_eq!(tag_version(&tag), Some(1));
     let view: Value = response.json().await.unwrap();
     assert_eq!(
         view,
@@ -347,26 +350,56 @@ async fn the_product_view_has_its_shape_and_etag(app: TestApp) {
     let list = app.get_json("/api/v1/products?q=linen").await;
     assert_eq!(list["items"][0], view);
 
-    for (tag, status) in [
-        ("\"1\"", StatusCode::NOT_MODIFIED),
-        ("W/\"1\"", StatusCode::NOT_MODIFIED),
-        ("\"0\", \"1\"", StatusCode::NOT_MODIFIED),
-        ("*", StatusCode::NOT_MODIFIED),
-        ("\"2\"", StatusCode::OK),
+    for (sent, status) in [
+        (tag.clone(), StatusCode::NOT_MODIFIED),
+        (format!("W/{tag}"), StatusCode::NOT_MODIFIED),
+        (format!("\"0\", {tag}"), StatusCode::NOT_MODIFIED),
+        ("*".to_owned(), StatusCode::NOT_MODIFIED),
+        // The bare version is not the tag: it says nothing of the stock shown.
+        ("\"1\"".to_owned(), StatusCode::OK),
     ] {
         let response = app
             .client
             .get(app.url(&path))
-            .header("if-none-match", tag)
+            .header("if-none-match", &sent)
             .send()
             .await
             .unwrap();
-        assert_eq!(response.status(), status, "If-None-Match: {tag}");
-        assert_eq!(response.headers()["etag"], "\"1\"");
+        assert_eq!(response.status(), status, "If-None-Match: {sent}");
+        assert_eq!(etag(&response), tag);
         if status == StatusCode::NOT_MODIFIED {
             assert!(response.bytes().await.unwrap().is_empty());
         }
     }
+
+    // A stock movement leaves the version but changes what the view shows, so the tag.
+    let position = app
+        .append(
+            &eventstore::StreamId::of("stock", "SHIRT-M"),
+            &[domain::inventory::StockEvent::StockAdjusted {
+                sku: sku("SHIRT-M"),
+                delta: 2,
+                reason: "restock".into(),
+                at: at(19),
+            }],
+        )
+        .await;
+    let response = app
+        .client
+        .get(app.url(&path))
+        .header("if-none-match", &tag)
+        .header("x-emporium-min-position", position)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let restocked = etag(&response);
+    assert_eq!(tag_version(&restocked), Some(1));
+    assert_ne!(restocked, tag);
+    assert_eq!(
+        response.json::<Value>().await.unwrap()["variants"][0]["available"],
+        9
+    );
 
     // A change moves the version: the cached view is replaced, the old ETag no longer matches.
     let position = app
@@ -383,13 +416,13 @@ async fn the_product_view_has_its_shape_and_etag(app: TestApp) {
     let response = app
         .client
         .get(app.url(&path))
-        .header("if-none-match", "\"1\"")
+        .header("if-none-match", &restocked)
         .header("x-emporium-min-position", position)
         .send()
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
-    assert_eq!(response.headers()["etag"], "\"2\"");
+    assert_eq!(tag_version(&etag(&response)), Some(2));
     let view: Value = response.json().await.unwrap();
     assert_eq!(view["variants"][1]["price"]["amount"], 5900);
     assert_eq!(
