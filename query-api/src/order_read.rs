@@ -32,7 +32,7 @@ use crate::{
         SalesReport, SalesTotals,
     },
     read::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE},
-    sql_filter::Filter,
+    sql_filter::{Bind, Filter},
     views::MoneyView,
 };
 
@@ -135,6 +135,55 @@ impl TimeBound {
     }
 }
 
+/// Where a page of orders starts: after this order, in the list's order (newest first,
+/// then by id). Sent as `nextCursor`, an opaque base64url token; unlike a page number it
+/// stays put while new orders arrive, and reads the next page with an index range instead
+/// of skipping every order before it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OrderCursor {
+    /// The last order's placement time, as stored.
+    created_at: String,
+    /// The last order's id (a UUID, as stored).
+    id: String,
+}
+
+impl OrderCursor {
+    fn after(order: &OrderView) -> Self {
+        Self {
+            created_at: order.created_at.clone(),
+            id: order.id.clone(),
+        }
+    }
+
+    /// The token a client sends back.
+    #[must_use]
+    pub fn encode(&self) -> String {
+        use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+        URL_SAFE_NO_PAD.encode(format!("{} {}", self.created_at, self.id))
+    }
+
+    /// Reads a token [`Self::encode`] made.
+    ///
+    /// # Errors
+    /// 400 (`invalid_query`) for anything else.
+    pub fn parse(token: &str) -> Result<Self, ApiError> {
+        use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+        let bad = || ApiError::invalid_query("cursor must be a nextCursor this API gave");
+        let text = URL_SAFE_NO_PAD
+            .decode(token)
+            .ok()
+            .and_then(|bytes| String::from_utf8(bytes).ok())
+            .ok_or_else(bad)?;
+        let (at, id) = text.split_once(' ').ok_or_else(bad)?;
+        let at = DateTime::parse_from_rfc3339(at).map_err(|_| bad())?;
+        Ok(Self {
+            // As the read model stores it, so the comparison is exact.
+            created_at: timestamp(at.with_timezone(&Utc)),
+            id: id.parse::<Uuid>().map_err(|_| bad())?.to_string(),
+        })
+    }
+}
+
 /// A validated order list query.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OrderQuery {
@@ -154,6 +203,8 @@ pub struct OrderQuery {
     pub page: u32,
     /// Orders per page, 1 to [`MAX_PAGE_SIZE`].
     pub page_size: u32,
+    /// The page starts after this order (instead of at `page`).
+    pub cursor: Option<OrderCursor>,
 }
 
 impl OrderQuery {
@@ -172,6 +223,7 @@ impl OrderQuery {
             to: None,
             page: 1,
             page_size: DEFAULT_PAGE_SIZE,
+            cursor: None,
         };
         let mut seen = Vec::new();
         for (key, value) in pairs {
@@ -200,6 +252,7 @@ impl OrderQuery {
                 "to" => query.to = Some(TimeBound::parse(key, value)?),
                 "page" => query.page = number(key, value, 1..=1_000_000)?,
                 "pageSize" => query.page_size = number(key, value, 1..=MAX_PAGE_SIZE)?,
+                "cursor" => query.cursor = Some(OrderCursor::parse(value)?),
                 // Read by the read-your-writes extractor.
                 "minPosition" => {}
                 other => {
@@ -208,6 +261,11 @@ impl OrderQuery {
                     )));
                 }
             }
+        }
+        if query.cursor.is_some() && seen.contains(&"page") {
+            return Err(ApiError::invalid_query(
+                "cursor and page exclude each other: the cursor says where the page starts",
+            ));
         }
         if let (Some(from), Some(to)) = (query.from, query.to)
             && match to.end() {
@@ -284,7 +342,7 @@ impl OrderBook {
     }
 
     /// One page of the orders matching `query`, newest first, with the total over all
-    /// pages.
+    /// pages and, when more follow, the cursor of the next page.
     ///
     /// # Errors
     /// When the read models cannot be read.
@@ -300,30 +358,46 @@ impl OrderBook {
             .map_err(internal)?
             .try_get("total")
             .map_err(internal)?;
+        let mut filter = filter;
+        let offset = match &query.cursor {
+            Some(cursor) => {
+                let at = filter.bind(Bind::Text(cursor.created_at.clone()));
+                let id = filter.bind(Bind::Text(cursor.id.clone()));
+                filter.require(format!("(o.created_at, o.id) < ({at}, {id})"));
+                0
+            }
+            None => i64::from(query.page - 1) * i64::from(query.page_size),
+        };
         let n = filter.bound();
-        let limit = i64::from(query.page_size);
-        let offset = i64::from(query.page - 1) * limit;
+        // One more than the page: whether a next page exists.
         let rows = filter
             .query(format!(
-                "SELECT o.view FROM rm_orders o WHERE {condition} \
+                "SELECT o.view FROM rm_orders o WHERE {} \
                  ORDER BY o.created_at DESC, o.id DESC LIMIT ${} OFFSET ${}",
+                filter.where_clause(),
                 n + 1,
                 n + 2
             ))
-            .bind(limit)
+            .bind(i64::from(query.page_size) + 1)
             .bind(offset)
             .fetch_all(&self.pool)
             .await
             .map_err(internal)?;
-        let items = rows
+        let mut items = rows
             .iter()
             .map(|row| view_of(&row.try_get::<String, _>("view")?))
             .collect::<anyhow::Result<Vec<_>>>()?;
+        let more = items.len() > query.page_size as usize;
+        items.truncate(query.page_size as usize);
+        let next_cursor = more
+            .then(|| items.last().map(|last| OrderCursor::after(last).encode()))
+            .flatten();
         Ok(OrderPage {
             items,
             page: query.page,
             page_size: query.page_size,
             total: u64::try_from(total).map_err(internal)?,
+            next_cursor,
         })
     }
 
@@ -669,5 +743,60 @@ impl SalesFigures {
             });
         }
         Ok(SalesReport { items, totals })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pairs(query: &[(&str, &str)]) -> Vec<(String, String)> {
+        query
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn a_cursor_reads_back_as_it_was_made_in_the_stored_time_format() {
+        let cursor = OrderCursor {
+            created_at: "2025-06-16T15:06:40.000001Z".into(),
+            id: "0193a0e8-0000-7000-8000-000000000001".into(),
+        };
+        assert_eq!(OrderCursor::parse(&cursor.encode()).unwrap(), cursor);
+        // Another spelling of the same instant is stored text again.
+        use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+        let other = URL_SAFE_NO_PAD
+            .encode("2025-06-16T17:06:40.000001+02:00 0193A0E8-0000-7000-8000-000000000001");
+        assert_eq!(OrderCursor::parse(&other).unwrap(), cursor);
+    }
+
+    #[test]
+    fn anything_else_is_not_a_cursor() {
+        use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+        for token in [
+            String::new(),
+            "!!".into(),
+            URL_SAFE_NO_PAD.encode("2025-06-16T15:06:40Z"),
+            URL_SAFE_NO_PAD.encode("yesterday 0193a0e8-0000-7000-8000-000000000001"),
+            URL_SAFE_NO_PAD.encode("2025-06-16T15:06:40Z 42"),
+            URL_SAFE_NO_PAD.encode([0xff, 0xfe]),
+        ] {
+            assert!(OrderCursor::parse(&token).is_err(), "{token}");
+        }
+    }
+
+    #[test]
+    fn a_cursor_excludes_a_page_number() {
+        let cursor = OrderCursor {
+            created_at: "2025-06-16T15:06:40.000001Z".into(),
+            id: "0193a0e8-0000-7000-8000-000000000001".into(),
+        }
+        .encode();
+        let query =
+            OrderQuery::parse(&pairs(&[("cursor", &cursor), ("pageSize", "5")]), None).unwrap();
+        assert_eq!((query.page, query.page_size), (1, 5));
+        assert!(query.cursor.is_some());
+        assert!(OrderQuery::parse(&pairs(&[("cursor", &cursor), ("page", "1")]), None).is_err());
     }
 }

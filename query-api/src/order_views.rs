@@ -146,6 +146,8 @@ pub struct OrderPage {
     pub page_size: u32,
     /// Orders matching the filters, on all pages.
     pub total: u64,
+    /// Send as `cursor` for the page after this one; null on the last page.
+    pub next_cursor: Option<String>,
 }
 
 /// One event of an order's audit trail, as the event store holds it.

@@ -61,6 +61,9 @@ struct ListParams {
     /// Orders per page, 1 to 100 (default 20).
     #[param(rename = "pageSize")]
     page_size: Option<u32>,
+    /// Start after the page that gave this `nextCursor` (not with `page`): stable while
+    /// new orders arrive, and as fast on the thousandth page as on the first.
+    cursor: Option<String>,
     /// Answer only once this log position is reflected (also `X-Emporium-Min-Position`).
     #[param(rename = "minPosition")]
     min_position: Option<u64>,

@@ -200,6 +200,69 @@ async fn filters_and_pages(app: TestApp) {
     let page = list("pageSize=3&page=3", &staff).await;
     assert_eq!((ids(&page).len(), page["total"].clone()), (0, json!(4)));
     assert_eq!(ids(&list("pageSize=100", &staff).await).len(), 4);
+    assert_eq!(
+        list("pageSize=100", &staff).await["nextCursor"],
+        Value::Null
+    );
+    // Cursors: each page says where the next starts, with the filters kept.
+    let walk = |query: &'static str, token: String| {
+        let list = &list;
+        async move {
+            let mut seen = Vec::new();
+            let mut page = list(query, &token).await;
+            let total = page["total"].clone();
+            loop {
+                seen.extend(ids(&page));
+                let Some(cursor) = page["nextCursor"].as_str() else {
+                    assert_eq!(json!(seen.len()), total, "the last page ends the list");
+                    return seen;
+                };
+                page = list(&format!("{query}&cursor={cursor}"), &token).await;
+                assert_eq!(page["total"], total, "every page counts all pages");
+            }
+        }
+    };
+    assert_eq!(
+        walk("pageSize=1", staff.clone()).await,
+        [a3.as_str(), b1.as_str(), a2.as_str(), a1.as_str()]
+    );
+    assert_eq!(
+        walk("pageSize=2", ann.clone()).await,
+        [a3.as_str(), a2.as_str(), a1.as_str()]
+    );
+    assert_eq!(
+        walk("pageSize=1&status=PAID", staff.clone()).await,
+        [b1.as_str()]
+    );
+    // A cursor stays put while newer orders arrive (a page number would shift).
+    let first = list("pageSize=2", &staff).await;
+    let cursor = first["nextCursor"]
+        .as_str()
+        .expect("a next page")
+        .to_owned();
+    let newest = OrderId::new(Uuid::now_v7());
+    let position = append_by(
+        &app,
+        &order_stream(newest),
+        shop.bob,
+        &[placed(
+            newest,
+            shop.bob,
+            vec![line(shop.mug, "MUG-1", 1, 900)],
+            20 * DAY,
+        )],
+    )
+    .await;
+    let next = list(
+        &format!("pageSize=2&cursor={cursor}&minPosition={position}"),
+        &staff,
+    )
+    .await;
+    assert_eq!(ids(&next), [a2.as_str(), a1.as_str()]);
+    assert_eq!(
+        (next["total"].clone(), next["nextCursor"].clone()),
+        (json!(5), Value::Null)
+    );
     // Bad parameters.
     for query in [
         "pageSize=101",
@@ -213,6 +276,12 @@ async fn filters_and_pages(app: TestApp) {
         "sort=newest",
         "status=PAID&status=PLACED",
         "minPosition=-1",
+        "cursor=",
+        "cursor=not-a-cursor",
+        // base64url of "yesterday <uuid>" and of a time with no id
+        "cursor=eWVzdGVyZGF5IDAxOTNhMGU4LTAwMDAtNzAwMC04MDAwLTAwMDAwMDAwMDAwMA",
+        "cursor=MjAyNS0wNi0xNlQxNTowNjo0MC4wMDAwMDBa",
+        "page=2&cursor=MjAyNS0wNi0xNlQxNTowNjo0MC4wMDAwMDBaIDAxOTNhMGU4LTAwMDAtNzAwMC04MDAwLTAwMDAwMDAwMDAwMA",
     ] {
         let response = app.get_as(&format!("/api/v1/orders?{query}"), &staff).await;
         let code = if query.starts_with("minPosition") {
