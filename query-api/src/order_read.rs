@@ -11,6 +11,7 @@
 use std::sync::Arc;
 
 use anyhow::Context;
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use cache::{LocalConfig, SharedViews, ViewCache};
 use chrono::{DateTime, Days, NaiveDate, SecondsFormat, Utc};
 use domain::{
@@ -158,7 +159,6 @@ impl OrderCursor {
     /// The token a client sends back.
     #[must_use]
     pub fn encode(&self) -> String {
-        use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
         URL_SAFE_NO_PAD.encode(format!("{} {}", self.created_at, self.id))
     }
 
@@ -167,7 +167,6 @@ impl OrderCursor {
     /// # Errors
     /// 400 (`invalid_query`) for anything else.
     pub fn parse(token: &str) -> Result<Self, ApiError> {
-        use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
         let bad = || ApiError::invalid_query("cursor must be a nextCursor this API gave");
         let text = URL_SAFE_NO_PAD
             .decode(token)
@@ -347,7 +346,8 @@ impl OrderBook {
     /// # Errors
     /// When the read models cannot be read.
     pub async fn list(&self, query: &OrderQuery) -> Result<OrderPage, ApiError> {
-        let filter = query.filter();
+        let mut filter = query.filter();
+        // The total counts every page: the cursor's condition is added after it.
         let condition = filter.where_clause();
         let total: i64 = filter
             .query(format!(
@@ -358,7 +358,6 @@ impl OrderBook {
             .map_err(internal)?
             .try_get("total")
             .map_err(internal)?;
-        let mut filter = filter;
         let offset = match &query.cursor {
             Some(cursor) => {
                 let at = filter.bind(Bind::Text(cursor.created_at.clone()));
@@ -389,9 +388,10 @@ impl OrderBook {
             .collect::<anyhow::Result<Vec<_>>>()?;
         let more = items.len() > query.page_size as usize;
         items.truncate(query.page_size as usize);
-        let next_cursor = more
-            .then(|| items.last().map(|last| OrderCursor::after(last).encode()))
-            .flatten();
+        let next_cursor = items
+            .last()
+            .filter(|_| more)
+            .map(|last| OrderCursor::after(last).encode());
         Ok(OrderPage {
             items,
             page: query.page,
@@ -765,7 +765,6 @@ mod tests {
         };
         assert_eq!(OrderCursor::parse(&cursor.encode()).unwrap(), cursor);
         // Another spelling of the same instant is stored text again.
-        use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
         let other = URL_SAFE_NO_PAD
             .encode("2025-06-16T17:06:40.000001+02:00 0193A0E8-0000-7000-8000-000000000001");
         assert_eq!(OrderCursor::parse(&other).unwrap(), cursor);
@@ -773,7 +772,6 @@ mod tests {
 
     #[test]
     fn anything_else_is_not_a_cursor() {
-        use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
         for token in [
             String::new(),
             "!!".into(),
