@@ -5,6 +5,7 @@
 //! Chunks of the full size (and single rows, the live runner's usual case) are prepared
 //! once and cached by the connection; a chunk of any other size is prepared for one use
 //! only, so that batches of varying sizes do not churn the statement cache.
+use anyhow::Context;
 use domain::aggregate::{DomainEvent, decode_borrowed};
 use eventstore::RecordedEvent;
 use sqlx::{
@@ -197,6 +198,48 @@ pub async fn delete_in(
         query.execute(&mut *conn).await?;
     }
     Ok(())
+}
+
+/// Sums kept per key in `table`: adds each row's `amounts` to the row of its `keys`
+/// (inserting it when absent), then deletes those of the `shrunk` keys whose first amount
+/// fell to zero or below (only a key that lost something can fall), so a row never rests
+/// at zero and any split of the same events into batches leaves the same rows. Each row
+/// is its key's values, then its amounts.
+///
+/// # Errors
+/// When the database refuses a statement.
+pub async fn add_to_sums(
+    conn: &mut AnyConnection,
+    table: &str,
+    keys: &[&str],
+    amounts: &[&str],
+    rows: Vec<Vec<Arg>>,
+    shrunk: &[Vec<String>],
+) -> anyhow::Result<()> {
+    let first = amounts.first().context("sums without amounts")?;
+    let columns = keys.iter().chain(amounts).copied().collect::<Vec<_>>();
+    let sums = amounts
+        .iter()
+        .map(|amount| format!("{amount} = {table}.{amount} + excluded.{amount}"))
+        .collect::<Vec<_>>();
+    insert_rows(
+        conn,
+        &format!("INSERT INTO {table} ({})", columns.join(", ")),
+        &format!(
+            "ON CONFLICT ({}) DO UPDATE SET {}",
+            keys.join(", "),
+            sums.join(", ")
+        ),
+        rows,
+    )
+    .await?;
+    execute_for_keys(
+        conn,
+        &format!("DELETE FROM {table} WHERE {first} <= 0 AND"),
+        keys,
+        shrunk,
+    )
+    .await
 }
 
 /// `{head} ((c1 = $1 AND c2 = $2 …) OR (…))` for composite keys, in chunks: a statement on

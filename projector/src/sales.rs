@@ -74,6 +74,9 @@ struct Counted {
     sales: Vec<ProductSale>,
 }
 
+/// The columns of [`Figures`], orders first (a row with no orders is removed).
+const FIGURES: [&str; 3] = ["orders", "units", "revenue"];
+
 /// Orders, units and revenue to add to one row.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 struct Figures {
@@ -215,20 +218,12 @@ impl Fold {
                 f.revenue.into(),
             ]);
         }
-        batch::insert_rows(
+        batch::add_to_sums(
             conn,
-            "INSERT INTO rm_sales_daily (day, product_id, currency, orders, units, revenue)",
-            "ON CONFLICT (day, product_id, currency) DO UPDATE SET \
-                 orders = rm_sales_daily.orders + excluded.orders, \
-                 units = rm_sales_daily.units + excluded.units, \
-                 revenue = rm_sales_daily.revenue + excluded.revenue",
-            rows,
-        )
-        .await?;
-        batch::execute_for_keys(
-            conn,
-            "DELETE FROM rm_sales_daily WHERE orders <= 0 AND",
+            "rm_sales_daily",
             &["day", "product_id", "currency"],
+            &FIGURES,
+            rows,
             &shrunk,
         )
         .await?;
@@ -250,20 +245,12 @@ impl Fold {
                 f.revenue.into(),
             ]);
         }
-        batch::insert_rows(
+        batch::add_to_sums(
             conn,
-            "INSERT INTO rm_sales_days (day, currency, orders, units, revenue)",
-            "ON CONFLICT (day, currency) DO UPDATE SET \
-                 orders = rm_sales_days.orders + excluded.orders, \
-                 units = rm_sales_days.units + excluded.units, \
-                 revenue = rm_sales_days.revenue + excluded.revenue",
-            rows,
-        )
-        .await?;
-        batch::execute_for_keys(
-            conn,
-            "DELETE FROM rm_sales_days WHERE orders <= 0 AND",
+            "rm_sales_days",
             &["day", "currency"],
+            &FIGURES,
+            rows,
             &shrunk,
         )
         .await
