@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use sqlx::{Row, SqlitePool};
 use support::{Process, emporium, eventually, spawn_ready};
 
-const READ_MODEL_TABLES: [&str; 11] = [
+const READ_MODEL_TABLES: [&str; 12] = [
     "rm_products",
     "rm_product_categories",
     "rm_product_attributes",
@@ -21,6 +21,7 @@ const READ_MODEL_TABLES: [&str; 11] = [
     "rm_inventory",
     "rm_reservations",
     "rm_orders",
+    "rm_order_counts",
     "rm_customers",
     "rm_sales_daily",
     "rm_sales_days",

@@ -37,6 +37,7 @@ pub mod catalog;
 pub mod committer;
 pub mod customers;
 pub mod inventory;
+pub mod order_counts;
 pub mod orders;
 pub mod publisher;
 pub mod replay;

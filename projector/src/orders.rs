@@ -9,6 +9,9 @@
 //! events with the domain's own `evolve` (so the read model means exactly what the write
 //! side means) and writing the row back: a batch loads every order it touches in one
 //! statement and writes each changed order once.
+//!
+//! In the same transaction it keeps the orders per day and status
+//! ([`order_counts`](crate::order_counts)), which the order list's total is read from.
 use std::collections::{BTreeMap, HashMap};
 
 use anyhow::{Context, bail};
@@ -25,6 +28,7 @@ use sqlx::{Any, AnyConnection, Row, Transaction};
 
 use crate::{
     batch::{self, Arg},
+    order_counts::{self, CountChanges},
     runtime::{Projection, parse_timestamp, stream_id, timestamp},
 };
 
@@ -267,7 +271,7 @@ impl Projection for OrdersProjection {
     }
 
     fn tables(&self) -> &'static [&'static str] {
-        &["rm_orders"]
+        &["rm_orders", "rm_order_counts"]
     }
 
     /// Loads every order the batch touches in one go, folds the events in memory and
@@ -289,6 +293,10 @@ impl Projection for OrdersProjection {
         ids.sort_unstable();
         ids.dedup();
         let mut states = load(tx, &ids).await?;
+        let before: HashMap<OrderId, OrderStatus> = states
+            .iter()
+            .filter_map(|(id, state)| Some((*id, state.status?)))
+            .collect();
         let mut versions: BTreeMap<OrderId, u64> = BTreeMap::new();
         for ((id, event), recorded) in decoded.iter().zip(events) {
             let before = states.remove(id);
@@ -296,13 +304,18 @@ impl Projection for OrdersProjection {
             states.insert(*id, Order::evolve(before.unwrap_or_default(), event));
             versions.insert(*id, recorded.version);
         }
-        let rows = versions
-            .iter()
-            .map(|(id, version)| {
-                let state = states.get(id).context("folded order missing")?;
-                row(&OrderView::of(state)?, *version)
-            })
-            .collect::<anyhow::Result<Vec<_>>>()?;
-        save(tx, rows).await
+        let mut counts = CountChanges::default();
+        let mut rows = Vec::with_capacity(versions.len());
+        for (id, version) in &versions {
+            let view = OrderView::of(states.get(id).context("folded order missing")?)?;
+            counts.moved(
+                order_counts::day_of(&view.created_at),
+                before.get(id).copied(),
+                view.status,
+            );
+            rows.push(row(&view, *version)?);
+        }
+        save(tx, rows).await?;
+        counts.write(tx).await
     }
 }

@@ -297,6 +297,55 @@ impl OrderQuery {
         }
         filter
     }
+
+    /// The same orders' condition on `rm_order_counts` (orders per day and status), when
+    /// the counts can say how many match: no customer, and whole days for the period.
+    fn count_filter(&self) -> Option<Filter> {
+        let whole_day = |bound: Option<TimeBound>| match bound {
+            None => Some(None),
+            Some(TimeBound::Day(day)) => Some(Some(day.format("%Y-%m-%d").to_string())),
+            Some(TimeBound::Instant(_)) => None,
+        };
+        if self.customer.is_some() || self.also_customer.is_some() {
+            return None;
+        }
+        let (from, to) = (whole_day(self.from)?, whole_day(self.to)?);
+        let mut filter = Filter::default();
+        if let Some(status) = self.status {
+            filter.push("c.status", "=", status.as_str().to_owned());
+        }
+        if let Some(from) = from {
+            filter.push("c.day", ">=", from);
+        }
+        if let Some(to) = to {
+            filter.push("c.day", "<=", to);
+        }
+        Some(filter)
+    }
+
+    /// The statement that counts the orders on every page.
+    fn total_query(&self) -> (Filter, String) {
+        match self.count_filter() {
+            Some(counts) => {
+                let condition = counts.where_clause();
+                (
+                    counts,
+                    format!(
+                        "SELECT CAST(COALESCE(SUM(c.orders), 0) AS BIGINT) AS total \
+                         FROM rm_order_counts c WHERE {condition}"
+                    ),
+                )
+            }
+            None => {
+                let orders = self.filter();
+                let condition = orders.where_clause();
+                (
+                    orders,
+                    format!("SELECT COUNT(*) AS total FROM rm_orders o WHERE {condition}"),
+                )
+            }
+        }
+    }
 }
 
 fn view_of(text: &str) -> anyhow::Result<OrderView> {
@@ -346,18 +395,16 @@ impl OrderBook {
     /// # Errors
     /// When the read models cannot be read.
     pub async fn list(&self, query: &OrderQuery) -> Result<OrderPage, ApiError> {
-        let mut filter = query.filter();
-        // The total counts every page: the cursor's condition is added after it.
-        let condition = filter.where_clause();
-        let total: i64 = filter
-            .query(format!(
-                "SELECT COUNT(*) AS total FROM rm_orders o WHERE {condition}"
-            ))
+        // The total counts every page, so not the cursor's condition.
+        let (counted, count) = query.total_query();
+        let total: i64 = counted
+            .query(count)
             .fetch_one(&self.pool)
             .await
             .map_err(internal)?
             .try_get("total")
             .map_err(internal)?;
+        let mut filter = query.filter();
         let offset = match &query.cursor {
             Some(cursor) => {
                 let at = filter.bind(Bind::Text(cursor.created_at.clone()));
@@ -796,5 +843,52 @@ mod tests {
         assert_eq!((query.page, query.page_size), (1, 5));
         assert!(query.cursor.is_some());
         assert!(OrderQuery::parse(&pairs(&[("cursor", &cursor), ("page", "1")]), None).is_err());
+    }
+
+    fn total_sql(query: &[(&str, &str)], own: Option<AccountId>) -> String {
+        OrderQuery::parse(&pairs(query), own)
+            .unwrap()
+            .total_query()
+            .1
+    }
+
+    #[test]
+    fn the_total_of_a_status_or_whole_days_is_read_from_the_counts() {
+        for query in [
+            &[][..],
+            &[("status", "PAID")],
+            &[("from", "2026-12-01"), ("to", "2026-12-07")],
+            &[("status", "SHIPPED"), ("to", "2026-12-07"), ("page", "3")],
+        ] {
+            let sql = total_sql(query, None);
+            assert!(sql.contains("FROM rm_order_counts"), "{query:?}: {sql}");
+        }
+        assert!(
+            total_sql(&[("status", "PAID"), ("from", "2026-12-01")], None)
+                .ends_with("WHERE c.status = $1 AND c.day >= $2")
+        );
+    }
+
+    #[test]
+    fn the_total_of_a_customer_or_an_instant_counts_the_orders() {
+        let customer = AccountId::new(Uuid::nil());
+        for (query, own) in [
+            (
+                &[("customerId", "00000000-0000-0000-0000-000000000001")][..],
+                None,
+            ),
+            (&[][..], Some(customer)),
+            (&[("from", "2026-12-01T10:00:00Z")][..], None),
+            (
+                &[("from", "2026-12-01"), ("to", "2026-12-07T23:00:00+01:00")][..],
+                None,
+            ),
+        ] {
+            let sql = total_sql(query, own);
+            assert!(
+                sql.contains("COUNT(*) AS total FROM rm_orders o"),
+                "{query:?}: {sql}"
+            );
+        }
     }
 }

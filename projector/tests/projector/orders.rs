@@ -1,5 +1,5 @@
 //! The orders projection's rows after a known history: placed, paid, packed, shipped (two
-//! parcels), delivered; and one cancelled.
+//! parcels), delivered; and one cancelled. With the orders per day and status.
 use std::sync::Arc;
 
 use domain::{
@@ -156,6 +156,15 @@ async fn order_rows_after_a_known_history(db: Db) {
     let view: Value = serde_json::from_str(&second_row[8]).unwrap();
     assert_eq!(view["status"], "CANCELLED");
     assert_eq!(view["shipments"], json!([]));
+    // Each order counted once, under its day and final status; the rows its earlier
+    // statuses passed through (PLACED, PAID, PACKED, SHIPPED) fell to zero and are gone.
+    assert_eq!(
+        dump["rm_order_counts"],
+        [
+            ["2025-06-15", "CANCELLED", "1"],
+            ["2025-06-15", "DELIVERED", "1"]
+        ]
+    );
     assert_eq!(
         projector::checkpoint(&db.pool, "orders").await.unwrap(),
         db.head().await

@@ -186,7 +186,7 @@ pub fn tables_of(name: &str) -> &'static [&'static str] {
             "rm_variants",
         ],
         "inventory" => &["rm_inventory", "rm_reservations"],
-        "orders" => &["rm_orders"],
+        "orders" => &["rm_orders", "rm_order_counts"],
         "customers" => &["rm_customers"],
         "sales" => &["rm_sales_daily", "rm_sales_days", "rm_sales_orders"],
         "bought_together" => projector::BoughtTogetherProjection::TABLES,
