@@ -3,8 +3,9 @@
 //! first request inserts the key (`ON CONFLICT DO NOTHING`), a concurrent duplicate waits
 //! for the first to finish and then gets its response. A key reused by the same account
 //! with a different request is a 422 (anonymous callers: see [`scope_of`]). Server errors
-//! (5xx) are not stored, so a retry runs again; nor are responses marked
-//! `Cache-Control: no-store` (tokens), which must never sit in a table.
+//! (5xx) are not stored, so a retry runs again; nor are refusals of the caller that pass
+//! (see [`refused_the_caller`]); nor are responses marked `Cache-Control: no-store`
+//! (tokens), which must never sit in a table.
 use std::time::Duration;
 
 use axum::{
@@ -163,6 +164,18 @@ fn scope_of(account: Option<String>, request_hash: &str) -> String {
     account.unwrap_or_else(|| format!("anonymous:{request_hash}"))
 }
 
+/// Whether the response refused the caller rather than answered the command: 401 (a token
+/// that failed, or wrong credentials), 403 (a role, or a locked account) and 429 (a rate
+/// limit). The same request may succeed later, with a new token, once the account is
+/// unlocked, or once the window has passed, so a retry with the key must run again; kept,
+/// it would replay the refusal for the key's lifetime.
+fn refused_the_caller(status: StatusCode) -> bool {
+    matches!(
+        status,
+        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN | StatusCode::TOO_MANY_REQUESTS
+    )
+}
+
 /// Middleware over the command routes.
 pub async fn middleware(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let Some(key) = request.headers().get("idempotency-key").cloned() else {
@@ -246,7 +259,7 @@ pub async fn middleware(State(state): State<AppState>, request: Request, next: N
         .get(header::CACHE_CONTROL)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.contains("no-store"));
-    let stored = if parts.status.is_server_error() || secret {
+    let stored = if parts.status.is_server_error() || refused_the_caller(parts.status) || secret {
         keys.forget(&scope, &key).await
     } else {
         let content_type = parts

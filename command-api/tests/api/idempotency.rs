@@ -3,7 +3,7 @@
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, address, assert_problem};
+use crate::helpers::{CUSTOMER_PASSWORD, TestApp, address, assert_problem};
 
 crate::backend_tests!(
     a_retry_replays_the_first_answer,
@@ -11,6 +11,8 @@ crate::backend_tests!(
     a_key_reused_for_another_request_is_refused,
     keys_are_scoped_by_the_caller_whatever_the_scheme_case,
     strangers_sharing_a_key_do_not_collide,
+    a_rate_limited_request_runs_again_once_the_window_has_passed,
+    a_locked_account_s_refused_sign_in_runs_again_once_unlocked,
 );
 
 async fn order_with_key(app: &TestApp, token: &str, key: &str, quantity: i64) -> reqwest::Response {
@@ -180,4 +182,65 @@ async fn strangers_sharing_a_key_do_not_collide(app: TestApp) {
         Some(&b"true"[..])
     );
     assert_eq!(retry.json::<Value>().await.unwrap()["id"], first["id"]);
+}
+
+/// A 429 is not the command's answer: kept under its key, it would be replayed to the
+/// retry that the `Retry-After` invited, for as long as the key lives.
+async fn a_rate_limited_request_runs_again_once_the_window_has_passed(app: TestApp) {
+    app.register_customer().await;
+    // The sign-up window of this caller is full...
+    sqlx::query("UPDATE rate_limits SET count = 1000000")
+        .execute(&app.sql)
+        .await
+        .unwrap();
+    let refused = register_with_key(&app, "signup-7", "late@example.com", "+4915100000007").await;
+    assert_problem(refused, StatusCode::TOO_MANY_REQUESTS, "rate_limited").await;
+    // ...and then it ends (an hour ago, as far as the limiter can tell).
+    sqlx::query("UPDATE rate_limits SET window_start = window_start - 3600000")
+        .execute(&app.sql)
+        .await
+        .unwrap();
+    let retry = register_with_key(&app, "signup-7", "late@example.com", "+4915100000007").await;
+    assert_eq!(retry.status(), StatusCode::CREATED);
+    assert!(retry.headers().get("idempotent-replayed").is_none());
+    // What ran is kept as usual.
+    let again = register_with_key(&app, "signup-7", "late@example.com", "+4915100000007").await;
+    assert_eq!(again.status(), StatusCode::CREATED);
+    assert_eq!(again.headers()["idempotent-replayed"], "true");
+}
+
+/// Nor is a 403: the locked account's owner, once unlocked, retries the same sign-in.
+async fn a_locked_account_s_refused_sign_in_runs_again_once_unlocked(app: TestApp) {
+    let (id, email, _) = app.register_customer().await;
+    let admin = app.admin_token().await;
+    let accounts = format!("/api/v1/admin/accounts/{id}");
+    let locked = app
+        .post(
+            &format!("{accounts}/lock"),
+            Some(&admin),
+            &json!({"reason": "chargeback"}),
+        )
+        .await;
+    assert_eq!(locked.status(), StatusCode::OK);
+    let sign_in = || {
+        app.client
+            .post(app.url("/api/v1/auth/login"))
+            .header("idempotency-key", "login-1")
+            .json(&json!({"username": email, "password": CUSTOMER_PASSWORD}))
+            .send()
+    };
+    assert_problem(
+        sign_in().await.unwrap(),
+        StatusCode::FORBIDDEN,
+        "account_locked",
+    )
+    .await;
+    let unlocked = app
+        .post(&format!("{accounts}/unlock"), Some(&admin), &json!({}))
+        .await;
+    assert_eq!(unlocked.status(), StatusCode::OK);
+    let retry = sign_in().await.unwrap();
+    assert_eq!(retry.status(), StatusCode::OK);
+    let tokens: Value = retry.json().await.unwrap();
+    assert!(tokens["accessToken"].is_string(), "{tokens}");
 }
