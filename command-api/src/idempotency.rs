@@ -3,8 +3,8 @@
 //! first request inserts the key (`ON CONFLICT DO NOTHING`), a concurrent duplicate waits
 //! for the first to finish and then gets its response. A key reused by the same account
 //! with a different request is a 422 (anonymous callers: see [`scope_of`]). Server errors
-//! (5xx) are not stored, so a retry runs again; nor are refusals of the caller that pass
-//! (see [`refused_the_caller`]); nor are responses marked `Cache-Control: no-store`
+//! (5xx) are not stored, so a retry runs again; nor are refusals made before the command
+//! ran (see [`refused_before_running`]); nor are responses marked `Cache-Control: no-store`
 //! (tokens), which must never sit in a table.
 use std::time::Duration;
 
@@ -164,15 +164,22 @@ fn scope_of(account: Option<String>, request_hash: &str) -> String {
     account.unwrap_or_else(|| format!("anonymous:{request_hash}"))
 }
 
-/// Whether the response refused the caller rather than answered the command: 401 (a token
-/// that failed, or wrong credentials), 403 (a role, or a locked account) and 429 (a rate
-/// limit). The same request may succeed later, with a new token, once the account is
-/// unlocked, or once the window has passed, so a retry with the key must run again; kept,
-/// it would replay the refusal for the key's lifetime.
-fn refused_the_caller(status: StatusCode) -> bool {
+/// Whether the response refused the request before the command ran, so that nothing
+/// happened: its form (400 malformed, 413 too large, 415 not JSON) or its caller (401 a
+/// token that failed or wrong credentials, 403 a role or a locked account, 429 a rate
+/// limit). Such a request may succeed later: sent with the right `Content-Type` (which
+/// the request's fingerprint leaves out), with a new token, once the account is unlocked,
+/// or once the window has passed. So a retry with the key runs again; kept, the refusal
+/// would be replayed for the key's lifetime.
+fn refused_before_running(status: StatusCode) -> bool {
     matches!(
         status,
-        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN | StatusCode::TOO_MANY_REQUESTS
+        StatusCode::BAD_REQUEST
+            | StatusCode::PAYLOAD_TOO_LARGE
+            | StatusCode::UNSUPPORTED_MEDIA_TYPE
+            | StatusCode::UNAUTHORIZED
+            | StatusCode::FORBIDDEN
+            | StatusCode::TOO_MANY_REQUESTS
     )
 }
 
@@ -259,7 +266,8 @@ pub async fn middleware(State(state): State<AppState>, request: Request, next: N
         .get(header::CACHE_CONTROL)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.contains("no-store"));
-    let stored = if parts.status.is_server_error() || refused_the_caller(parts.status) || secret {
+    let stored = if parts.status.is_server_error() || refused_before_running(parts.status) || secret
+    {
         keys.forget(&scope, &key).await
     } else {
         let content_type = parts

@@ -13,6 +13,7 @@ crate::backend_tests!(
     strangers_sharing_a_key_do_not_collide,
     a_rate_limited_request_runs_again_once_the_window_has_passed,
     a_locked_account_s_refused_sign_in_runs_again_once_unlocked,
+    a_request_refused_for_its_form_runs_again_when_sent_right,
 );
 
 async fn order_with_key(app: &TestApp, token: &str, key: &str, quantity: i64) -> reqwest::Response {
@@ -243,4 +244,26 @@ async fn a_locked_account_s_refused_sign_in_runs_again_once_unlocked(app: TestAp
     assert_eq!(retry.status(), StatusCode::OK);
     let tokens: Value = retry.json().await.unwrap();
     assert!(tokens["accessToken"].is_string(), "{tokens}");
+}
+
+/// Nor is a refusal of the request's form: the `Content-Type` is not part of what the key
+/// is checked against, so a kept 415 would answer the corrected request too.
+async fn a_request_refused_for_its_form_runs_again_when_sent_right(app: TestApp) {
+    let customer = setup(&app).await;
+    let body = json!({"lines": [{"sku": "IDEM", "quantity": 1}], "shippingAddress": address()});
+    let as_text = app
+        .client
+        .post(app.url("/api/v1/orders"))
+        .bearer_auth(&customer)
+        .header("idempotency-key", "order-9")
+        .header("content-type", "text/plain")
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(as_text.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    let as_json = order_with_key(&app, &customer, "order-9", 1).await;
+    assert_eq!(as_json.status(), StatusCode::CREATED);
+    assert!(as_json.headers().get("idempotent-replayed").is_none());
+    assert_eq!(app.stock("IDEM").await, (100, 1, 0));
 }
