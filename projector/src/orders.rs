@@ -293,7 +293,7 @@ impl Projection for OrdersProjection {
         ids.sort_unstable();
         ids.dedup();
         let mut states = load(tx, &ids).await?;
-        let before: HashMap<OrderId, OrderStatus> = states
+        let loaded_status: HashMap<OrderId, OrderStatus> = states
             .iter()
             .filter_map(|(id, state)| Some((*id, state.status?)))
             .collect();
@@ -310,7 +310,7 @@ impl Projection for OrdersProjection {
             let view = OrderView::of(states.get(id).context("folded order missing")?)?;
             counts.moved(
                 order_counts::day_of(&view.created_at),
-                before.get(id).copied(),
+                loaded_status.get(id).copied(),
                 view.status,
             );
             rows.push(row(&view, *version)?);
