@@ -201,22 +201,34 @@ pub async fn delete_in(
 }
 
 /// Sums kept per key in `table`: adds each row's `amounts` to the row of its `keys`
-/// (inserting it when absent), then deletes those of the `shrunk` keys whose first amount
-/// fell to zero or below (only a key that lost something can fall), so a row never rests
-/// at zero and any split of the same events into batches leaves the same rows. Each row
-/// is its key's values, then its amounts.
+/// (inserting it when absent), then deletes the rows whose first amount fell to zero or
+/// below, looking only at the keys whose first amount this call did not raise (only they
+/// can fall), so a row never rests at zero and any split of the same events into batches
+/// leaves the same rows. Each row is its key's values (text), then its amounts.
 ///
 /// # Errors
-/// When the database refuses a statement.
+/// When a key is not text, or the database refuses a statement.
 pub async fn add_to_sums(
     conn: &mut AnyConnection,
     table: &str,
     keys: &[&str],
     amounts: &[&str],
     rows: Vec<Vec<Arg>>,
-    shrunk: &[Vec<String>],
 ) -> anyhow::Result<()> {
     let first = amounts.first().context("sums without amounts")?;
+    let shrunk = rows
+        .iter()
+        .filter(|row| matches!(row.get(keys.len()), Some(Arg::Int(added)) if *added <= 0))
+        .map(|row| {
+            row[..keys.len()]
+                .iter()
+                .map(|key| match key {
+                    Arg::Text(text) => Ok(text.clone()),
+                    Arg::NullText | Arg::Int(_) => anyhow::bail!("a key of {table} is not text"),
+                })
+                .collect::<anyhow::Result<Vec<String>>>()
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let columns = keys.iter().chain(amounts).copied().collect::<Vec<_>>();
     let sums = amounts
         .iter()
@@ -237,7 +249,7 @@ pub async fn add_to_sums(
         conn,
         &format!("DELETE FROM {table} WHERE {first} <= 0 AND"),
         keys,
-        shrunk,
+        &shrunk,
     )
     .await
 }

@@ -46,22 +46,16 @@ impl CountChanges {
     /// # Errors
     /// When the database refuses a statement.
     pub async fn write(&self, conn: &mut AnyConnection) -> anyhow::Result<()> {
-        let mut rows = Vec::new();
-        let mut shrunk = Vec::new();
-        for (day, status, delta) in self.changes() {
-            // Only a row that lost orders can fall to zero.
-            if delta < 0 {
-                shrunk.push(vec![day.to_owned(), status.to_owned()]);
-            }
-            rows.push(vec![day.to_owned().into(), status.into(), delta.into()]);
-        }
+        let rows = self
+            .changes()
+            .map(|(day, status, delta)| vec![day.to_owned().into(), status.into(), delta.into()])
+            .collect();
         batch::add_to_sums(
             conn,
             "rm_order_counts",
             &["day", "status"],
             &["orders"],
             rows,
-            &shrunk,
         )
         .await
     }

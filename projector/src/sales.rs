@@ -198,16 +198,11 @@ impl Fold {
         )
         .await?;
 
-        // Figures that add nothing change nothing (a row never rests at zero orders), and
-        // only rows that lost orders can fall to zero.
+        // Figures that add nothing change nothing (a row never rests at zero orders).
         let mut rows = Vec::new();
-        let mut shrunk = Vec::new();
         for ((day, product, currency), f) in self.daily {
             if f == Figures::default() {
                 continue;
-            }
-            if f.orders <= 0 {
-                shrunk.push(vec![day.clone(), product.clone(), currency.clone()]);
             }
             rows.push(vec![
                 day.into(),
@@ -224,18 +219,13 @@ impl Fold {
             &["day", "product_id", "currency"],
             &FIGURES,
             rows,
-            &shrunk,
         )
         .await?;
 
         let mut rows = Vec::new();
-        let mut shrunk = Vec::new();
         for ((day, currency), f) in self.days {
             if f == Figures::default() {
                 continue;
-            }
-            if f.orders <= 0 {
-                shrunk.push(vec![day.clone(), currency.clone()]);
             }
             rows.push(vec![
                 day.into(),
@@ -245,15 +235,7 @@ impl Fold {
                 f.revenue.into(),
             ]);
         }
-        batch::add_to_sums(
-            conn,
-            "rm_sales_days",
-            &["day", "currency"],
-            &FIGURES,
-            rows,
-            &shrunk,
-        )
-        .await
+        batch::add_to_sums(conn, "rm_sales_days", &["day", "currency"], &FIGURES, rows).await
     }
 }
 
