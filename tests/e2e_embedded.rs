@@ -94,6 +94,28 @@ async fn the_whole_flow_survives_a_restart() {
         json!({"name": "Grace Hopper", "email": "grace@example.com", "mobileNumber": "+15550100", "password": "cobol-rules-1959"})).await;
     assert_eq!(status, StatusCode::CREATED);
     let grace = login(&client, &base, "grace@example.com", "cobol-rules-1959").await;
+    // Her profile: changed through the command side, read back from the read model.
+    let renamed: Value = client
+        .patch(format!("{base}/api/v1/customers/me"))
+        .bearer_auth(&grace)
+        .json(&json!({"name": "Grace Brewster Hopper"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let profile: Value = client
+        .get(format!("{base}/api/v1/customers/me"))
+        .bearer_auth(&grace)
+        .header("x-emporium-min-position", renamed["position"].to_string())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(profile["name"], "Grace Brewster Hopper", "{profile}");
     let address = json!({"name": "Grace Hopper", "line1": "1 Navy Yard", "city": "Arlington", "postalCode": "22202", "country": "US"});
     let (status, order) = post(
         &client,

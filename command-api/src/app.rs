@@ -88,6 +88,7 @@ pub fn routes(state: AppState) -> OpenApiRouter {
         .merge(resources::inventory::router())
         .merge(resources::orders::router())
         .merge(resources::cart::router())
+        .merge(resources::customers::router())
         .merge(resources::wishlist::router())
         .route_layer(middleware::from_fn(metrics::track))
         .layer(middleware::from_fn_with_state(

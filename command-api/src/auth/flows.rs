@@ -400,6 +400,82 @@ pub async fn confirm_password_reset(
     ))
 }
 
+/// Changes the caller's own password, proven by the current one, and ends every other
+/// session: the account's refresh tokens and the access tokens issued so far are revoked
+/// (whoever learnt the old password may hold some), and the caller gets a new pair. A
+/// wrong current password is a 422 at `currentPassword`, counted as a failed login of the
+/// account (so a stolen access token cannot be used to guess the password faster than a
+/// login could: 429 past the limit).
+pub async fn change_password(
+    state: &AppState,
+    ip: Option<IpAddr>,
+    by: AuthUser,
+    current_password: &str,
+    new_password: &str,
+) -> Result<IssuedTokens, ApiError> {
+    let mut v = Validator::new();
+    password::check(&mut v, "newPassword", new_password);
+    v.finish()?;
+    let owner = account_stream(by.id).to_string();
+    state.auth.check_login(ip, &owner).await?;
+    let Some(account) = load_account(state, Some(&owner)).await? else {
+        return Err(ApiError::Unauthorized(
+            "the account no longer exists".into(),
+        ));
+    };
+    if account.locked {
+        return Err(account_locked());
+    }
+    let verified = state
+        .auth
+        .passwords()
+        .verify(current_password, Some(&account.password_hash))
+        .await?;
+    if !verified {
+        state.auth.record_login_failure(ip, &owner).await;
+        let mut v = Validator::new();
+        v.check(false, "currentPassword", "is not this account's password");
+        v.finish()?;
+    }
+    let role = account.role.unwrap_or(by.role);
+    set_password(state, by.id, new_password).await?;
+    let revoked = state.auth.refresh_tokens().revoke_account(by.id).await?;
+    state.auth.revoke_access(by.id).await?;
+    tracing::info!(account = %by.id, revoked, "password changed");
+    state.auth.issue_tokens(by.id, role).await
+}
+
+/// Updates the caller's own profile: a customer's name and gender (`None` keeps a field).
+/// With `expected` (the client's `If-Match`), only while the account is at that version.
+pub async fn update_profile(
+    state: &AppState,
+    by: AuthUser,
+    expected: Option<u64>,
+    name: Option<String>,
+    gender: Option<Gender>,
+) -> Result<AppendResult, ApiError> {
+    let meta = CommandMeta::by(format!("account-{}", by.id));
+    let now = chrono::Utc::now();
+    let done = state
+        .commands
+        .execute_if_version::<Account, _>(&account_stream(by.id), expected, &meta, |account| {
+            Account::decide(
+                account,
+                AccountCommand::UpdateProfile {
+                    name: name.clone(),
+                    gender,
+                    now,
+                },
+            )
+            .map_err(ApiError::from)
+        })
+        .await?;
+    Ok(AppendResult {
+        version: done.version,
+        position: done.position,
+    })
+}
+
 /// Locks account `id` (by an admin, who may not lock themselves) and revokes its refresh
 /// tokens and the access tokens it was issued so far (at once here, within a second on
 /// the other nodes).

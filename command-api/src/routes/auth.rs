@@ -11,7 +11,7 @@ use domain::account::Gender;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
-use web::{ApiError, AppJson, Problem, client_ip::TrustedProxies};
+use web::{ApiError, AppJson, AuthUser, Problem, client_ip::TrustedProxies};
 
 use super::CommandAnswer;
 use crate::{
@@ -28,6 +28,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(logout))
         .routes(routes!(request_password_reset))
         .routes(routes!(confirm_password_reset))
+        .routes(routes!(change_password))
 }
 
 /// The client's IP address, when the server was started with connect info (it always is;
@@ -108,6 +109,18 @@ pub struct RefreshRequest {
     pub refresh_token: String,
 }
 
+/// A signed-in caller's new password.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ChangePasswordRequest {
+    /// The password the account has now.
+    #[schema(format = Password)]
+    pub current_password: String,
+    /// 8–128 characters.
+    #[schema(format = Password)]
+    pub new_password: String,
+}
+
 /// A signed-in session's tokens.
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -184,6 +197,32 @@ async fn refresh(
     AppJson(body): AppJson<RefreshRequest>,
 ) -> Result<Response, ApiError> {
     let tokens = flows::refresh(&state, &body.refresh_token).await?;
+    Ok(TokenResponse::respond(tokens))
+}
+
+/// Change the signed-in account's password (any role), proven by the current one.
+///
+/// Every session of the account ends: its refresh tokens and the access tokens issued
+/// before are revoked (at once here, within a second on the other nodes), and the answer
+/// is a new pair for the caller. A wrong current password counts as a failed login of the
+/// account (429 past the limit).
+#[utoipa::path(post, path = "/api/v1/auth/password", tag = "auth", security(("bearer" = [])),
+    request_body = ChangePasswordRequest,
+    responses(
+        (status = 200, description = "changed; the caller's new session", body = TokenResponse),
+        (status = 401, body = Problem),
+        (status = 403, description = "`account_locked`", body = Problem),
+        (status = 422, description = "`currentPassword` is wrong, or `newPassword` invalid", body = Problem),
+        (status = 429, description = "too many failed attempts", body = Problem)))]
+async fn change_password(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    user: AuthUser,
+    AppJson(body): AppJson<ChangePasswordRequest>,
+) -> Result<Response, ApiError> {
+    let tokens =
+        flows::change_password(&state, ip, user, &body.current_password, &body.new_password)
+            .await?;
     Ok(TokenResponse::respond(tokens))
 }
 

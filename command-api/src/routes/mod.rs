@@ -11,6 +11,7 @@ use web::ApiError;
 pub mod accounts;
 pub mod auth;
 pub mod cart;
+pub mod customers;
 pub mod inventory;
 pub mod orders;
 pub mod products;

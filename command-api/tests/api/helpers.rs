@@ -224,6 +224,17 @@ impl TestApp {
         response.json().await.expect("login body")
     }
 
+    /// The status of a login with these credentials.
+    pub async fn login_status(&self, username: &str, password: &str) -> StatusCode {
+        self.post(
+            "/api/v1/auth/login",
+            None,
+            &json!({"username": username, "password": password}),
+        )
+        .await
+        .status()
+    }
+
     /// An access token of the bootstrap admin.
     pub async fn admin_token(&self) -> String {
         self.login(ADMIN_USERNAME, ADMIN_PASSWORD).await["accessToken"]

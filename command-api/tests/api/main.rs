@@ -10,5 +10,6 @@ mod inventory;
 mod orders;
 mod password_reset;
 mod products;
+mod profile;
 mod rate_limits;
 mod revocations;

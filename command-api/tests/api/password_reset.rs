@@ -51,16 +51,6 @@ async fn confirm(app: &TestApp, token: &str, new_password: &str) -> reqwest::Res
     .await
 }
 
-async fn login(app: &TestApp, email: &str, password: &str) -> StatusCode {
-    app.post(
-        "/api/v1/auth/login",
-        None,
-        &json!({"username": email, "password": password}),
-    )
-    .await
-    .status()
-}
-
 async fn the_answer_is_the_same_whether_or_not_the_account_exists(app: TestApp) {
     let (_, email, _) = app.register_customer().await;
     let known = app.post(RESET, None, &json!({"email": email})).await;
@@ -102,9 +92,9 @@ async fn a_reset_token_sets_the_password_once_and_ends_every_session(app: TestAp
     assert!(answer["position"].as_u64().unwrap() > 0);
 
     // The new password works, the old one does not.
-    assert_eq!(login(&app, &email, NEW_PASSWORD).await, StatusCode::OK);
+    assert_eq!(app.login_status(&email, NEW_PASSWORD).await, StatusCode::OK);
     assert_eq!(
-        login(&app, &email, CUSTOMER_PASSWORD).await,
+        app.login_status(&email, CUSTOMER_PASSWORD).await,
         StatusCode::UNAUTHORIZED
     );
     // The session from before the reset is over.
@@ -138,7 +128,7 @@ async fn a_reset_token_sets_the_password_once_and_ends_every_session(app: TestAp
     // The token is used up.
     let again = confirm(&app, &token, "yet another password").await;
     assert_problem(again, StatusCode::BAD_REQUEST, "invalid_reset_token").await;
-    assert_eq!(login(&app, &email, NEW_PASSWORD).await, StatusCode::OK);
+    assert_eq!(app.login_status(&email, NEW_PASSWORD).await, StatusCode::OK);
     // The change is in the account's history.
     let events = app
         .store
@@ -186,7 +176,10 @@ async fn bad_reset_input_is_refused_and_changes_nothing(app: TestApp) {
         assert_problem(response, StatusCode::BAD_REQUEST, "invalid_reset_token").await;
     }
     // None of that used the real token up, nor changed the password.
-    assert_eq!(login(&app, &email, CUSTOMER_PASSWORD).await, StatusCode::OK);
+    assert_eq!(
+        app.login_status(&email, CUSTOMER_PASSWORD).await,
+        StatusCode::OK
+    );
     let confirmed = confirm(&app, &token, NEW_PASSWORD).await;
     assert_eq!(confirmed.status(), StatusCode::OK);
 }
