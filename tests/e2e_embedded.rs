@@ -44,6 +44,16 @@ async fn the_whole_flow_survives_a_restart() {
         .await
         .unwrap();
     assert!(spec["paths"]["/api/v1/orders"].is_object());
+    // Paths served by both sides keep both sides' operations in the one document.
+    for (path, methods) in [
+        ("/api/v1/products/{id}", ["get", "patch"]),
+        ("/api/v1/customers/me", ["get", "patch"]),
+        ("/api/v1/admin/accounts", ["get", "post"]),
+    ] {
+        for method in methods {
+            assert!(spec["paths"][path][method].is_object(), "{method} {path}");
+        }
+    }
 
     let admin = login(&client, &base, "admin", ADMIN_PASSWORD).await;
     let product = json!({"name": "Walnut desk", "categories": ["furniture"], "attributes": {"wood": "walnut"},

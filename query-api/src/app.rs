@@ -15,6 +15,7 @@ pub fn routes(state: QueryState) -> OpenApiRouter {
         .merge(resources::inventory::router())
         .merge(resources::orders::router())
         .merge(resources::customers::router())
+        .merge(resources::accounts::router())
         .merge(resources::analytics::router())
         .merge(resources::search::router())
         .merge(resources::recommendations::router())

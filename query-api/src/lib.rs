@@ -10,8 +10,9 @@
 //! ([`web::ApiError`]); every SQL value is bound ([`read`]).
 //!
 //! Shape: `routes/` holds one module per resource with thin handlers; [`read`] (catalogue
-//! and inventory) and [`order_read`] (orders, order histories, customers, sales) hold the
-//! repositories and their SQL; [`views`] and [`order_views`] the JSON shapes. Compose it
+//! and inventory), [`order_read`] (orders, order histories, customers, sales) and
+//! [`account_read`] (the back office's account directory) hold the repositories and their
+//! SQL; [`views`] and [`order_views`] the JSON shapes. Compose it
 //! with an in-process projector by passing its positions, and give it the event store for
 //! orders' audit trails (without one, `GET /api/v1/orders/{id}/history` answers 503) and
 //! a [`search::SearchIndex`] for full-text search (without one, `GET /api/v1/search`
@@ -27,6 +28,7 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod account_read;
 mod app;
 pub mod cache_writer;
 pub mod checkpoint_feed;

@@ -37,11 +37,15 @@ use crate::{
     views::MoneyView,
 };
 
-fn internal(err: impl Into<anyhow::Error>) -> ApiError {
+pub(crate) fn internal(err: impl Into<anyhow::Error>) -> ApiError {
     ApiError::Internal(err.into())
 }
 
-fn number(name: &str, value: &str, range: std::ops::RangeInclusive<u32>) -> Result<u32, ApiError> {
+pub(crate) fn number(
+    name: &str,
+    value: &str,
+    range: std::ops::RangeInclusive<u32>,
+) -> Result<u32, ApiError> {
     value
         .parse::<u32>()
         .ok()
@@ -56,7 +60,7 @@ fn number(name: &str, value: &str, range: std::ops::RangeInclusive<u32>) -> Resu
 }
 
 /// Rejects a parameter given twice (so a repeated filter never silently wins).
-fn once<'a>(seen: &mut Vec<&'a str>, key: &'a str) -> Result<(), ApiError> {
+pub(crate) fn once<'a>(seen: &mut Vec<&'a str>, key: &'a str) -> Result<(), ApiError> {
     if seen.contains(&key) {
         return Err(ApiError::invalid_query(format!("{key} is given twice")));
     }

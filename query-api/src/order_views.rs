@@ -192,6 +192,48 @@ pub struct CustomerProfileView {
     pub registered_at: String,
 }
 
+/// An account as the back office sees it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AccountView {
+    /// Account id (UUID): what `POST /api/v1/admin/accounts/{id}/lock` takes.
+    pub id: String,
+    /// `ADMIN`, `STAFF` or `CUSTOMER`.
+    pub role: String,
+    /// Login name: a customer's e-mail address, a back-office username.
+    pub username: String,
+    /// Display name.
+    pub name: String,
+    /// E-mail address (customers).
+    pub email: Option<String>,
+    /// Mobile number (customers).
+    pub mobile_number: Option<String>,
+    /// `FEMALE`, `MALE`, `OTHER` or `UNSPECIFIED`, if given.
+    pub gender: Option<String>,
+    /// Whether sign-in is refused.
+    pub locked: bool,
+    /// When the account was opened (RFC 3339).
+    #[schema(value_type = String, format = DateTime)]
+    pub registered_at: String,
+    /// When the account last changed (RFC 3339).
+    #[schema(value_type = String, format = DateTime)]
+    pub updated_at: String,
+}
+
+/// One page of accounts, newest first.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AccountPage {
+    /// The accounts on this page.
+    pub items: Vec<AccountView>,
+    /// This page's number (1-based).
+    pub page: u32,
+    /// Accounts per page.
+    pub page_size: u32,
+    /// Accounts matching the filters, on all pages.
+    pub total: u64,
+}
+
 /// Sales of one group (a day, a product, or a product on a day) in one currency.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]

@@ -27,7 +27,7 @@ use web::ApiError;
 use crate::{
     QueryConfig,
     consistency::Consistency,
-    sql_filter::{Bind, Filter},
+    sql_filter::{Bind, Filter, escape_like},
     views::{
         InventoryView, MoneyView, PriceRange, ProductPage, ProductStatus, ProductView, VariantView,
     },
@@ -283,18 +283,6 @@ fn product_filter(query: &ProductQuery, listed: Listed) -> Filter {
         filter.require(format!("l.name_key LIKE {pattern} ESCAPE '\\'"));
     }
     filter
-}
-
-/// Escapes `%`, `_` and `\` for a `LIKE … ESCAPE '\'` pattern.
-fn escape_like(text: &str) -> String {
-    let mut escaped = String::with_capacity(text.len());
-    for c in text.chars() {
-        if matches!(c, '%' | '_' | '\\') {
-            escaped.push('\\');
-        }
-        escaped.push(c);
-    }
-    escaped
 }
 
 const PRODUCT_COLUMNS: &str = "p.id, p.name, p.description, p.status, p.categories, \

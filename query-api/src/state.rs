@@ -9,6 +9,7 @@ use sqlx::AnyPool;
 use web::JwtVerifier;
 
 use crate::{
+    account_read::AccountDirectory,
     consistency::Consistency,
     order_read::{CustomerDirectory, OrderBook, OrderHistory, SalesFigures},
     read::{InventoryLevels, ProductCatalogue},
@@ -76,6 +77,8 @@ pub struct QueryParts {
     pub orders: OrderBook,
     /// Customers' profiles.
     pub customers: CustomerDirectory,
+    /// Every account, for the back office.
+    pub accounts: AccountDirectory,
     /// Sales figures.
     pub sales: SalesFigures,
     /// Bought-together and similar products.
@@ -108,6 +111,7 @@ impl QueryState {
             inventory: InventoryLevels::new(pool.clone()),
             orders: OrderBook::new(pool.clone(), consistency.clone(), config),
             customers: CustomerDirectory::new(pool.clone()),
+            accounts: AccountDirectory::new(pool.clone()),
             sales: SalesFigures::new(pool.clone()),
             recommendations: Recommendations::new(pool.clone()),
             history: None,

@@ -6,6 +6,7 @@ use axum::{
 use std::sync::Arc;
 use web::{ApiError, AuthUser, JwtVerifier};
 
+pub mod accounts;
 pub mod analytics;
 pub mod customers;
 pub mod inventory;

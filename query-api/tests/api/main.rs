@@ -1,6 +1,7 @@
 //! HTTP-level tests of the query API: the real router on a real port, the projector on the
 //! same database (SQLite always, PostgreSQL when reachable), a catalogue seeded through the
 //! event store, a real HTTP client.
+mod accounts;
 mod analytics;
 mod checkpoint_feed;
 mod compose;

@@ -1,0 +1,255 @@
+//! The back office's account directory (`rm_customers`, every role): which accounts match
+//! a filter, and one account. Every value is bound, never spliced.
+use domain::ids::AccountId;
+use sqlx::{AnyPool, Row, any::AnyRow};
+use web::ApiError;
+
+use crate::{
+    order_read::{internal, number, once},
+    order_views::{AccountPage, AccountView},
+    read::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE},
+    sql_filter::{Bind, Filter, escape_like},
+};
+
+/// Longest `q` accepted, in characters.
+const MAX_TERM: usize = 100;
+
+const COLUMNS: &str = "id, role, username, name, email, mobile_number, gender, locked, \
+                       registered_at, updated_at";
+
+/// A validated account query.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AccountQuery {
+    /// Only accounts with this role (`ADMIN`, `STAFF`, `CUSTOMER`).
+    pub role: Option<&'static str>,
+    /// Only locked (`true`) or unlocked (`false`) accounts.
+    pub locked: Option<bool>,
+    /// Part of the name, username, e-mail address or mobile number, any case.
+    pub term: Option<String>,
+    /// Page number, from 1.
+    pub page: u32,
+    /// Accounts per page, 1 to [`MAX_PAGE_SIZE`].
+    pub page_size: u32,
+}
+
+impl AccountQuery {
+    /// Validates the query string's pairs. Unknown or repeated parameters are refused.
+    ///
+    /// # Errors
+    /// 400 (`invalid_query`) naming the parameter at fault.
+    pub fn parse(pairs: &[(String, String)]) -> Result<Self, ApiError> {
+        let mut query = Self {
+            role: None,
+            locked: None,
+            term: None,
+            page: 1,
+            page_size: DEFAULT_PAGE_SIZE,
+        };
+        let mut seen = Vec::new();
+        for (key, value) in pairs {
+            once(&mut seen, key)?;
+            match key.as_str() {
+                "role" => {
+                    query.role = Some(match value.as_str() {
+                        "ADMIN" => "ADMIN",
+                        "STAFF" => "STAFF",
+                        "CUSTOMER" => "CUSTOMER",
+                        _ => {
+                            return Err(ApiError::invalid_query(
+                                "role must be one of ADMIN, STAFF, CUSTOMER",
+                            ));
+                        }
+                    });
+                }
+                "locked" => {
+                    query.locked =
+                        Some(value.parse().map_err(|_| {
+                            ApiError::invalid_query("locked must be true or false")
+                        })?);
+                }
+                "q" => {
+                    let term = value.trim();
+                    if term.is_empty() || term.chars().count() > MAX_TERM {
+                        return Err(ApiError::invalid_query(format!(
+                            "q must be 1 to {MAX_TERM} characters"
+                        )));
+                    }
+                    query.term = Some(term.to_lowercase());
+                }
+                "page" => query.page = number(key, value, 1..=1_000_000)?,
+                "pageSize" => query.page_size = number(key, value, 1..=MAX_PAGE_SIZE)?,
+                // Read by the read-your-writes extractor.
+                "minPosition" => {}
+                other => {
+                    return Err(ApiError::invalid_query(format!(
+                        "unknown parameter {other}"
+                    )));
+                }
+            }
+        }
+        Ok(query)
+    }
+
+    fn filter(&self) -> Filter {
+        let mut filter = Filter::default();
+        if let Some(role) = self.role {
+            filter.push("role", "=", role.to_owned());
+        }
+        if let Some(locked) = self.locked {
+            let placeholder = filter.bind(Bind::Int(i64::from(locked)));
+            filter.require(format!("locked = {placeholder}"));
+        }
+        if let Some(term) = &self.term {
+            let placeholder = filter.bind(Bind::Text(format!("%{}%", escape_like(term))));
+            filter.require(format!(
+                "(lower(name) LIKE {placeholder} ESCAPE '\\' \
+                 OR lower(username) LIKE {placeholder} ESCAPE '\\' \
+                 OR lower(COALESCE(email, '')) LIKE {placeholder} ESCAPE '\\' \
+                 OR COALESCE(mobile_number, '') LIKE {placeholder} ESCAPE '\\')"
+            ));
+        }
+        filter
+    }
+}
+
+/// Every account, for the back office.
+#[derive(Clone, Debug)]
+pub struct AccountDirectory {
+    pool: AnyPool,
+}
+
+impl AccountDirectory {
+    /// Over the read models in `pool`.
+    pub fn new(pool: AnyPool) -> Self {
+        Self { pool }
+    }
+
+    /// The accounts matching `query`, newest first, one page of them, and how many match.
+    ///
+    /// # Errors
+    /// When the read models cannot be read.
+    pub async fn list(&self, query: &AccountQuery) -> Result<AccountPage, ApiError> {
+        let filter = query.filter();
+        let condition = filter.where_clause();
+        let total: i64 = filter
+            .query(format!(
+                "SELECT COUNT(*) AS n FROM rm_customers WHERE {condition}"
+            ))
+            .fetch_one(&self.pool)
+            .await
+            .and_then(|row| row.try_get("n"))
+            .map_err(internal)?;
+        let next = filter.bound();
+        let rows = filter
+            .query(format!(
+                "SELECT {COLUMNS} FROM rm_customers WHERE {condition} \
+                 ORDER BY registered_at DESC, id DESC LIMIT ${} OFFSET ${}",
+                next + 1,
+                next + 2
+            ))
+            .bind(i64::from(query.page_size))
+            .bind(i64::from(query.page - 1) * i64::from(query.page_size))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(internal)?;
+        Ok(AccountPage {
+            items: rows
+                .iter()
+                .map(view)
+                .collect::<Result<_, _>>()
+                .map_err(internal)?,
+            page: query.page,
+            page_size: query.page_size,
+            total: u64::try_from(total).unwrap_or_default(),
+        })
+    }
+
+    /// Account `id`, if the read model has it.
+    ///
+    /// # Errors
+    /// When the read models cannot be read.
+    pub async fn get(&self, id: AccountId) -> Result<Option<AccountView>, ApiError> {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM rm_customers WHERE id = $1"
+        )))
+        .bind(id.to_string())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(internal)?
+        .as_ref()
+        .map(view)
+        .transpose()
+        .map_err(internal)
+    }
+}
+
+fn view(row: &AnyRow) -> Result<AccountView, sqlx::Error> {
+    Ok(AccountView {
+        id: row.try_get("id")?,
+        role: row.try_get("role")?,
+        username: row.try_get("username")?,
+        name: row.try_get("name")?,
+        email: row.try_get("email")?,
+        mobile_number: row.try_get("mobile_number")?,
+        gender: row.try_get("gender")?,
+        locked: row.try_get::<i64, _>("locked")? != 0,
+        registered_at: row.try_get("registered_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(query: &[(&str, &str)]) -> Result<AccountQuery, ApiError> {
+        let pairs: Vec<(String, String)> = query
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        AccountQuery::parse(&pairs)
+    }
+
+    #[test]
+    fn filters_are_bound_and_wildcards_taken_literally() {
+        let query = parse(&[
+            ("role", "CUSTOMER"),
+            ("locked", "true"),
+            ("q", " Ada_100% "),
+        ])
+        .unwrap();
+        assert_eq!(query.term.as_deref(), Some("ada_100%"));
+        let filter = query.filter();
+        assert!(
+            filter
+                .where_clause()
+                .starts_with("role = $1 AND locked = $2 AND (lower(name) LIKE $3")
+        );
+        assert_eq!(filter.bound(), 3);
+        assert_eq!(escape_like("ada_100%\\"), "ada\\_100\\%\\\\");
+    }
+
+    #[test]
+    fn bad_parameters_are_refused() {
+        let long = "a".repeat(MAX_TERM + 1);
+        for bad in [
+            vec![("role", "customer")],
+            vec![("locked", "yes")],
+            vec![("q", "")],
+            vec![("q", "  ")],
+            vec![("q", long.as_str())],
+            vec![("page", "0")],
+            vec![("pageSize", "101")],
+            vec![("sort", "name")],
+            vec![("role", "ADMIN"), ("role", "STAFF")],
+        ] {
+            let error = parse(&bad).unwrap_err();
+            assert_eq!(error.problem().code, "invalid_query", "{bad:?}");
+        }
+        let query = parse(&[("minPosition", "5")]).unwrap();
+        assert_eq!(
+            (query.page, query.page_size, query.role),
+            (1, DEFAULT_PAGE_SIZE, None)
+        );
+    }
+}
