@@ -5,9 +5,9 @@ use sqlx::{AnyPool, Row, any::AnyRow};
 use web::ApiError;
 
 use crate::{
-    order_read::{internal, number, once},
+    order_read::internal,
     order_views::{AccountPage, AccountView},
-    read::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE},
+    paging::{self, Paging},
     sql_filter::{Bind, Filter, escape_like},
 };
 
@@ -26,10 +26,8 @@ pub struct AccountQuery {
     pub locked: Option<bool>,
     /// Part of the name, username, e-mail address or mobile number, any case.
     pub term: Option<String>,
-    /// Page number, from 1.
-    pub page: u32,
-    /// Accounts per page, 1 to [`MAX_PAGE_SIZE`].
-    pub page_size: u32,
+    /// Which page.
+    pub paging: Paging,
 }
 
 impl AccountQuery {
@@ -38,19 +36,11 @@ impl AccountQuery {
     /// # Errors
     /// 400 (`invalid_query`) naming the parameter at fault.
     pub fn parse(pairs: &[(String, String)]) -> Result<Self, ApiError> {
-        let mut query = Self {
-            role: None,
-            locked: None,
-            term: None,
-            page: 1,
-            page_size: DEFAULT_PAGE_SIZE,
-        };
-        let mut seen = Vec::new();
-        for (key, value) in pairs {
-            once(&mut seen, key)?;
-            match key.as_str() {
+        let (mut role, mut locked, mut term) = (None, None, None);
+        let paging = paging::parse(pairs, |key, value| {
+            match key {
                 "role" => {
-                    query.role = Some(match value.as_str() {
+                    role = Some(match value {
                         "ADMIN" => "ADMIN",
                         "STAFF" => "STAFF",
                         "CUSTOMER" => "CUSTOMER",
@@ -62,32 +52,30 @@ impl AccountQuery {
                     });
                 }
                 "locked" => {
-                    query.locked =
+                    locked =
                         Some(value.parse().map_err(|_| {
                             ApiError::invalid_query("locked must be true or false")
                         })?);
                 }
                 "q" => {
-                    let term = value.trim();
-                    if term.is_empty() || term.chars().count() > MAX_TERM {
+                    let value = value.trim();
+                    if value.is_empty() || value.chars().count() > MAX_TERM {
                         return Err(ApiError::invalid_query(format!(
                             "q must be 1 to {MAX_TERM} characters"
                         )));
                     }
-                    query.term = Some(term.to_lowercase());
+                    term = Some(value.to_lowercase());
                 }
-                "page" => query.page = number(key, value, 1..=1_000_000)?,
-                "pageSize" => query.page_size = number(key, value, 1..=MAX_PAGE_SIZE)?,
-                // Read by the read-your-writes extractor.
-                "minPosition" => {}
-                other => {
-                    return Err(ApiError::invalid_query(format!(
-                        "unknown parameter {other}"
-                    )));
-                }
+                _ => return Ok(false),
             }
-        }
-        Ok(query)
+            Ok(true)
+        })?;
+        Ok(Self {
+            role,
+            locked,
+            term,
+            paging,
+        })
     }
 
     fn filter(&self) -> Filter {
@@ -129,38 +117,23 @@ impl AccountDirectory {
     /// # Errors
     /// When the read models cannot be read.
     pub async fn list(&self, query: &AccountQuery) -> Result<AccountPage, ApiError> {
-        let filter = query.filter();
-        let condition = filter.where_clause();
-        let total: i64 = filter
-            .query(format!(
-                "SELECT COUNT(*) AS n FROM rm_customers WHERE {condition}"
-            ))
-            .fetch_one(&self.pool)
-            .await
-            .and_then(|row| row.try_get("n"))
-            .map_err(internal)?;
-        let next = filter.bound();
-        let rows = filter
-            .query(format!(
-                "SELECT {COLUMNS} FROM rm_customers WHERE {condition} \
-                 ORDER BY registered_at DESC, id DESC LIMIT ${} OFFSET ${}",
-                next + 1,
-                next + 2
-            ))
-            .bind(i64::from(query.page_size))
-            .bind(i64::from(query.page - 1) * i64::from(query.page_size))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(internal)?;
+        let order = "registered_at DESC, id DESC";
+        let (total, rows) = paging::fetch(
+            &self.pool,
+            &query.filter(),
+            (COLUMNS, "FROM rm_customers", order),
+            query.paging,
+        )
+        .await?;
         Ok(AccountPage {
             items: rows
                 .iter()
                 .map(view)
                 .collect::<Result<_, _>>()
                 .map_err(internal)?,
-            page: query.page,
-            page_size: query.page_size,
-            total: u64::try_from(total).unwrap_or_default(),
+            page: query.paging.page,
+            page_size: query.paging.page_size,
+            total,
         })
     }
 
@@ -248,8 +221,8 @@ mod tests {
         }
         let query = parse(&[("minPosition", "5")]).unwrap();
         assert_eq!(
-            (query.page, query.page_size, query.role),
-            (1, DEFAULT_PAGE_SIZE, None)
+            (query.paging.page, query.paging.page_size, query.role),
+            (1, 20, None)
         );
     }
 }

@@ -9,8 +9,8 @@
 //! eventually consistent system ([`consistency`]). Errors are problem documents
 //! ([`web::ApiError`]); every SQL value is bound ([`read`]).
 //!
-//! Shape: `routes/` holds one module per resource with thin handlers; [`read`] (catalogue
-//! and inventory), [`order_read`] (orders, order histories, customers, sales) and
+//! Shape: `routes/` holds one module per resource with thin handlers; [`read`] (catalogue),
+//! [`inventory_read`] (stock), [`order_read`] (orders, order histories, customers, sales) and
 //! [`account_read`] (the back office's account directory) hold the repositories and their
 //! SQL; [`views`] and [`order_views`] the JSON shapes. Compose it
 //! with an in-process projector by passing its positions, and give it the event store for
@@ -34,8 +34,10 @@ pub mod cache_writer;
 pub mod checkpoint_feed;
 pub mod checkpoint_reads;
 pub mod consistency;
+pub mod inventory_read;
 pub mod order_read;
 pub mod order_views;
+pub mod paging;
 pub mod read;
 pub mod recommendations;
 pub mod replays;

@@ -1,6 +1,5 @@
-//! Read repositories, named after the question they answer: [`ProductCatalogue`] (which
-//! products match, and what one product looks like) and [`InventoryLevels`] (how much of a
-//! SKU there is). All SQL of the query API lives here; every value is bound, never spliced.
+//! The catalogue's read repository, [`ProductCatalogue`]: which products match, and what
+//! one product looks like. Every value is bound, never spliced.
 //!
 //! Product views are cached ([`cache::ViewCache`]): in process, and in Redis when the node
 //! has it. An entry remembers the `catalog` checkpoint it was read at; while that checkpoint
@@ -28,9 +27,7 @@ use crate::{
     QueryConfig,
     consistency::Consistency,
     sql_filter::{Bind, Filter, escape_like},
-    views::{
-        InventoryView, MoneyView, PriceRange, ProductPage, ProductStatus, ProductView, VariantView,
-    },
+    views::{MoneyView, PriceRange, ProductPage, ProductStatus, ProductView, VariantView},
 };
 
 /// Most products on one page.
@@ -673,57 +670,4 @@ pub async fn render_product(pool: &AnyPool, id: &str) -> anyhow::Result<Option<P
 
 fn internal(err: impl Into<anyhow::Error>) -> ApiError {
     ApiError::Internal(err.into())
-}
-
-/// How much of a SKU there is.
-#[derive(Clone, Debug)]
-pub struct InventoryLevels {
-    pool: AnyPool,
-}
-
-impl InventoryLevels {
-    /// Over the read models in `pool`.
-    pub fn new(pool: AnyPool) -> Self {
-        Self { pool }
-    }
-
-    /// The stock of `sku`: its row, or zeros for a SKU the catalogue knows but that was
-    /// never stocked; `None` for a SKU no product has.
-    ///
-    /// # Errors
-    /// When the read models cannot be read.
-    pub async fn get(&self, sku: &str) -> Result<Option<InventoryView>, ApiError> {
-        let row =
-            sqlx::query("SELECT on_hand, reserved, committed FROM rm_inventory WHERE sku = $1")
-                .bind(sku)
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(internal)?;
-        let (on_hand, reserved, committed): (i64, i64, i64) = match row {
-            Some(row) => (
-                row.try_get("on_hand").map_err(internal)?,
-                row.try_get("reserved").map_err(internal)?,
-                row.try_get("committed").map_err(internal)?,
-            ),
-            None => {
-                let known: Option<String> =
-                    sqlx::query_scalar("SELECT sku FROM rm_variants WHERE sku = $1")
-                        .bind(sku)
-                        .fetch_optional(&self.pool)
-                        .await
-                        .map_err(internal)?;
-                if known.is_none() {
-                    return Ok(None);
-                }
-                (0, 0, 0)
-            }
-        };
-        Ok(Some(InventoryView {
-            sku: sku.to_owned(),
-            on_hand,
-            reserved,
-            committed,
-            available: on_hand - reserved,
-        }))
-    }
 }

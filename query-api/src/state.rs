@@ -11,8 +11,9 @@ use web::JwtVerifier;
 use crate::{
     account_read::AccountDirectory,
     consistency::Consistency,
+    inventory_read::InventoryLevels,
     order_read::{CustomerDirectory, OrderBook, OrderHistory, SalesFigures},
-    read::{InventoryLevels, ProductCatalogue},
+    read::ProductCatalogue,
     recommendations::Recommendations,
     search::{SEARCH_PROJECTION, SearchIndex},
 };

@@ -115,6 +115,38 @@ pub struct ProductPage {
     pub total: u64,
 }
 
+/// Stock of one SKU in the back office's list: the inventory view and the SKU's product.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct InventoryItem {
+    /// The SKU.
+    pub sku: String,
+    /// The product (UUID) the SKU is a variant of.
+    pub product_id: String,
+    /// Units physically held, reserved ones included.
+    pub on_hand: i64,
+    /// Units held for orders not yet shipped.
+    pub reserved: i64,
+    /// Units shipped so far.
+    pub committed: i64,
+    /// Units that can still be ordered: on hand less reserved.
+    pub available: i64,
+}
+
+/// One page of stock levels, least available first.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct InventoryPage {
+    /// The SKUs on this page.
+    pub items: Vec<InventoryItem>,
+    /// This page's number (1-based).
+    pub page: u32,
+    /// SKUs per page.
+    pub page_size: u32,
+    /// SKUs matching the filters, on all pages.
+    pub total: u64,
+}
+
 /// Stock of one SKU.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]

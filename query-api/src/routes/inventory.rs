@@ -1,17 +1,61 @@
-//! `GET /api/v1/inventory/{sku}`: a SKU's stock, for the back office.
-use axum::extract::{Path, State};
+//! `GET /api/v1/inventory` and `GET /api/v1/inventory/{sku}`: stock levels, for the back
+//! office.
+use axum::extract::{Path, Query, State, rejection::QueryRejection};
+use utoipa::IntoParams;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use web::{ApiError, AppJson, Authorized, BackOffice, Problem};
 
 use crate::{
-    consistency::{InventoryRead, MinPosition},
+    consistency::{AskedPosition, InventoryRead, MinPosition},
+    inventory_read::InventoryQuery,
     state::QueryState,
-    views::InventoryView,
+    views::{InventoryPage, InventoryView},
 };
 
 /// The inventory routes.
 pub fn router() -> OpenApiRouter<QueryState> {
-    OpenApiRouter::new().routes(routes!(get))
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(get))
+}
+
+/// Filters and page of the stock list.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)] // documents the parameters; they are parsed by `InventoryQuery::parse`
+struct ListParams {
+    /// Only SKUs with fewer units available than this (what to restock).
+    #[param(rename = "availableBelow")]
+    available_below: Option<i64>,
+    /// Only this product's SKUs.
+    #[param(rename = "productId")]
+    product_id: Option<uuid::Uuid>,
+    /// Page number, from 1.
+    page: Option<u32>,
+    /// SKUs per page, 1 to 100 (default 20).
+    #[param(rename = "pageSize")]
+    page_size: Option<u32>,
+    /// Answer only once this log position is reflected (also `X-Emporium-Min-Position`).
+    #[param(rename = "minPosition")]
+    min_position: Option<u64>,
+}
+
+/// Stock of every SKU, least available first, then by SKU (admin or staff). SKUs never
+/// stocked are listed with zeros.
+#[utoipa::path(get, path = "/api/v1/inventory", tag = "inventory", security(("bearer" = [])), params(ListParams),
+    responses((status = 200, body = InventoryPage), (status = 400, description = "a bad parameter", body = Problem),
+        (status = 401, body = Problem), (status = 403, body = Problem),
+        (status = 504, description = "the read model did not reach minPosition in time", body = Problem)))]
+async fn list(
+    State(state): State<QueryState>,
+    _back_office: Authorized<BackOffice>,
+    asked: AskedPosition<InventoryRead>,
+    pairs: Result<Query<Vec<(String, String)>>, QueryRejection>,
+) -> Result<AppJson<InventoryPage>, ApiError> {
+    let Query(pairs) = pairs.map_err(|e| ApiError::invalid_query(e.body_text()))?;
+    let query = InventoryQuery::parse(&pairs)?;
+    asked.reached(&state.consistency).await?;
+    Ok(AppJson(state.inventory.list(&query).await?))
 }
 
 /// Stock of one SKU: on hand, reserved, committed and available (admin or staff).
