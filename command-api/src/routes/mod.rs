@@ -82,10 +82,12 @@ pub(crate) fn optional_json<T: DeserializeOwned + Default>(body: &Bytes) -> Resu
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
     }
-    serde_json::from_slice(body).map_err(|err| ApiError::BadRequest {
+    let value = serde_json::from_slice(body).map_err(|err| ApiError::BadRequest {
         code: "invalid_body",
         detail: err.to_string(),
-    })
+    })?;
+    web::nul::check_json(body)?;
+    Ok(value)
 }
 
 /// Money as it crosses the API: integer minor units and an ISO 4217 code.

@@ -7,6 +7,7 @@ mod carts;
 mod helpers;
 mod idempotency;
 mod inventory;
+mod nul;
 mod orders;
 mod password_reset;
 mod products;

@@ -3,6 +3,7 @@
 use std::{marker::PhantomData, ops::Deref, sync::Arc};
 
 use axum::{
+    body::Bytes,
     extract::{FromRef, FromRequest, FromRequestParts, Request, rejection::JsonRejection},
     http::{header, request::Parts},
     response::{IntoResponse, Response},
@@ -10,10 +11,12 @@ use axum::{
 use domain::{account::Role, ids::AccountId};
 use serde::{Serialize, de::DeserializeOwned};
 
-use crate::{ApiError, JwtVerifier};
+use crate::{ApiError, JwtVerifier, nul};
 
 /// JSON body extractor and responder. Bodies that do not parse, carry unknown fields or
 /// have the wrong content type become 4xx problems instead of axum's plain-text answers.
+/// A string holding the NUL character (`\u0000`) is a 422 at its field: PostgreSQL cannot
+/// store it in text or JSONB, so it would fail deep in a write, after checks had passed.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct AppJson<T>(pub T);
 
@@ -25,10 +28,17 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(value)) => Ok(Self(value)),
-            Err(rejection) => Err(json_rejection(&rejection)),
-        }
+        let (parts, body) = req.into_parts();
+        let bytes = Bytes::from_request(Request::from_parts(parts.clone(), body), state)
+            .await
+            .map_err(|_| ApiError::PayloadTooLarge)?;
+        let again = Request::from_parts(parts, axum::body::Body::from(bytes.clone()));
+        let value = match axum::Json::<T>::from_request(again, state).await {
+            Ok(axum::Json(value)) => value,
+            Err(rejection) => return Err(json_rejection(&rejection)),
+        };
+        nul::check_json(&bytes)?;
+        Ok(Self(value))
     }
 }
 

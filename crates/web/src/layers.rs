@@ -31,6 +31,7 @@ pub fn apply<S: Clone + Send + Sync + 'static>(router: Router<S>) -> Router<S> {
     // Layers wrap outwards: the last added runs first, so the request id exists before
     // the trace span is opened and is copied onto every response, errors included.
     router
+        .layer(axum::middleware::from_fn(crate::nul::refuse_in_uri))
         .layer(TimeoutLayer::with_status_code(axum::http::StatusCode::GATEWAY_TIMEOUT, Duration::from_secs(30)))
         .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
         .layer(axum::middleware::map_response(problem_for_bare_error))

@@ -17,6 +17,7 @@ pub mod health;
 pub mod jwt;
 pub mod layers;
 pub mod metrics;
+pub mod nul;
 pub mod openapi;
 pub mod revocations;
 pub mod server;

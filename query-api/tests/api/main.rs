@@ -9,6 +9,7 @@ mod consistency;
 mod customers;
 mod helpers;
 mod inventory;
+mod nul;
 mod orders;
 mod products;
 mod recommendations;
