@@ -71,6 +71,11 @@ async fn problem_for_bare_error(response: Response) -> Response {
             "the request body is larger than the 1 MiB limit",
         ),
         StatusCode::GATEWAY_TIMEOUT => ("timeout", "the request took longer than 30 s"),
+        // axum's path extraction: a segment that is not percent-encoded UTF-8.
+        StatusCode::BAD_REQUEST => (
+            "invalid_uri",
+            "the path is malformed: a segment is not percent-encoded UTF-8",
+        ),
         _ => ("error", status.canonical_reason().unwrap_or("error")),
     };
     let (mut parts, _) = response.into_parts();
@@ -92,7 +97,16 @@ mod tests {
     use super::*;
 
     async fn answer(request: Request<Body>) -> (StatusCode, String, serde_json::Value) {
-        let router = apply(Router::new().route("/echo", post(|body: String| async { body })));
+        let router = apply(
+            Router::new()
+                .route("/echo", post(|body: String| async { body }))
+                .route(
+                    "/named/{name}",
+                    axum::routing::get(
+                        |axum::extract::Path(name): axum::extract::Path<String>| async { name },
+                    ),
+                ),
+        );
         let response = router.oneshot(request).await.unwrap();
         let status = response.status();
         let kind = response
@@ -141,6 +155,23 @@ mod tests {
             (StatusCode::PAYLOAD_TOO_LARGE, "application/problem+json")
         );
         assert_eq!(body["status"], 413);
+
+        let request = Request::get("/named/%FF").body(Body::empty()).unwrap();
+        let (status, kind, body) = answer(request).await;
+        assert_eq!(
+            (status, kind.as_str(), &body["code"]),
+            (
+                StatusCode::BAD_REQUEST,
+                "application/problem+json",
+                &"invalid_uri".into()
+            )
+        );
+        let request = Request::get("/named/a%00b").body(Body::empty()).unwrap();
+        let (status, _, body) = answer(request).await;
+        assert_eq!(
+            (status, &body["code"]),
+            (StatusCode::BAD_REQUEST, &"invalid_uri".into())
+        );
 
         // What handlers answer is left alone.
         let request = Request::post("/echo").body(Body::from("hello")).unwrap();
