@@ -46,6 +46,18 @@ pub fn status_text(status: ProductStatus) -> &'static str {
     }
 }
 
+/// The longest attribute name or value, in characters, a product list filters by
+/// (`attr.<key>=<value>`). Longer ones are kept in the product but not in
+/// `rm_product_attributes`, whose index (name, value, product) PostgreSQL caps at about
+/// 2.7 kB a row: a 12,000-character value failed the catalogue projection's batch, and so
+/// stopped it, on every retry.
+pub const MAX_FILTERABLE_CHARS: usize = 200;
+
+/// Whether an attribute with this name and value can be filtered by: both short enough.
+fn filterable(name: &str, value: &str) -> bool {
+    name.chars().count() <= MAX_FILTERABLE_CHARS && value.chars().count() <= MAX_FILTERABLE_CHARS
+}
+
 /// An attribute value as `rm_product_attributes` stores it: strings as they are, numbers
 /// and booleans as their JSON text; `None` for null, arrays and objects (not filterable).
 pub fn scalar_text(value: &Value) -> Option<String> {
@@ -317,7 +329,7 @@ impl Changes {
         let mut attributes = Vec::new();
         for id in &self.attributes {
             for (name, value) in &state(id)?.attributes {
-                if let Some(value) = scalar_text(value) {
+                if let Some(value) = scalar_text(value).filter(|v| filterable(name, v)) {
                     attributes.push(vec![
                         id.to_string().into(),
                         name.as_str().into(),

@@ -35,7 +35,7 @@ pub const MAX_PAGE_SIZE: u32 = 100;
 /// Products on a page when `pageSize` is not given.
 pub const DEFAULT_PAGE_SIZE: u32 = 20;
 /// Longest text accepted in a filter (`q`, `category`, attribute keys and values).
-pub const MAX_FILTER_LEN: usize = 200;
+pub const MAX_FILTER_LEN: usize = projector::catalog::MAX_FILTERABLE_CHARS;
 /// Most attribute filters in one query.
 pub const MAX_ATTRIBUTE_FILTERS: usize = 10;
 
