@@ -1,12 +1,12 @@
 //! `GET /api/v1/admin/accounts` and `GET /api/v1/admin/accounts/{id}`: the back office
 //! finds an account (to lock or unlock it, or to read a customer's orders by id).
-use axum::extract::{Path, Query, State, rejection::QueryRejection};
+use axum::extract::{Path, State};
 use domain::ids::AccountId;
 use utoipa::IntoParams;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use web::{Admins, ApiError, AppJson, Authorized, Problem};
 
-use super::customers::CustomersRead;
+use super::{PageParams, QueryPairs, customers::CustomersRead};
 use crate::{
     account_read::AccountQuery,
     consistency::{AskedPosition, MinPosition},
@@ -33,18 +33,10 @@ struct ListParams {
     /// Part of the name, username, e-mail address or mobile number, any case (1–100
     /// characters).
     q: Option<String>,
-    /// Page number, from 1.
-    page: Option<u32>,
-    /// Accounts per page, 1 to 100 (default 20).
-    #[param(rename = "pageSize")]
-    page_size: Option<u32>,
-    /// Answer only once this log position is reflected (also `X-Emporium-Min-Position`).
-    #[param(rename = "minPosition")]
-    min_position: Option<u64>,
 }
 
 /// Accounts of every role, newest first (admin).
-#[utoipa::path(get, path = "/api/v1/admin/accounts", tag = "accounts", security(("bearer" = [])), params(ListParams),
+#[utoipa::path(get, path = "/api/v1/admin/accounts", tag = "accounts", security(("bearer" = [])), params(ListParams, PageParams),
     responses((status = 200, body = AccountPage), (status = 400, description = "a bad parameter", body = Problem),
         (status = 401, body = Problem), (status = 403, body = Problem),
         (status = 504, description = "the read model did not reach minPosition in time", body = Problem)))]
@@ -52,9 +44,8 @@ async fn list(
     State(state): State<QueryState>,
     _: Authorized<Admins>,
     asked: AskedPosition<CustomersRead>,
-    pairs: Result<Query<Vec<(String, String)>>, QueryRejection>,
+    QueryPairs(pairs): QueryPairs,
 ) -> Result<AppJson<AccountPage>, ApiError> {
-    let Query(pairs) = pairs.map_err(|e| ApiError::invalid_query(e.body_text()))?;
     let query = AccountQuery::parse(&pairs)?;
     asked.reached(&state.consistency).await?;
     Ok(AppJson(state.accounts.list(&query).await?))

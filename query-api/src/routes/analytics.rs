@@ -1,10 +1,11 @@
 //! `GET /api/v1/analytics/sales`: revenue, orders and units by day and product (admin).
-use axum::extract::{Query, State, rejection::QueryRejection};
+use axum::extract::State;
 use projector::SalesProjection;
 use utoipa::IntoParams;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use web::{Admins, ApiError, AppJson, Authorized, Problem};
 
+use super::QueryPairs;
 use crate::{
     consistency::{AskedPosition, ReadSide},
     order_read::SalesQuery,
@@ -52,9 +53,8 @@ async fn sales(
     State(state): State<QueryState>,
     _admin: Authorized<Admins>,
     asked: AskedPosition<SalesRead>,
-    pairs: Result<Query<Vec<(String, String)>>, QueryRejection>,
+    QueryPairs(pairs): QueryPairs,
 ) -> Result<AppJson<SalesReport>, ApiError> {
-    let Query(pairs) = pairs.map_err(|e| ApiError::invalid_query(e.body_text()))?;
     let query = SalesQuery::parse(&pairs)?;
     asked.reached(&state.consistency).await?;
     Ok(AppJson(state.sales.report(&query).await?))

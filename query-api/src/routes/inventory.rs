@@ -1,10 +1,11 @@
 //! `GET /api/v1/inventory` and `GET /api/v1/inventory/{sku}`: stock levels, for the back
 //! office.
-use axum::extract::{Path, Query, State, rejection::QueryRejection};
+use axum::extract::{Path, State};
 use utoipa::IntoParams;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use web::{ApiError, AppJson, Authorized, BackOffice, Problem};
 
+use super::{PageParams, QueryPairs};
 use crate::{
     consistency::{AskedPosition, InventoryRead, MinPosition},
     inventory_read::InventoryQuery,
@@ -30,19 +31,11 @@ struct ListParams {
     /// Only this product's SKUs.
     #[param(rename = "productId")]
     product_id: Option<uuid::Uuid>,
-    /// Page number, from 1.
-    page: Option<u32>,
-    /// SKUs per page, 1 to 100 (default 20).
-    #[param(rename = "pageSize")]
-    page_size: Option<u32>,
-    /// Answer only once this log position is reflected (also `X-Emporium-Min-Position`).
-    #[param(rename = "minPosition")]
-    min_position: Option<u64>,
 }
 
 /// Stock of every SKU, least available first, then by SKU (admin or staff). SKUs never
 /// stocked are listed with zeros.
-#[utoipa::path(get, path = "/api/v1/inventory", tag = "inventory", security(("bearer" = [])), params(ListParams),
+#[utoipa::path(get, path = "/api/v1/inventory", tag = "inventory", security(("bearer" = [])), params(ListParams, PageParams),
     responses((status = 200, body = InventoryPage), (status = 400, description = "a bad parameter", body = Problem),
         (status = 401, body = Problem), (status = 403, body = Problem),
         (status = 504, description = "the read model did not reach minPosition in time", body = Problem)))]
@@ -50,9 +43,8 @@ async fn list(
     State(state): State<QueryState>,
     _back_office: Authorized<BackOffice>,
     asked: AskedPosition<InventoryRead>,
-    pairs: Result<Query<Vec<(String, String)>>, QueryRejection>,
+    QueryPairs(pairs): QueryPairs,
 ) -> Result<AppJson<InventoryPage>, ApiError> {
-    let Query(pairs) = pairs.map_err(|e| ApiError::invalid_query(e.body_text()))?;
     let query = InventoryQuery::parse(&pairs)?;
     asked.reached(&state.consistency).await?;
     Ok(AppJson(state.inventory.list(&query).await?))

@@ -1,6 +1,6 @@
 //! One module per resource, each with `router()` and thin, documented handlers.
 use axum::{
-    extract::{FromRef, FromRequestParts},
+    extract::{FromRef, FromRequestParts, Query},
     http::{header, request::Parts},
 };
 use std::sync::Arc;
@@ -41,5 +41,36 @@ where
         AuthUser::from_request_parts(parts, state)
             .await
             .map(|user| Self(Some(user)))
+    }
+}
+
+/// The page parameters of a page-numbered list ([`crate::paging::parse`] reads them).
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)] // documents the parameters
+pub struct PageParams {
+    /// Page number, from 1.
+    page: Option<u32>,
+    /// Items per page, 1 to 100 (default 20).
+    #[param(rename = "pageSize")]
+    page_size: Option<u32>,
+    /// Answer only once this log position is reflected (also `X-Emporium-Min-Position`).
+    #[param(rename = "minPosition")]
+    min_position: Option<u64>,
+}
+
+/// The query string's pairs, in order and repeats kept (each list's parser refuses what it
+/// does not take); a query string that does not decode is a 400 `invalid_query`.
+#[derive(Clone, Debug)]
+pub struct QueryPairs(pub Vec<(String, String)>);
+
+impl<S: Send + Sync> FromRequestParts<S> for QueryPairs {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        Query::<Vec<(String, String)>>::from_request_parts(parts, state)
+            .await
+            .map(|Query(pairs)| Self(pairs))
+            .map_err(|e| ApiError::invalid_query(e.body_text()))
     }
 }

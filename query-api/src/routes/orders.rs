@@ -3,13 +3,14 @@
 //!
 //! A customer sees only their own orders: anyone else's order, like an unknown or
 //! malformed id, is a 404 (invariant 9), so a stranger learns nothing about it.
-use axum::extract::{Path, Query, State, rejection::QueryRejection};
+use axum::extract::{Path, State};
 use domain::account::Role;
 use projector::OrdersProjection;
 use utoipa::IntoParams;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use web::{ApiError, AppJson, AuthUser, Problem};
 
+use super::QueryPairs;
 use crate::{
     consistency::{AskedPosition, MinPosition, ReadSide},
     order_read::OrderQuery,
@@ -79,9 +80,8 @@ async fn list(
     State(state): State<QueryState>,
     user: AuthUser,
     asked: AskedPosition<OrdersRead>,
-    pairs: Result<Query<Vec<(String, String)>>, QueryRejection>,
+    QueryPairs(pairs): QueryPairs,
 ) -> Result<AppJson<OrderPage>, ApiError> {
-    let Query(pairs) = pairs.map_err(|e| ApiError::invalid_query(e.body_text()))?;
     let own = (user.role == Role::Customer).then_some(user.id);
     let query = OrderQuery::parse(&pairs, own)?;
     asked.reached(&state.consistency).await?;

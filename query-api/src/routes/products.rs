@@ -1,6 +1,6 @@
 //! `GET /api/v1/products` and `GET /api/v1/products/{id}`: the public catalogue.
 use axum::{
-    extract::{Path, Query, State, rejection::QueryRejection},
+    extract::{Path, State},
     http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
@@ -8,7 +8,7 @@ use utoipa::IntoParams;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use web::{ApiError, AppJson, Problem};
 
-use super::MaybeAuthUser;
+use super::{MaybeAuthUser, QueryPairs};
 use crate::{
     consistency::{AskedPosition, MinPosition, ProductsRead},
     read::ProductQuery,
@@ -67,9 +67,8 @@ async fn list(
     user: MaybeAuthUser,
     asked: AskedPosition<ProductsRead>,
     headers: HeaderMap,
-    pairs: Result<Query<Vec<(String, String)>>, QueryRejection>,
+    QueryPairs(pairs): QueryPairs,
 ) -> Result<Response, ApiError> {
-    let Query(pairs) = pairs.map_err(|e| ApiError::invalid_query(e.body_text()))?;
     let query = ProductQuery::parse(&pairs)?;
     asked.reached(&state.consistency).await?;
     if query.status == ProductStatus::Archived && !user.is_staff() {

@@ -1,11 +1,12 @@
 //! `GET /api/v1/products/{id}/recommendations` (public) and
 //! `GET /api/v1/customers/me/recommendations` (customers): bought-together and similar
 //! products (see [`crate::recommendations`] for the reasons and scores).
-use axum::extract::{Path, Query, State, rejection::QueryRejection};
+use axum::extract::{Path, State};
 use projector::{BoughtTogetherProjection, CatalogProjection, InventoryProjection};
 use utoipa_axum::{router::OpenApiRouter, routes};
 use web::{ApiError, AppJson, Authorized, Customers, Problem};
 
+use super::QueryPairs;
 use crate::{
     consistency::{AskedPosition, ReadSide},
     recommendations::{RecommendationList, RecommendationQuery},
@@ -31,13 +32,6 @@ pub fn router() -> OpenApiRouter<QueryState> {
         .routes(routes!(for_me))
 }
 
-fn parse(
-    pairs: Result<Query<Vec<(String, String)>>, QueryRejection>,
-) -> Result<RecommendationQuery, ApiError> {
-    let Query(pairs) = pairs.map_err(|e| ApiError::invalid_query(e.body_text()))?;
-    RecommendationQuery::parse(&pairs)
-}
-
 /// Products to show next to an active product: those most often bought together with it
 /// (`boughtTogether`, score = orders holding both), then the most similar ones (`similar`,
 /// score = 2 per shared category + 1 per shared attribute value). Only active products
@@ -54,9 +48,9 @@ async fn for_product(
     State(state): State<QueryState>,
     asked: AskedPosition<RecommendationsRead>,
     Path(id): Path<String>,
-    pairs: Result<Query<Vec<(String, String)>>, QueryRejection>,
+    QueryPairs(pairs): QueryPairs,
 ) -> Result<AppJson<RecommendationList>, ApiError> {
-    let query = parse(pairs)?;
+    let query = RecommendationQuery::parse(&pairs)?;
     asked.reached(&state.consistency).await?;
     state
         .recommendations
@@ -81,9 +75,9 @@ async fn for_me(
     State(state): State<QueryState>,
     user: Authorized<Customers>,
     asked: AskedPosition<RecommendationsRead>,
-    pairs: Result<Query<Vec<(String, String)>>, QueryRejection>,
+    QueryPairs(pairs): QueryPairs,
 ) -> Result<AppJson<RecommendationList>, ApiError> {
-    let query = parse(pairs)?;
+    let query = RecommendationQuery::parse(&pairs)?;
     asked.reached(&state.consistency).await?;
     let list = state
         .recommendations

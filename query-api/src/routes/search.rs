@@ -2,13 +2,14 @@
 use std::sync::Arc;
 
 use axum::{
-    extract::{FromRequestParts, Query, State, rejection::QueryRejection},
+    extract::{FromRequestParts, State},
     http::request::Parts,
 };
 use utoipa::IntoParams;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use web::{ApiError, AppJson, Problem};
 
+use super::QueryPairs;
 use crate::{
     consistency::{AskedPosition, SearchRead},
     search::{SearchIndex, SearchQuery, views::SearchPage},
@@ -73,9 +74,8 @@ async fn search(
     State(state): State<QueryState>,
     Searchable(index): Searchable,
     asked: AskedPosition<SearchRead>,
-    pairs: Result<Query<Vec<(String, String)>>, QueryRejection>,
+    QueryPairs(pairs): QueryPairs,
 ) -> Result<AppJson<Arc<SearchPage>>, ApiError> {
-    let Query(pairs) = pairs.map_err(|e| ApiError::invalid_query(e.body_text()))?;
     let query = SearchQuery::parse(&pairs)?;
     asked.reached(&state.consistency).await?;
     Ok(AppJson(index.run(query).await?))
