@@ -81,6 +81,15 @@ fn readiness(backends: &Backends, bus: Option<&Arc<dyn Bus>>) -> Vec<health::Che
     checks
 }
 
+/// Degrades (never fails) a node with a stalled projection: it still serves, but a read
+/// model (or the integration events) stopped at an event it cannot apply.
+fn projections_check(stalls: projector::Stalls) -> health::Check {
+    health::Check::degrading("projections", move || {
+        let stalls = stalls.clone();
+        async move { stalls.check() }
+    })
+}
+
 /// The notifier's webhook settings.
 pub fn webhook_config(settings: &Settings) -> notifier::WebhookConfig {
     notifier::WebhookConfig {
@@ -126,6 +135,9 @@ fn routes(
 /// Opens the backends and runs `role` until Ctrl-C or SIGTERM; a projector in this process
 /// finishes its batch before the process exits.
 pub async fn run(settings: &Settings, role: Role) -> anyhow::Result<()> {
+    // The recorder first: what the workers record before the first request or scrape
+    // (a projector node serves no other) would otherwise be lost.
+    metrics::handle();
     let backends = Backends::open(settings).await?;
     let config = command_config(settings);
     let serves_commands = matches!(role, Role::All | Role::Command);
@@ -253,6 +265,14 @@ pub async fn run(settings: &Settings, role: Role) -> anyhow::Result<()> {
         None => None,
     };
     let mut checks = readiness(&backends, bus.as_ref());
+    let stalls = projector.as_ref().map(|projector| {
+        let stalls = projector.stalls();
+        match &publisher {
+            Some(runner) => stalls.with(runner),
+            None => stalls,
+        }
+    });
+    checks.extend(stalls.map(projections_check));
     checks.extend(shared_cache.clone().map(query_api::cache_writer::readiness));
     checks.extend(commands.as_ref().map(command_api::carts_check));
     checks.extend(search.as_ref().map(SearchIndex::readiness_check));

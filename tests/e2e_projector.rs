@@ -3,7 +3,9 @@
 //! - killed again and again at random points while orders keep coming, then restarted,
 //!   the read models equal those of one uninterrupted run over the same log (invariant 4);
 //! - with two projector processes, killing the one that owns the projections hands them
-//!   to the other within seconds.
+//!   to the other within seconds;
+//! - a projection that cannot apply an event shows in `/health/ready` and `/metrics`
+//!   while the others carry on, and moves again once it can.
 mod support;
 
 use std::{collections::BTreeMap, process::Command, time::Duration};
@@ -13,7 +15,7 @@ use rand::{Rng, SeedableRng, rngs::StdRng};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sqlx::PgPool;
-use support::{Process, emporium, eventually, login, post, spawn_ready};
+use support::{Process, emporium, eventually, get, login, post, spawn_ready};
 
 const ADMIN_PASSWORD: &str = "projector-e2e-password";
 const PRODUCTS: usize = 12;
@@ -342,4 +344,113 @@ async fn a_standby_projector_takes_over_when_the_owner_is_killed() {
     assert_eq!(on_hand, 10_005);
     caught_up(&pool).await;
     drop(standby);
+}
+
+/// The checkpoint of projection `name`.
+async fn checkpoint(pool: &PgPool, name: &str) -> i64 {
+    sqlx::query_scalar("SELECT position FROM projection_checkpoints WHERE name = $1")
+        .bind(name)
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_projection_degrades_readiness_until_it_can_apply_its_events() {
+    let Some(db) = TestPostgres::new().await else {
+        return;
+    };
+    let data = tempfile::tempdir().unwrap();
+    let pool = PgPool::connect(&db.url).await.unwrap();
+    let shop = Shop::open(&db, data.path()).await;
+    let projector = spawn_ready(node("projector", &db, data.path())).await;
+    caught_up(&pool).await;
+    let (_, report) = get(
+        &shop.client,
+        format!("{}/health/ready", projector.base),
+        None,
+    )
+    .await;
+    assert_eq!(report["status"], "ready", "{report}");
+    assert_eq!(report["checks"]["projections"], "ok", "{report}");
+
+    // An operator's slip: one read model's table renamed away under the running projector.
+    sqlx::query("ALTER TABLE rm_sales_daily RENAME TO rm_sales_daily_away")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let (status, order) = post(&shop.client, format!("{}/api/v1/orders", shop.command.base), Some(&shop.customers[0]),
+        json!({"lines": [{"sku": "KILL-1", "quantity": 2}], "shippingAddress": {"name": "B", "line1": "1 Way", "city": "Berlin", "postalCode": "10115", "country": "DE"}})).await;
+    assert_eq!(status, StatusCode::CREATED, "{order}");
+    let placed = order["position"].as_i64().unwrap();
+
+    let report = eventually(
+        "readiness to name the stalled projection",
+        Duration::from_secs(60),
+        || async {
+            let (status, report) = get(
+                &shop.client,
+                format!("{}/health/ready", projector.base),
+                None,
+            )
+            .await;
+            // Degraded, not down: the node still does the rest of its work.
+            assert_eq!(status, StatusCode::OK, "{report}");
+            (report["status"] == "degraded").then_some(report)
+        },
+    )
+    .await;
+    let stalled = report["checks"]["projections"].as_str().unwrap();
+    assert!(stalled.starts_with("sales: failing since "), "{stalled}");
+    assert!(stalled.contains("rm_sales_daily"), "{stalled}");
+    assert_eq!(report["checks"]["database"], "ok", "{report}");
+    // Only the projection at fault stops: the order's own read model has it.
+    eventually(
+        "the orders projection to pass the order",
+        Duration::from_secs(30),
+        || async { (checkpoint(&pool, "orders").await >= placed).then_some(()) },
+    )
+    .await;
+    assert!(checkpoint(&pool, "sales").await < placed);
+    let metrics = shop
+        .client
+        .get(format!("{}/metrics", projector.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("emporium_projection_failing{projection=\"sales\"} 1"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("emporium_projection_failing{projection=\"orders\"} 0"));
+    assert!(metrics.contains("emporium_projection_failures_total{projection=\"sales\"}"));
+
+    sqlx::query("ALTER TABLE rm_sales_daily_away RENAME TO rm_sales_daily")
+        .execute(&pool)
+        .await
+        .unwrap();
+    eventually(
+        "readiness to be whole again",
+        Duration::from_secs(60),
+        || async {
+            let (_, report) = get(
+                &shop.client,
+                format!("{}/health/ready", projector.base),
+                None,
+            )
+            .await;
+            (report["status"] == "ready" && report["checks"]["projections"] == "ok").then_some(())
+        },
+    )
+    .await;
+    caught_up(&pool).await;
+    let units: i64 =
+        sqlx::query_scalar("SELECT coalesce(sum(units), 0)::bigint FROM rm_sales_daily")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(units, 2, "the order counted once it could be");
 }

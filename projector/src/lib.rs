@@ -8,7 +8,8 @@
 //! (invariant 5). On PostgreSQL one process owns each projection (an advisory lock) and
 //! another takes over when it dies. [`Projector`] runs every projection as a task and
 //! exposes their positions ([`Positions`]) so an in-process query API can wait for
-//! read-your-writes without polling. The integration publisher ([`publisher`]) is a
+//! read-your-writes without polling, and whether any is stuck at an event it cannot
+//! apply ([`Stalls`]) for the readiness probe. The integration publisher ([`publisher`]) is a
 //! [`Sink`] of the same runtime: the log's integration events, published to the bus. A
 //! [`Replayer`] rebuilds projections from position 0 into shadow tables and swaps them in
 //! while the old ones keep serving.
@@ -43,6 +44,7 @@ pub mod publisher;
 pub mod replay;
 pub mod runtime;
 pub mod sales;
+pub mod stalls;
 
 use std::sync::Arc;
 
@@ -58,6 +60,7 @@ pub use runtime::{
     apply_batch, checkpoint, is_postgres, timestamp,
 };
 pub use sales::SalesProjection;
+pub use stalls::{Stall, Stalls};
 
 /// Every projection this crate provides: `catalog`, `inventory`, `orders`, `customers`,
 /// `sales` and `bought_together`.

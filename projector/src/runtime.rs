@@ -34,7 +34,11 @@ use futures::FutureExt;
 use sqlx::{Any, AnyConnection, AnyPool, ConnectOptions, Connection, Transaction};
 use tokio::sync::watch;
 
-use crate::{batch::placeholder_list, committer::Committer};
+use crate::{
+    batch::placeholder_list,
+    committer::Committer,
+    stalls::{Stall, StallReporter, Stalls},
+};
 
 /// A read model built from the log.
 ///
@@ -526,6 +530,7 @@ pub struct ProjectionRunner {
     pool: AnyPool,
     config: RunnerConfig,
     position: watch::Sender<Position>,
+    stall: StallReporter,
 }
 
 impl ProjectionRunner {
@@ -547,12 +552,14 @@ impl ProjectionRunner {
         config: RunnerConfig,
     ) -> Self {
         let (position, _) = watch::channel(0);
+        let stall = StallReporter::new(sink.name());
         Self {
             sink,
             store,
             pool,
             config,
             position,
+            stall,
         }
     }
 
@@ -567,12 +574,23 @@ impl ProjectionRunner {
         self.position.subscribe()
     }
 
+    /// Whether the projection is stalled: from its first failure until it next makes
+    /// progress (see [`crate::stalls`]).
+    pub fn watch_stall(&self) -> watch::Receiver<Option<Stall>> {
+        self.stall.subscribe()
+    }
+
+    /// Records progress: the committed checkpoint is `position`.
     fn publish(&self, position: Position) {
         self.position.send_if_modified(|current| {
             let changed = *current != position;
             *current = position;
             changed
         });
+        self.stall.progressed();
+        #[allow(clippy::cast_precision_loss)] // a gauge; exact below 2^53 events
+        metrics::gauge!("emporium_projection_checkpoint", "projection" => self.name())
+            .set(position as f64);
     }
 
     /// Runs the projection until `shutdown` resolves. Stopping at any point is safe: an
@@ -593,6 +611,7 @@ impl ProjectionRunner {
                 Ok(()) => {}
                 Err(err) => {
                     tracing::error!(projection = self.name(), error = ?err, "projection loop failed; restarting after a back-off");
+                    self.stall.failed(*self.position.borrow(), &err);
                     backoff.wait().await;
                 }
             }
@@ -625,9 +644,14 @@ impl ProjectionRunner {
             loop {
                 self.check_ownership(&mut ownership).await?;
                 match self.sink.apply_batch(&self.pool, committed, &batch).await {
-                    Ok(BatchOutcome::Committed { checkpoint, .. }) => {
+                    Ok(BatchOutcome::Committed {
+                        checkpoint,
+                        applied,
+                    }) => {
                         committed = checkpoint;
                         self.publish(committed);
+                        metrics::counter!("emporium_projection_events_applied_total", "projection" => self.name())
+                            .increment(applied as u64);
                         backoff.reset();
                         if batch.len() < self.config.batch_size {
                             let tick = next_tick(Instant::now(), self.config.linger);
@@ -645,6 +669,7 @@ impl ProjectionRunner {
                     }
                     Err(err) => {
                         tracing::error!(projection = self.name(), error = ?err, "batch failed and was rolled back; retrying it after a back-off");
+                        self.stall.failed(committed, &err);
                         backoff.wait().await;
                     }
                 }
@@ -771,6 +796,11 @@ impl Projector {
     /// A handle on every projection's position (cheap to clone; keep it after `run`).
     pub fn positions(&self) -> Positions {
         self.positions.clone()
+    }
+
+    /// A handle on every projection's stall, for the readiness probe (keep it after `run`).
+    pub fn stalls(&self) -> Stalls {
+        Stalls::of(self.runners.iter().map(|runner| &**runner))
     }
 
     /// Starts every projection as a tokio task and runs them until `shutdown` resolves,

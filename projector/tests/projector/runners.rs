@@ -1,15 +1,18 @@
 //! Several runners of one projection: never an event applied twice, and a standby takes
 //! over from a dead owner.
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
-use projector::{BatchOutcome, CatalogProjection, InventoryProjection, Projection, apply_batch};
+use projector::{
+    BatchOutcome, CatalogProjection, InventoryProjection, Projection, Stalls, apply_batch,
+};
 
-use crate::support::{Backend, Db, config, eventually, random_history, run_to_head, spawn};
+use crate::support::{Backend, Db, Flaky, config, eventually, random_history, run_to_head, spawn};
 
 crate::backend_tests!(
     two_runners_produce_the_rows_of_one,
     concurrent_batches_apply_each_event_once,
     a_standby_takes_over_when_the_owner_dies,
+    a_projection_that_cannot_apply_an_event_reports_a_stall_until_it_can,
 );
 
 /// The rows of one runner replaying the whole log.
@@ -164,4 +167,56 @@ async fn a_standby_takes_over_when_the_owner_dies(db: Db) {
     standby_task.await.expect("standby task");
     let rows = db.dump(name).await;
     assert_eq!(rows, reference(&db, projection).await);
+}
+
+async fn a_projection_that_cannot_apply_an_event_reports_a_stall_until_it_can(db: Db) {
+    db.append_history(&random_history(3, 20)).await;
+    let head = db.head().await;
+    let name = CatalogProjection::NAME;
+    let expected = reference(&db, Arc::new(CatalogProjection)).await;
+    db.reset(name).await;
+
+    let failing = Flaky::new(Arc::new(CatalogProjection), usize::MAX);
+    let runner = db.runner(failing.clone(), config(500));
+    let mut stall = runner.watch_stall();
+    let stalls = Stalls::of([&runner]);
+    assert_eq!(stalls.check(), Ok(()), "nothing has failed yet");
+    let (task, stop) = spawn(runner);
+
+    let seen = tokio::time::timeout(
+        Duration::from_secs(30),
+        stall.wait_for(|s| s.as_ref().is_some_and(|s| s.attempts >= 3)),
+    )
+    .await
+    .expect("a stall within 30 s")
+    .expect("runner alive")
+    .clone()
+    .expect("stalled");
+    assert_eq!(seen.checkpoint, 0, "nothing committed");
+    assert!(
+        seen.error.starts_with("catalog: applying ") && seen.error.ends_with("injected failure"),
+        "{}",
+        seen.error
+    );
+    let report = stalls.check().expect_err("the check names the stall");
+    assert!(report.starts_with("catalog: failing since "), "{report}");
+    assert!(
+        db.dump(name).await.values().all(Vec::is_empty),
+        "every failed batch was rolled back"
+    );
+
+    failing.heal();
+    tokio::time::timeout(Duration::from_secs(30), stall.wait_for(Option::is_none))
+        .await
+        .expect("the stall ends within 30 s")
+        .expect("runner alive");
+    db.wait_for_checkpoint(name, head).await;
+    assert_eq!(stalls.check(), Ok(()));
+    let _ = stop.send(());
+    task.await.expect("runner task");
+    assert_eq!(
+        db.dump(name).await,
+        expected,
+        "the same rows, once it can apply"
+    );
 }

@@ -305,6 +305,11 @@ impl Flaky {
             failures: AtomicUsize::new(failures),
         })
     }
+
+    /// Fails no more from now on.
+    pub fn heal(&self) {
+        self.failures.store(0, Ordering::SeqCst);
+    }
 }
 
 #[async_trait]
