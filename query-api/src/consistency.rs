@@ -1,6 +1,8 @@
 //! Read-your-writes: a query that sends `X-Emporium-Min-Position: N` (or `?minPosition=N`)
 //! is answered only once the projections it reads have reached position N, or with a 504
 //! problem (`code: "timeout"`) after [`QueryConfig::min_position_wait`](crate::QueryConfig).
+//! A position past the end of the log, which no write has answered with, is refused (400
+//! `invalid_min_position`) after a quarter of a second instead of held for the whole wait.
 //!
 //! In one process the projector's position watch wakes the waiting request the moment the
 //! batch commits. Without it, on PostgreSQL, the [`CheckpointFeed`] wakes it when its
@@ -9,10 +11,13 @@
 //! node alone (the search index) are only ever waited on through their watch.
 use std::{collections::BTreeMap, marker::PhantomData, sync::Arc, time::Duration};
 
+use std::fmt;
+
 use axum::{
     extract::{FromRef, FromRequestParts, Query},
     http::request::Parts,
 };
+use eventstore::EventStore;
 use projector::{CatalogProjection, InventoryProjection, Positions};
 use sqlx::AnyPool;
 use tokio::{sync::watch, time::Instant};
@@ -41,6 +46,18 @@ pub struct Consistency {
     /// The table's readings, shared by concurrent requests (while there is no live feed).
     table: Arc<CheckpointReads>,
     wait: Duration,
+    /// The event log, whose head bounds the positions there can be to wait for.
+    log: Option<Log>,
+}
+
+/// The event log, for its head.
+#[derive(Clone)]
+struct Log(Arc<dyn EventStore>);
+
+impl fmt::Debug for Log {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Log")
+    }
 }
 
 impl Consistency {
@@ -57,7 +74,15 @@ impl Consistency {
             local: Arc::default(),
             table: Arc::default(),
             wait,
+            log: None,
         }
+    }
+
+    /// The same, refusing positions past the head of the event log `store` at once.
+    #[must_use]
+    pub fn with_log(mut self, store: Arc<dyn EventStore>) -> Self {
+        self.log = Some(Log(store));
+        self
     }
 
     /// The same, also knowing the node-local projection `name` through its watch.
@@ -123,10 +148,26 @@ impl Consistency {
     /// Returns once every projection in `names` has reached `min`.
     ///
     /// # Errors
-    /// 504 (`timeout`) when they have not within the configured wait.
+    /// 400 (`invalid_min_position`) when `min` is past the head of the log; 504 (`timeout`)
+    /// when they have not reached it within the configured wait.
     pub async fn wait_for(&self, names: &[&str], min: u64) -> Result<(), ApiError> {
-        let deadline = Instant::now() + self.wait;
+        let now = Instant::now();
+        let deadline = now + self.wait;
+        // Reads that wait for a write just made are answered within this, without the
+        // cost of asking the log for its head (on PostgreSQL, a look at the appends in
+        // flight) on every one of them.
+        let grace = (now + ASK_THE_LOG_AFTER).min(deadline);
+        let mut behind = Vec::with_capacity(names.len());
         for name in names {
+            if !self.wait_one(name, min, grace).await? {
+                behind.push(*name);
+            }
+        }
+        if behind.is_empty() {
+            return Ok(());
+        }
+        self.refuse_past_the_log(min).await?;
+        for name in behind {
             if !self.wait_one(name, min, deadline).await? {
                 return Err(ApiError::GatewayTimeout(format!(
                     "the read models have not reached position {min} yet; retry later"
@@ -134,6 +175,24 @@ impl Consistency {
             }
         }
         Ok(())
+    }
+
+    /// 400 when `min` is past the log's head: the read models will never reach it, since no
+    /// write has answered with it (the command's event is in the log before its answer). A
+    /// log that cannot be read now refuses nothing: the wait decides.
+    async fn refuse_past_the_log(&self, min: u64) -> Result<(), ApiError> {
+        let Some(Log(store)) = &self.log else {
+            return Ok(());
+        };
+        match store.head_position().await {
+            Ok(head) if min > head => Err(ApiError::BadRequest {
+                code: "invalid_min_position",
+                detail: format!(
+                    "position {min} is past the end of the event log ({head}): no write has answered with it"
+                ),
+            }),
+            _ => Ok(()),
+        }
     }
 
     async fn wait_one(&self, name: &str, min: u64, deadline: Instant) -> Result<bool, ApiError> {
@@ -189,6 +248,10 @@ impl Consistency {
         }
     }
 }
+
+/// How long a read waits for a position before it asks the log whether the position
+/// exists at all (the projections' lag under load is well below this).
+const ASK_THE_LOG_AFTER: Duration = Duration::from_millis(250);
 
 /// Which projections a resource is read from.
 pub trait ReadSide: Send + Sync + 'static {

@@ -133,7 +133,9 @@ impl QueryState {
     /// from the event store `store`.
     #[must_use]
     pub fn with_event_store(mut self, store: Arc<dyn EventStore>) -> Self {
-        self.parts().history = Some(OrderHistory::new(store));
+        let parts = self.parts();
+        parts.consistency = parts.consistency.clone().with_log(store.clone());
+        parts.history = Some(OrderHistory::new(store));
         self
     }
 

@@ -12,29 +12,86 @@ use crate::helpers::{
     spawn_app_with, variant,
 };
 
-/// With a short wait, a position the log has not reached is a 504 `timeout` problem.
-async fn far_future_positions_time_out(backend: Backend, positions: Positions) {
+/// With a short wait, a position in the log that the projections have not reached is a
+/// 504 `timeout` problem; one past the log's end is refused, as no write answered with it.
+async fn unreached_positions_time_out_and_positions_past_the_log_are_refused(
+    backend: Backend,
+    positions: Positions,
+) {
+    // The projector is not started: nothing in the log is projected yet.
     let Some(mut app) = spawn_app_with(backend, positions, short_wait()).await else {
         return;
     };
-    app.start_projector();
-    app.seed().await;
-    let far = app.store.head_position().await.unwrap() + 1_000_000;
+    let id = domain::ids::ProductId::new(uuid::Uuid::now_v7());
+    let head = app
+        .append(
+            &product_stream(id),
+            &[ProductEvent::ProductCreated {
+                id,
+                name: "Slow Bread".into(),
+                description: String::new(),
+                categories: vec!["bakery".into()],
+                attributes: object(serde_json::json!({})),
+                variants: vec![variant("SLOW", 350, "one")],
+                created_at: at(0),
+            }],
+        )
+        .await;
+    assert_eq!(head, app.store.head_position().await.unwrap());
     let body = assert_problem(
-        app.get(&format!("/api/v1/products?minPosition={far}"))
+        app.get(&format!("/api/v1/products?minPosition={head}"))
             .await,
         StatusCode::GATEWAY_TIMEOUT,
         "timeout",
     )
     .await;
-    assert!(body["detail"].as_str().unwrap().contains(&far.to_string()));
+    assert!(body["detail"].as_str().unwrap().contains(&head.to_string()));
+    let response = app
+        .client
+        .get(app.url(&format!("/api/v1/products/{id}")))
+        .header("x-emporium-min-position", head)
+        .send()
+        .await
+        .unwrap();
+    assert_problem(response, StatusCode::GATEWAY_TIMEOUT, "timeout").await;
+    let response = app
+        .client
+        .get(app.url("/api/v1/inventory/SLOW"))
+        .bearer_auth(app.token(Role::Admin))
+        .header("x-emporium-min-position", head)
+        .send()
+        .await
+        .unwrap();
+    assert_problem(response, StatusCode::GATEWAY_TIMEOUT, "timeout").await;
+
+    // Past the log's end: refused on every read side, not timed out (the wait is 300 ms,
+    // the log is asked after 250).
+    let past = head + 1;
+    for path in [
+        format!("/api/v1/products?minPosition={past}"),
+        format!("/api/v1/products/{id}?minPosition={past}"),
+        format!("/api/v1/products/{id}/recommendations?minPosition={past}"),
+        format!("/api/v1/inventory/SLOW?minPosition={past}"),
+        "/api/v1/products?minPosition=9223372036854775807".to_owned(),
+    ] {
+        let body = assert_problem(
+            app.get_as(&path, &app.token(Role::Admin)).await,
+            StatusCode::BAD_REQUEST,
+            "invalid_min_position",
+        )
+        .await;
+        assert!(
+            body["detail"]
+                .as_str()
+                .unwrap()
+                .contains(&format!("past the end of the event log ({head})")),
+            "{path}: {body}"
+        );
+    }
     // Bad input is refused as such, not after waiting for the position.
     for path in [
-        format!("/api/v1/products?minPosition={far}&pageSize=1000"),
-        format!(
-            "/api/v1/products/{}/recommendations?minPosition={far}&limit=0",
-            uuid::Uuid::now_v7()
-        ),
+        format!("/api/v1/products?minPosition={head}&pageSize=1000"),
+        format!("/api/v1/products/{id}/recommendations?minPosition={head}&limit=0"),
     ] {
         let response = app.get(&path).await;
         assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{path}");
@@ -47,35 +104,15 @@ async fn far_future_positions_time_out(backend: Backend, positions: Positions) {
         "invalid_min_position",
     )
     .await;
-    let product = app.get_json("/api/v1/products?q=linen").await["items"][0]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    // Once projected, the same position answers at once.
+    app.start_projector();
     let response = app
         .client
-        .get(app.url(&format!("/api/v1/products/{product}")))
-        .header("x-emporium-min-position", far)
+        .get(app.url(&format!("/api/v1/products/{id}?minPosition={head}")))
         .send()
         .await
         .unwrap();
-    assert_problem(response, StatusCode::GATEWAY_TIMEOUT, "timeout").await;
-    let response = app
-        .client
-        .get(app.url("/api/v1/inventory/SHIRT-M"))
-        .bearer_auth(app.token(Role::Admin))
-        .header("x-emporium-min-position", far)
-        .send()
-        .await
-        .unwrap();
-    assert_problem(response, StatusCode::GATEWAY_TIMEOUT, "timeout").await;
-    // A position already reached answers at once.
-    let head = app.store.head_position().await.unwrap();
-    assert_eq!(
-        app.get(&format!("/api/v1/products?minPosition={head}"))
-            .await
-            .status(),
-        StatusCode::OK
-    );
+    assert_eq!(response.status(), StatusCode::OK);
 }
 
 fn short_wait() -> query_api::QueryConfig {
@@ -192,13 +229,21 @@ async fn reads_wait_for_the_writes(backend: Backend, positions: Positions) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sqlite_far_future_positions_time_out() {
-    far_future_positions_time_out(Backend::Sqlite, Positions::Watch).await;
+async fn sqlite_unreached_positions_time_out_and_positions_past_the_log_are_refused() {
+    unreached_positions_time_out_and_positions_past_the_log_are_refused(
+        Backend::Sqlite,
+        Positions::Watch,
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_far_future_positions_time_out_by_polling() {
-    far_future_positions_time_out(Backend::Postgres, Positions::Poll).await;
+async fn postgres_unreached_positions_time_out_and_positions_past_the_log_are_refused_by_polling() {
+    unreached_positions_time_out_and_positions_past_the_log_are_refused(
+        Backend::Postgres,
+        Positions::Poll,
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -649,7 +649,8 @@ async fn writes_are_read_with_min_position(app: SearchApp) {
     .await;
 }
 
-/// A position the log never reaches times out with 504; one reached answers at once.
+/// A position the index never reaches times out with 504 (this state has no event log to
+/// tell that it is past the log's end); one reached answers at once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unreached_positions_time_out() {
     let config = QueryConfig {
