@@ -81,7 +81,7 @@ pub async fn build_state(
 /// The API routes with their OpenAPI paths, state applied: for composing with other
 /// services' routes in one process.
 pub fn routes(state: AppState) -> OpenApiRouter {
-    OpenApiRouter::new()
+    let routes = OpenApiRouter::new()
         .merge(resources::auth::router())
         .merge(resources::accounts::router())
         .merge(resources::products::router())
@@ -89,10 +89,12 @@ pub fn routes(state: AppState) -> OpenApiRouter {
         .merge(resources::orders::router())
         .merge(resources::cart::router())
         .merge(resources::customers::router())
-        .merge(resources::wishlist::router())
+        .merge(resources::wishlist::router());
+    let tokens = idempotency::TokenRoutes::of(routes.get_openapi());
+    routes
         .route_layer(middleware::from_fn(metrics::track))
         .layer(middleware::from_fn_with_state(
-            state.clone(),
+            (state.clone(), tokens),
             idempotency::middleware,
         ))
         .with_state(state)

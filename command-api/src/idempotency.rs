@@ -6,18 +6,21 @@
 //! (5xx) are not stored, so a retry runs again; nor are refusals made before the command
 //! ran (see [`refused_before_running`]); nor are responses marked `Cache-Control: no-store`
 //! (tokens), which must never sit in a table.
-use std::time::Duration;
+//!
+//! A malformed key is refused (400) without running anything; on a route that takes a
+//! bearer token, a missing or failed token is answered first (401), as the handler would.
+use std::{collections::HashSet, sync::Arc, time::Duration};
 
 use axum::{
     body::{Body, to_bytes},
-    extract::{Request, State},
+    extract::{FromRequestParts, MatchedPath, Request, State},
     http::{HeaderValue, Method, StatusCode, header},
     middleware::Next,
     response::{IntoResponse, Response},
 };
 use sha2::{Digest, Sha256};
 use sqlx::{AnyPool, Row};
-use web::{ApiError, layers::BODY_LIMIT};
+use web::{ApiError, AuthUser, layers::BODY_LIMIT};
 
 use crate::state::AppState;
 
@@ -183,25 +186,80 @@ fn refused_before_running(status: StatusCode) -> bool {
     )
 }
 
-/// Middleware over the command routes.
-pub async fn middleware(State(state): State<AppState>, request: Request, next: Next) -> Response {
+/// The POST routes (path templates) that take a bearer token, as the OpenAPI document
+/// declares them.
+#[derive(Clone, Debug, Default)]
+pub struct TokenRoutes(Arc<HashSet<String>>);
+
+impl TokenRoutes {
+    /// The POST operations of `doc` with a security requirement.
+    pub fn of(doc: &utoipa::openapi::OpenApi) -> Self {
+        Self(Arc::new(
+            doc.paths
+                .paths
+                .iter()
+                .filter(|(_, item)| {
+                    item.post
+                        .as_ref()
+                        .and_then(|post| post.security.as_ref())
+                        .is_some_and(|requirements| !requirements.is_empty())
+                })
+                .map(|(path, _)| path.clone())
+                .collect(),
+        ))
+    }
+
+    fn contains(&self, path: &str) -> bool {
+        self.0.contains(path)
+    }
+}
+
+/// `key` if it is 1 to 255 visible ASCII characters.
+fn well_formed(key: &HeaderValue) -> Option<String> {
+    key.to_str()
+        .ok()
+        .filter(|k| (1..=255).contains(&k.len()) && k.bytes().all(|b| b.is_ascii_graphic()))
+        .map(str::to_owned)
+}
+
+/// The answer to a malformed key: the caller is judged first, as the handler would judge
+/// it (401 on a route that takes a token, without a valid one), then the key (400).
+async fn refuse_malformed_key(
+    state: &AppState,
+    tokens: &TokenRoutes,
+    request: Request,
+) -> Response {
+    let takes_token = request
+        .extensions()
+        .get::<MatchedPath>()
+        .is_some_and(|path| tokens.contains(path.as_str()));
+    if takes_token {
+        let (mut parts, _) = request.into_parts();
+        if let Err(refusal) = AuthUser::from_request_parts(&mut parts, state).await {
+            return refusal.into_response();
+        }
+    }
+    ApiError::BadRequest {
+        code: "invalid_idempotency_key",
+        detail: "Idempotency-Key must be 1 to 255 visible ASCII characters".into(),
+    }
+    .into_response()
+}
+
+/// Middleware over the command routes; `tokens` are those of them that take a token.
+pub async fn middleware(
+    State((state, tokens)): State<(AppState, TokenRoutes)>,
+    request: Request,
+    next: Next,
+) -> Response {
     let Some(key) = request.headers().get("idempotency-key").cloned() else {
         return next.run(request).await;
     };
     if request.method() != Method::POST {
         return next.run(request).await;
     }
-    let key = match key.to_str() {
-        Ok(k) if (1..=255).contains(&k.len()) && k.bytes().all(|b| b.is_ascii_graphic()) => {
-            k.to_owned()
-        }
-        _ => {
-            return ApiError::BadRequest {
-                code: "invalid_idempotency_key",
-                detail: "Idempotency-Key must be 1 to 255 visible ASCII characters".into(),
-            }
-            .into_response();
-        }
+    let Some(key) = well_formed(&key) else {
+        return refuse_malformed_key(&state, &tokens, request).await;
     };
     let account = request
         .headers()

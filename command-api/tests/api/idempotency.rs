@@ -9,6 +9,7 @@ crate::backend_tests!(
     a_retry_replays_the_first_answer,
     racing_retries_take_effect_once,
     a_key_reused_for_another_request_is_refused,
+    a_malformed_key_is_judged_after_the_caller,
     keys_are_scoped_by_the_caller_whatever_the_scheme_case,
     strangers_sharing_a_key_do_not_collide,
     a_rate_limited_request_runs_again_once_the_window_has_passed,
@@ -111,6 +112,47 @@ async fn a_key_reused_for_another_request_is_refused(app: TestApp) {
         .unwrap();
     assert_problem(bad_key, StatusCode::BAD_REQUEST, "invalid_idempotency_key").await;
     assert_eq!(app.stock("IDEM").await, (100, 1, 0));
+}
+
+/// A malformed key changes nothing, and a route that takes a token judges the token
+/// first, as it does without a key: 401, not 400, for a caller without a valid one.
+async fn a_malformed_key_is_judged_after_the_caller(app: TestApp) {
+    let customer = setup(&app).await;
+    let malformed = "é";
+    let order = json!({"lines": [{"sku": "IDEM", "quantity": 1}], "shippingAddress": address()});
+    let post = |path: &str, token: Option<&str>, body: &Value| {
+        let mut request = app
+            .client
+            .post(app.url(path))
+            .header("idempotency-key", malformed)
+            .json(body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request.send()
+    };
+    for token in [None, Some("not-a-token")] {
+        let response = post("/api/v1/orders", token, &order).await.unwrap();
+        assert_problem(response, StatusCode::UNAUTHORIZED, "unauthorized").await;
+        let change =
+            json!({"currentPassword": CUSTOMER_PASSWORD, "newPassword": "another-password-1"});
+        let response = post("/api/v1/auth/password", token, &change).await.unwrap();
+        assert_problem(response, StatusCode::UNAUTHORIZED, "unauthorized").await;
+    }
+    let response = post("/api/v1/orders", Some(&customer), &order)
+        .await
+        .unwrap();
+    assert_problem(response, StatusCode::BAD_REQUEST, "invalid_idempotency_key").await;
+    // Routes without a token (sign-up) refuse the key at once.
+    let sign_up = json!({"name": "Key", "email": "key@example.com", "mobileNumber": "+4917012345678", "password": CUSTOMER_PASSWORD});
+    let response = post("/api/v1/auth/register", None, &sign_up).await.unwrap();
+    assert_problem(response, StatusCode::BAD_REQUEST, "invalid_idempotency_key").await;
+    assert_eq!(app.stock("IDEM").await, (100, 0, 0), "no order placed");
+    assert_eq!(
+        app.login_status("key@example.com", CUSTOMER_PASSWORD).await,
+        StatusCode::UNAUTHORIZED,
+        "no account made"
+    );
 }
 
 /// The handler accepts `bearer` in any case; the key's scope must follow the same caller,
