@@ -29,7 +29,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct CreateAccountRequest {
     /// `ADMIN` or `STAFF` (customers sign up themselves).
-    #[schema(value_type = String, example = "STAFF")]
+    #[schema(value_type = super::names::BackOfficeRole, example = "STAFF")]
     pub role: Role,
     /// Login name: 3–64 of `a-z 0-9 . _ -`, starting with a letter; case-insensitive.
     #[schema(example = "ops.lead")]

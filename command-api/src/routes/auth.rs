@@ -70,7 +70,7 @@ pub struct RegisterRequest {
     pub mobile_number: String,
     /// `FEMALE`, `MALE`, `OTHER` or `UNSPECIFIED`.
     #[serde(default)]
-    #[schema(value_type = Option<String>, example = "FEMALE")]
+    #[schema(value_type = Option<super::names::GenderName>, example = "FEMALE")]
     pub gender: Option<Gender>,
     /// 8–128 characters.
     #[schema(example = "correct horse battery staple", format = Password)]

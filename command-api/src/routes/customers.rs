@@ -24,7 +24,7 @@ pub struct UpdateProfileRequest {
     #[schema(example = "Ada King")]
     pub name: Option<String>,
     /// `FEMALE`, `MALE`, `OTHER` or `UNSPECIFIED`.
-    #[schema(value_type = Option<String>, example = "FEMALE")]
+    #[schema(value_type = Option<super::names::GenderName>, example = "FEMALE")]
     pub gender: Option<Gender>,
 }
 

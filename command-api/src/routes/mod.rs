@@ -13,6 +13,7 @@ pub mod auth;
 pub mod cart;
 pub mod customers;
 pub mod inventory;
+pub mod names;
 pub mod orders;
 pub mod products;
 pub mod wishlist;
@@ -77,17 +78,18 @@ pub(crate) fn if_match(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
         })
 }
 
-/// A JSON body that may be absent: an empty body is `T::default()`.
+/// A JSON body that may be absent: an empty body, or `null`, is `T::default()`.
 pub(crate) fn optional_json<T: DeserializeOwned + Default>(body: &Bytes) -> Result<T, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
     }
-    let value = serde_json::from_slice(body).map_err(|err| ApiError::BadRequest {
+    // `null` is no body too, as a client that serialises an absent optional body sends it.
+    let value: Option<T> = serde_json::from_slice(body).map_err(|err| ApiError::BadRequest {
         code: "invalid_body",
         detail: err.to_string(),
     })?;
     web::nul::check_json(body)?;
-    Ok(value)
+    Ok(value.unwrap_or_default())
 }
 
 /// Money as it crosses the API: integer minor units and an ISO 4217 code.

@@ -177,7 +177,7 @@ async fn cancel(
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct StatusRequest {
     /// `PAID`, `PACKED`, `SHIPPED`, `DELIVERED` or `CANCELLED`.
-    #[schema(value_type = String)]
+    #[schema(value_type = super::names::NextStatus)]
     pub status: OrderStatus,
 }
 

@@ -594,6 +594,23 @@ async fn the_auth_routes_are_documented(app: TestApp) {
     }
     assert!(doc["paths"][LOGIN]["post"]["responses"]["429"].is_object());
     assert!(doc["paths"][ADMIN_ROUTE]["post"]["security"].is_array());
+    // Enumerated fields offer exactly the values the routes take.
+    let values = |schema: &str| -> Vec<String> {
+        serde_json::from_value(schemas[schema]["enum"].clone()).unwrap_or_default()
+    };
+    assert_eq!(values("BackOfficeRole"), ["ADMIN", "STAFF"]);
+    assert_eq!(
+        values("NextStatus"),
+        ["PAID", "PACKED", "SHIPPED", "DELIVERED", "CANCELLED"]
+    );
+    assert_eq!(
+        values("GenderName"),
+        ["FEMALE", "MALE", "OTHER", "UNSPECIFIED"]
+    );
+    assert_eq!(
+        schemas["CreateAccountRequest"]["properties"]["role"]["$ref"],
+        "#/components/schemas/BackOfficeRole"
+    );
     // Errors are documented as served: problem documents, including those of the body.
     let register = &doc["paths"][REGISTER]["post"]["responses"];
     for status in ["400", "409", "413", "415", "422", "429"] {

@@ -295,6 +295,17 @@ async fn customers_cancel_only_their_own_orders_before_packing(app: TestApp) {
         (10, 0, 0),
         "cancelling released the stock"
     );
+    // `null` is no body as well.
+    let nulled: Value = app
+        .place_order(&alice, &[("VASE", 2)])
+        .await
+        .json()
+        .await
+        .unwrap();
+    let nulled = format!("/api/v1/orders/{}/cancel", nulled["id"].as_str().unwrap());
+    let response = app.post(&nulled, Some(&alice), &Value::Null).await;
+    assert_eq!(response.status(), StatusCode::OK, "cancel with a null body");
+    assert_eq!(app.stock("VASE").await, (10, 0, 0));
 
     let order: Value = app
         .place_order(&alice, &[("VASE", 1)])
