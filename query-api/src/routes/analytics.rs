@@ -39,7 +39,7 @@ struct SalesParams {
     #[param(rename = "groupBy")]
     group_by: Option<String>,
     /// Answer only once this log position is reflected (also `X-Emporium-Min-Position`).
-    #[param(rename = "minPosition")]
+    #[param(rename = "minPosition", value_type = Option<i64>, minimum = 0)]
     min_position: Option<u64>,
 }
 

@@ -50,12 +50,13 @@ where
 #[allow(dead_code)] // documents the parameters
 pub struct PageParams {
     /// Page number, from 1.
+    #[param(minimum = 1, maximum = 1000000)]
     page: Option<u32>,
     /// Items per page, 1 to 100 (default 20).
-    #[param(rename = "pageSize")]
+    #[param(rename = "pageSize", minimum = 1, maximum = 100)]
     page_size: Option<u32>,
     /// Answer only once this log position is reflected (also `X-Emporium-Min-Position`).
-    #[param(rename = "minPosition")]
+    #[param(rename = "minPosition", value_type = Option<i64>, minimum = 0)]
     min_position: Option<u64>,
 }
 

@@ -58,15 +58,16 @@ struct ListParams {
     /// Placed at or before: a date (`YYYY-MM-DD`, until its end, UTC) or an RFC 3339 time.
     to: Option<String>,
     /// Page number, from 1.
+    #[param(minimum = 1, maximum = 1000000)]
     page: Option<u32>,
     /// Orders per page, 1 to 100 (default 20).
-    #[param(rename = "pageSize")]
+    #[param(rename = "pageSize", minimum = 1, maximum = 100)]
     page_size: Option<u32>,
     /// Start after the page that gave this `nextCursor` (not with `page`): stable while
     /// new orders arrive, and as fast on the thousandth page as on the first.
     cursor: Option<String>,
     /// Answer only once this log position is reflected (also `X-Emporium-Min-Position`).
-    #[param(rename = "minPosition")]
+    #[param(rename = "minPosition", value_type = Option<i64>, minimum = 0)]
     min_position: Option<u64>,
 }
 

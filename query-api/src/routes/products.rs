@@ -44,12 +44,13 @@ struct ListParams {
     /// `name` (default), `-name`, `price`, `-price` (by lowest variant price) or `newest`.
     sort: Option<String>,
     /// Page number, from 1.
+    #[param(minimum = 1, maximum = 1000000)]
     page: Option<u32>,
     /// Products per page, 1 to 100 (default 20).
-    #[param(rename = "pageSize")]
+    #[param(rename = "pageSize", minimum = 1, maximum = 100)]
     page_size: Option<u32>,
     /// Answer only once this log position is reflected (also `X-Emporium-Min-Position`).
-    #[param(rename = "minPosition")]
+    #[param(rename = "minPosition", value_type = Option<i64>, minimum = 0)]
     min_position: Option<u64>,
 }
 

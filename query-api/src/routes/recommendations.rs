@@ -38,9 +38,9 @@ pub fn router() -> OpenApiRouter<QueryState> {
 /// with stock available; 404 for an unknown or archived product.
 #[utoipa::path(get, path = "/api/v1/products/{id}/recommendations", tag = "recommendations",
     params(("id" = uuid::Uuid, Path, description = "product id"),
-        ("limit" = Option<u32>, Query, description = "most items, 1 to 50 (default 10)"),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 50, description = "most items, 1 to 50 (default 10)"),
         ("X-Emporium-Min-Position" = Option<u64>, Header, description = "answer only once this log position is reflected"),
-        ("minPosition" = Option<u64>, Query, description = "same as the header")),
+        ("minPosition" = Option<i64>, Query, minimum = 0, description = "same as the header")),
     responses((status = 200, body = RecommendationList), (status = 400, description = "a bad parameter", body = Problem),
         (status = 404, description = "no such active product", body = Problem),
         (status = 504, description = "the read models did not reach minPosition in time", body = Problem)))]
@@ -65,9 +65,9 @@ async fn for_product(
 /// not cancelled). Empty until they have ordered.
 #[utoipa::path(get, path = "/api/v1/customers/me/recommendations", tag = "recommendations",
     security(("bearer" = [])),
-    params(("limit" = Option<u32>, Query, description = "most items, 1 to 50 (default 10)"),
+    params(("limit" = Option<u32>, Query, minimum = 1, maximum = 50, description = "most items, 1 to 50 (default 10)"),
         ("X-Emporium-Min-Position" = Option<u64>, Header, description = "answer only once this log position is reflected"),
-        ("minPosition" = Option<u64>, Query, description = "same as the header")),
+        ("minPosition" = Option<i64>, Query, minimum = 0, description = "same as the header")),
     responses((status = 200, body = RecommendationList), (status = 400, description = "a bad parameter", body = Problem),
         (status = 401, body = Problem), (status = 403, description = "not a customer", body = Problem),
         (status = 504, description = "the read models did not reach minPosition in time", body = Problem)))]

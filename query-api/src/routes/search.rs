@@ -54,13 +54,14 @@ struct SearchParams {
     #[param(rename = "maxPrice")]
     max_price: Option<i64>,
     /// Page number, from 1 (`page × pageSize` at most 10,000).
+    #[param(minimum = 1, maximum = 10000)]
     page: Option<u32>,
     /// Products per page, 1 to 100 (default 20).
-    #[param(rename = "pageSize")]
+    #[param(rename = "pageSize", minimum = 1, maximum = 100)]
     page_size: Option<u32>,
     /// Answer only once this node's index reflects this log position (also
     /// `X-Emporium-Min-Position`).
-    #[param(rename = "minPosition")]
+    #[param(rename = "minPosition", value_type = Option<i64>, minimum = 0)]
     min_position: Option<u64>,
 }
 

@@ -80,6 +80,28 @@ async fn the_standalone_router_serves_docs_probes_and_metrics() {
         params.contains(&"pageSize") && params.contains(&"minPrice"),
         "{params:?}"
     );
+    // The documented bounds of the page parameters are those the lists enforce.
+    let bounds = |path: &str, name: &str| {
+        let param = doc["paths"][path]["get"]["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name)
+            .unwrap_or_else(|| panic!("{path} documents {name}"))
+            .clone();
+        let schema = &param["schema"];
+        (schema["minimum"].as_f64(), schema["maximum"].as_f64())
+    };
+    for path in ["/api/v1/products", "/api/v1/orders", "/api/v1/inventory"] {
+        assert_eq!(bounds(path, "pageSize"), (Some(1.0), Some(100.0)), "{path}");
+        assert_eq!(bounds(path, "page"), (Some(1.0), Some(1e6)), "{path}");
+        assert_eq!(bounds(path, "minPosition").0, Some(0.0), "{path}");
+    }
+    assert_eq!(bounds("/api/v1/search", "page"), (Some(1.0), Some(1e4)));
+    assert_eq!(
+        bounds("/api/v1/products/{id}/recommendations", "limit"),
+        (Some(1.0), Some(50.0))
+    );
     let answers = &doc["paths"]["/api/v1/products"]["get"]["responses"];
     for status in ["400", "504"] {
         assert!(
