@@ -209,7 +209,7 @@ fn from_ms(ms: i64) -> chrono::DateTime<chrono::Utc> {
 
 /// List the webhook endpoints (without their secrets).
 #[utoipa::path(get, path = "/api/v1/admin/webhooks", tag = "webhooks",
-    params(("page" = Option<u32>, Query), ("pageSize" = Option<u32>, Query)),
+    params(("page" = Option<u32>, Query, minimum = 1), ("pageSize" = Option<u32>, Query, minimum = 1, maximum = 100)),
     security(("bearer" = [])),
     responses((status = 200, body = EndpointList), (status = 401, body = Problem), (status = 403, body = Problem)))]
 async fn list_endpoints(
@@ -339,7 +339,7 @@ pub struct DeliveryList {
 
 /// The delivery log of an endpoint: each event, its status and every attempt.
 #[utoipa::path(get, path = "/api/v1/admin/webhooks/{id}/deliveries", tag = "webhooks",
-    params(("id" = Uuid, Path), ("page" = Option<u32>, Query), ("pageSize" = Option<u32>, Query),
+    params(("id" = Uuid, Path), ("page" = Option<u32>, Query, minimum = 1), ("pageSize" = Option<u32>, Query, minimum = 1, maximum = 100),
         ("status" = Option<String>, Query, description = "pending, delivered or dead")),
     security(("bearer" = [])),
     responses((status = 200, body = DeliveryList), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)))]

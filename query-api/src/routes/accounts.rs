@@ -32,6 +32,7 @@ struct ListParams {
     locked: Option<bool>,
     /// Part of the name, username, e-mail address or mobile number, any case (1–100
     /// characters).
+    #[param(min_length = 1, max_length = 100)]
     q: Option<String>,
 }
 

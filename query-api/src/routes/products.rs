@@ -30,6 +30,7 @@ pub fn router() -> OpenApiRouter<QueryState> {
 #[allow(dead_code)] // documents the parameters; they are parsed by `ProductQuery::parse`
 struct ListParams {
     /// Listed under this category.
+    #[param(min_length = 1, max_length = 200)]
     category: Option<String>,
     /// Some variant costs at least this much (minor units).
     #[param(rename = "minPrice")]
@@ -40,6 +41,7 @@ struct ListParams {
     /// `ACTIVE` (default) or `ARCHIVED` (admins and staff only).
     status: Option<ProductStatus>,
     /// Case-insensitive substring of the name.
+    #[param(min_length = 1, max_length = 200)]
     q: Option<String>,
     /// `name` (default), `-name`, `price`, `-price` (by lowest variant price) or `newest`.
     sort: Option<String>,

@@ -44,8 +44,10 @@ struct SearchParams {
     /// most), attribute and option values, and descriptions. Each word matches exactly or
     /// with typos (1 for words of 4 to 7 letters, 2 from 8); the last word also matches
     /// as a prefix.
+    #[param(min_length = 1, max_length = 200)]
     q: String,
     /// Only products listed under this category (facet counts ignore this filter).
+    #[param(min_length = 1, max_length = 200)]
     category: Option<String>,
     /// Only products with a variant costing at least this much (minor units).
     #[param(rename = "minPrice")]

@@ -81,15 +81,17 @@ async fn the_standalone_router_serves_docs_probes_and_metrics() {
         "{params:?}"
     );
     // The documented bounds of the page parameters are those the lists enforce.
-    let bounds = |path: &str, name: &str| {
-        let param = doc["paths"][path]["get"]["parameters"]
+    let schema_of = |path: &str, name: &str| {
+        doc["paths"][path]["get"]["parameters"]
             .as_array()
             .unwrap()
             .iter()
             .find(|p| p["name"] == name)
-            .unwrap_or_else(|| panic!("{path} documents {name}"))
-            .clone();
-        let schema = &param["schema"];
+            .unwrap_or_else(|| panic!("{path} documents {name}"))["schema"]
+            .clone()
+    };
+    let bounds = |path: &str, name: &str| {
+        let schema = schema_of(path, name);
         (schema["minimum"].as_f64(), schema["maximum"].as_f64())
     };
     for path in ["/api/v1/products", "/api/v1/orders", "/api/v1/inventory"] {
@@ -98,6 +100,19 @@ async fn the_standalone_router_serves_docs_probes_and_metrics() {
         assert_eq!(bounds(path, "minPosition").0, Some(0.0), "{path}");
     }
     assert_eq!(bounds("/api/v1/search", "page"), (Some(1.0), Some(1e4)));
+    let lengths = |path: &str, name: &str| {
+        let schema = schema_of(path, name);
+        (schema["minLength"].as_u64(), schema["maxLength"].as_u64())
+    };
+    for (path, name) in [
+        ("/api/v1/products", "q"),
+        ("/api/v1/products", "category"),
+        ("/api/v1/search", "q"),
+        ("/api/v1/search", "category"),
+    ] {
+        assert_eq!(lengths(path, name), (Some(1), Some(200)), "{path} {name}");
+    }
+    assert_eq!(lengths("/api/v1/admin/accounts", "q"), (Some(1), Some(100)));
     assert_eq!(
         bounds("/api/v1/products/{id}/recommendations", "limit"),
         (Some(1.0), Some(50.0))
