@@ -101,7 +101,7 @@ pub struct EndpointList {
     pub total: i64,
 }
 
-/// `page` and `pageSize` (1..=100, default 20).
+/// `page` (1 to [`MAX_PAGE`], default 1) and `pageSize` (1..=100, default 20).
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Paging {
@@ -110,13 +110,18 @@ pub struct Paging {
     status: Option<String>,
 }
 
+/// The last page a list may be asked for, as on the query side.
+const MAX_PAGE: u32 = 1_000_000;
+
 impl Paging {
     fn checked(query: Result<Query<Paging>, QueryRejection>) -> Result<(u32, u32, Self), ApiError> {
         let Query(paging) = query.map_err(|err| ApiError::invalid_query(err.body_text()))?;
         let page = paging.page.unwrap_or(1);
         let size = paging.page_size.unwrap_or(20);
-        if page == 0 {
-            return Err(ApiError::invalid_query("page must be at least 1"));
+        if !(1..=MAX_PAGE).contains(&page) {
+            return Err(ApiError::invalid_query(format!(
+                "page must be an integer from 1 to {MAX_PAGE}"
+            )));
         }
         if !(1..=100).contains(&size) {
             return Err(ApiError::invalid_query(
@@ -209,7 +214,7 @@ fn from_ms(ms: i64) -> chrono::DateTime<chrono::Utc> {
 
 /// List the webhook endpoints (without their secrets).
 #[utoipa::path(get, path = "/api/v1/admin/webhooks", tag = "webhooks",
-    params(("page" = Option<u32>, Query, minimum = 1), ("pageSize" = Option<u32>, Query, minimum = 1, maximum = 100)),
+    params(("page" = Option<u32>, Query, minimum = 1, maximum = 1000000), ("pageSize" = Option<u32>, Query, minimum = 1, maximum = 100)),
     security(("bearer" = [])),
     responses((status = 200, body = EndpointList), (status = 401, body = Problem), (status = 403, body = Problem)))]
 async fn list_endpoints(
@@ -339,7 +344,7 @@ pub struct DeliveryList {
 
 /// The delivery log of an endpoint: each event, its status and every attempt.
 #[utoipa::path(get, path = "/api/v1/admin/webhooks/{id}/deliveries", tag = "webhooks",
-    params(("id" = Uuid, Path), ("page" = Option<u32>, Query, minimum = 1), ("pageSize" = Option<u32>, Query, minimum = 1, maximum = 100),
+    params(("id" = Uuid, Path), ("page" = Option<u32>, Query, minimum = 1, maximum = 1000000), ("pageSize" = Option<u32>, Query, minimum = 1, maximum = 100),
         ("status" = Option<String>, Query, description = "pending, delivered or dead")),
     security(("bearer" = [])),
     responses((status = 200, body = DeliveryList), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)))]

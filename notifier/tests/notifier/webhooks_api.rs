@@ -122,11 +122,13 @@ async fn bad_input_is_refused(db: TestDb) {
         )
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{problem}");
-    let (status, problem) = api
-        .get(&api.admin, "/api/v1/admin/webhooks?pageSize=101")
-        .await;
-    assert_eq!(status, StatusCode::BAD_REQUEST, "{problem}");
-    assert_eq!(problem["code"], "invalid_query", "as on every list");
+    for query in ["pageSize=101", "page=0", "page=1000001"] {
+        let (status, problem) = api
+            .get(&api.admin, &format!("/api/v1/admin/webhooks?{query}"))
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{query}: {problem}");
+        assert_eq!(problem["code"], "invalid_query", "as on every list");
+    }
     let (_, list) = api.get(&api.admin, "/api/v1/admin/webhooks").await;
     assert_eq!(list["total"], 0);
 }
