@@ -9,9 +9,7 @@
 //! reading (refreshed on every checkpoint notification) reaches N; otherwise, and while the
 //! feed is down, the `projection_checkpoints` table is polled. Projections kept by this
 //! node alone (the search index) are only ever waited on through their watch.
-use std::{collections::BTreeMap, marker::PhantomData, sync::Arc, time::Duration};
-
-use std::fmt;
+use std::{collections::BTreeMap, fmt, marker::PhantomData, sync::Arc, time::Duration};
 
 use axum::{
     extract::{FromRef, FromRequestParts, Query},
@@ -78,7 +76,8 @@ impl Consistency {
         }
     }
 
-    /// The same, refusing positions past the head of the event log `store` at once.
+    /// The same, refusing positions past the head of the event log `store` (asked once a
+    /// read has waited 250 ms).
     #[must_use]
     pub fn with_log(mut self, store: Arc<dyn EventStore>) -> Self {
         self.log = Some(Log(store));
