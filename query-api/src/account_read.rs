@@ -176,11 +176,7 @@ mod tests {
     use super::*;
 
     fn parse(query: &[(&str, &str)]) -> Result<AccountQuery, ApiError> {
-        let pairs: Vec<(String, String)> = query
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect();
-        AccountQuery::parse(&pairs)
+        AccountQuery::parse(&crate::routes::pairs_of(query))
     }
 
     #[test]

@@ -172,11 +172,7 @@ mod tests {
     use super::*;
 
     fn parse(query: &[(&str, &str)]) -> Result<InventoryQuery, ApiError> {
-        let pairs: Vec<(String, String)> = query
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect();
-        InventoryQuery::parse(&pairs)
+        InventoryQuery::parse(&crate::routes::pairs_of(query))
     }
 
     #[test]

@@ -800,13 +800,7 @@ impl SalesFigures {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn pairs(query: &[(&str, &str)]) -> Vec<(String, String)> {
-        query
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect()
-    }
+    use crate::routes::pairs_of;
 
     #[test]
     fn a_cursor_reads_back_as_it_was_made_in_the_stored_time_format() {
@@ -843,14 +837,14 @@ mod tests {
         }
         .encode();
         let query =
-            OrderQuery::parse(&pairs(&[("cursor", &cursor), ("pageSize", "5")]), None).unwrap();
+            OrderQuery::parse(&pairs_of(&[("cursor", &cursor), ("pageSize", "5")]), None).unwrap();
         assert_eq!((query.page, query.page_size), (1, 5));
         assert!(query.cursor.is_some());
-        assert!(OrderQuery::parse(&pairs(&[("cursor", &cursor), ("page", "1")]), None).is_err());
+        assert!(OrderQuery::parse(&pairs_of(&[("cursor", &cursor), ("page", "1")]), None).is_err());
     }
 
     fn total_sql(query: &[(&str, &str)], own: Option<AccountId>) -> String {
-        OrderQuery::parse(&pairs(query), own)
+        OrderQuery::parse(&pairs_of(query), own)
             .unwrap()
             .total_query()
             .1

@@ -44,7 +44,8 @@ where
     }
 }
 
-/// The page parameters of a page-numbered list ([`crate::paging::parse`] reads them).
+/// The page parameters of a page-numbered list, with the bounds every such list enforces
+/// ([`crate::paging::parse`], and the product and order lists' own parsers).
 #[derive(utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 #[allow(dead_code)] // documents the parameters
@@ -58,6 +59,15 @@ pub struct PageParams {
     /// Answer only once this log position is reflected (also `X-Emporium-Min-Position`).
     #[param(rename = "minPosition", value_type = Option<i64>, minimum = 0)]
     min_position: Option<u64>,
+}
+
+/// `query` as the [`QueryPairs`] extractor gives it, for the parsers' unit tests.
+#[cfg(test)]
+pub(crate) fn pairs_of(query: &[(&str, &str)]) -> Vec<(String, String)> {
+    query
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
 }
 
 /// The query string's pairs, in order and repeats kept (each list's parser refuses what it

@@ -10,7 +10,7 @@ use utoipa::IntoParams;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use web::{ApiError, AppJson, AuthUser, Problem};
 
-use super::QueryPairs;
+use super::{PageParams, QueryPairs};
 use crate::{
     consistency::{AskedPosition, MinPosition, ReadSide},
     order_read::OrderQuery,
@@ -57,23 +57,14 @@ struct ListParams {
     from: Option<String>,
     /// Placed at or before: a date (`YYYY-MM-DD`, until its end, UTC) or an RFC 3339 time.
     to: Option<String>,
-    /// Page number, from 1.
-    #[param(minimum = 1, maximum = 1000000)]
-    page: Option<u32>,
-    /// Orders per page, 1 to 100 (default 20).
-    #[param(rename = "pageSize", minimum = 1, maximum = 100)]
-    page_size: Option<u32>,
     /// Start after the page that gave this `nextCursor` (not with `page`): stable while
     /// new orders arrive, and as fast on the thousandth page as on the first.
     cursor: Option<String>,
-    /// Answer only once this log position is reflected (also `X-Emporium-Min-Position`).
-    #[param(rename = "minPosition", value_type = Option<i64>, minimum = 0)]
-    min_position: Option<u64>,
 }
 
 /// Orders, newest first: a customer's own, or every order (with filters) for admins and
 /// staff.
-#[utoipa::path(get, path = "/api/v1/orders", tag = "orders", security(("bearer" = [])), params(ListParams),
+#[utoipa::path(get, path = "/api/v1/orders", tag = "orders", security(("bearer" = [])), params(ListParams, PageParams),
     responses((status = 200, body = OrderPage), (status = 400, description = "a bad parameter", body = Problem),
         (status = 401, body = Problem),
         (status = 504, description = "the read model did not reach minPosition in time", body = Problem)))]

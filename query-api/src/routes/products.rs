@@ -8,7 +8,7 @@ use utoipa::IntoParams;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use web::{ApiError, AppJson, Problem};
 
-use super::{MaybeAuthUser, QueryPairs};
+use super::{MaybeAuthUser, PageParams, QueryPairs};
 use crate::{
     consistency::{AskedPosition, MinPosition, ProductsRead},
     read::ProductQuery,
@@ -45,21 +45,12 @@ struct ListParams {
     q: Option<String>,
     /// `name` (default), `-name`, `price`, `-price` (by lowest variant price) or `newest`.
     sort: Option<String>,
-    /// Page number, from 1.
-    #[param(minimum = 1, maximum = 1000000)]
-    page: Option<u32>,
-    /// Products per page, 1 to 100 (default 20).
-    #[param(rename = "pageSize", minimum = 1, maximum = 100)]
-    page_size: Option<u32>,
-    /// Answer only once this log position is reflected (also `X-Emporium-Min-Position`).
-    #[param(rename = "minPosition", value_type = Option<i64>, minimum = 0)]
-    min_position: Option<u64>,
 }
 
 /// List products: filter, sort, paginate. Archived products are listed to admins and
 /// staff only.
 /// Sends an `ETag` (a hash of the page); with a matching `If-None-Match`, answers 304.
-#[utoipa::path(get, path = "/api/v1/products", tag = "catalogue", params(ListParams,
+#[utoipa::path(get, path = "/api/v1/products", tag = "catalogue", params(ListParams, PageParams,
         ("If-None-Match" = Option<String>, Header, description = "the ETag you hold")),
     responses((status = 200, body = ProductPage, headers(("ETag" = String, description = "a hash of the page, quoted"))),
         (status = 304, description = "unchanged since the ETag you hold"), (status = 400, description = "a bad parameter", body = Problem),
