@@ -12,7 +12,7 @@ use std::{
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use support::{Process, emporium, free_port, login, post, spawn_ready};
+use support::{Process, emporium, free_port, get, login, post, spawn_ready};
 
 const ADMIN_PASSWORD: &str = "e2e-bootstrap-password";
 
@@ -846,4 +846,92 @@ async fn the_process_runs_with_the_allocator_options_it_was_not_given() {
     let (variables, _) = environment_and_thp(server.child.id());
     assert!(variables.iter().any(|v| v == "MIMALLOC_PURGE_DELAY=250"));
     assert!(variables.iter().any(|v| v == "MIMALLOC_ALLOW_THP=0"));
+}
+
+/// The roles each secured operation names in the OpenAPI document's `bearer` requirement
+/// (none named: any signed-in account). Every role is tried on every such operation, with
+/// ids that name nothing and an empty body, so nothing changes: a role named is judged
+/// past its token and role (any answer but 401 and 403), a role not named is a 403.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_secured_operation_admits_the_roles_its_document_names() {
+    let data = tempfile::tempdir().unwrap();
+    let client = reqwest::Client::new();
+    let server = start(data.path()).await;
+    let base = server.base.clone();
+    let admin = login(&client, &base, "admin", ADMIN_PASSWORD).await;
+    let (status, body) = post(&client, format!("{base}/api/v1/admin/accounts"), Some(&admin),
+        json!({"role": "STAFF", "username": "stocker", "name": "Stocker", "password": "a-long-staff-password"})).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let staff = login(&client, &base, "stocker", "a-long-staff-password").await;
+    let (status, body) = post(&client, format!("{base}/api/v1/auth/register"), None,
+        json!({"name": "Ada", "email": "ada@example.com", "mobileNumber": "+15550101", "password": "a-long-customer-password"})).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let customer = login(
+        &client,
+        &base,
+        "ada@example.com",
+        "a-long-customer-password",
+    )
+    .await;
+    let tokens = [
+        ("ADMIN", &admin),
+        ("STAFF", &staff),
+        ("CUSTOMER", &customer),
+    ];
+    let (status, spec) = get(&client, format!("{base}/api-docs/openapi.json"), None).await;
+    assert_eq!(status, StatusCode::OK);
+
+    let mut checked = Vec::new();
+    for (path, item) in spec["paths"].as_object().unwrap() {
+        let url = format!(
+            "{base}{}",
+            path.replace("{id}", &uuid::Uuid::now_v7().to_string())
+                .replace("{sku}", "NO-SUCH-SKU")
+        );
+        for (method, operation) in item.as_object().unwrap() {
+            let Some(named) = operation["security"]
+                .as_array()
+                .and_then(|requirements| requirements.iter().find_map(|r| r["bearer"].as_array()))
+            else {
+                continue;
+            };
+            let named: Vec<&str> = named.iter().map(|name| name.as_str().unwrap()).collect();
+            for (role, token) in tokens {
+                let method = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+                let mut request = client.request(method.clone(), &url).bearer_auth(token);
+                if operation["requestBody"].is_object() {
+                    request = request.json(&json!({}));
+                }
+                let status = request.send().await.unwrap().status();
+                let admitted = named.is_empty() || named.contains(&role);
+                if admitted {
+                    assert!(
+                        status != StatusCode::UNAUTHORIZED && status != StatusCode::FORBIDDEN,
+                        "{role} may {method} {path} (the document names {named:?}), answered {status}"
+                    );
+                } else {
+                    assert_eq!(
+                        status,
+                        StatusCode::FORBIDDEN,
+                        "{role} may not {method} {path} (the document names {named:?})"
+                    );
+                }
+            }
+            checked.push(format!("{method} {path}"));
+        }
+    }
+    assert!(
+        checked.len() >= 35,
+        "every secured operation of the three services is in the document: {checked:?}"
+    );
+    for expected in [
+        "post /api/v1/orders",
+        "get /api/v1/cart",
+        "get /api/v1/admin/webhooks",
+    ] {
+        assert!(
+            checked.iter().any(|c| c == expected),
+            "{expected}: {checked:?}"
+        );
+    }
 }

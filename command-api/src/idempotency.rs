@@ -9,7 +9,7 @@
 //!
 //! A malformed key is refused (400) without running anything; on a route that takes a
 //! bearer token, a missing or failed token is answered first (401), as the handler would.
-use std::{collections::HashSet, sync::Arc, time::Duration};
+use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use axum::{
     body::{Body, to_bytes},
@@ -18,6 +18,7 @@ use axum::{
     middleware::Next,
     response::{IntoResponse, Response},
 };
+use domain::account::Role;
 use sha2::{Digest, Sha256};
 use sqlx::{AnyPool, Row};
 use web::{ApiError, AuthUser, layers::BODY_LIMIT};
@@ -186,10 +187,10 @@ fn refused_before_running(status: StatusCode) -> bool {
     )
 }
 
-/// The POST routes (path templates) that take a bearer token, as the OpenAPI document
-/// declares them.
+/// The POST routes (path templates) that take a bearer token, with the roles each admits,
+/// as the OpenAPI document declares them.
 #[derive(Clone, Debug, Default)]
-pub struct TokenRoutes(Arc<HashSet<String>>);
+pub struct TokenRoutes(Arc<HashMap<String, Vec<Role>>>);
 
 impl TokenRoutes {
     /// The POST operations of `doc` with a security requirement.
@@ -198,19 +199,16 @@ impl TokenRoutes {
             doc.paths
                 .paths
                 .iter()
-                .filter(|(_, item)| {
-                    item.post
-                        .as_ref()
-                        .and_then(|post| post.security.as_ref())
-                        .is_some_and(|requirements| !requirements.is_empty())
+                .filter_map(|(path, item)| {
+                    let roles = web::openapi::admitted_roles(item.post.as_ref()?)?;
+                    Some((path.clone(), roles))
                 })
-                .map(|(path, _)| path.clone())
                 .collect(),
         ))
     }
 
-    fn contains(&self, path: &str) -> bool {
-        self.0.contains(path)
+    fn roles(&self, path: &str) -> Option<&[Role]> {
+        self.0.get(path).map(Vec::as_slice)
     }
 }
 
@@ -223,19 +221,21 @@ fn well_formed(key: &HeaderValue) -> Option<String> {
 }
 
 /// The answer to a malformed key: the caller is judged first, as the handler would judge
-/// it (401 on a route that takes a token, without a valid one), then the key (400).
+/// it (on a route that takes a token, 401 without a valid one, 403 with a role the route
+/// does not admit), then the key (400).
 async fn refuse_malformed_key(
     state: &AppState,
     tokens: &TokenRoutes,
     request: Request,
 ) -> Response {
-    let takes_token = request
+    let admitted = request
         .extensions()
         .get::<MatchedPath>()
-        .is_some_and(|path| tokens.contains(path.as_str()));
-    if takes_token {
+        .and_then(|path| tokens.roles(path.as_str()));
+    if let Some(roles) = admitted {
         let (mut parts, _) = request.into_parts();
-        if let Err(refusal) = AuthUser::from_request_parts(&mut parts, state).await {
+        let caller = AuthUser::from_request_parts(&mut parts, state).await;
+        if let Err(refusal) = caller.and_then(|caller| caller.require(roles)) {
             return refusal.into_response();
         }
     }

@@ -192,13 +192,26 @@ pub struct CustomerProfileView {
     pub registered_at: String,
 }
 
+/// What an account may do. For the OpenAPI document: the rows hold the same text.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum RoleView {
+    /// Everything.
+    Admin,
+    /// Catalogue, stock and orders.
+    Staff,
+    /// A shopper.
+    Customer,
+}
+
 /// An account as the back office sees it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AccountView {
     /// Account id (UUID): what `POST /api/v1/admin/accounts/{id}/lock` takes.
     pub id: String,
-    /// `ADMIN`, `STAFF` or `CUSTOMER`.
+    /// What the account may do.
+    #[schema(value_type = RoleView)]
     pub role: String,
     /// Login name: a customer's e-mail address, a back-office username.
     pub username: String,

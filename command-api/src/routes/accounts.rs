@@ -52,7 +52,7 @@ pub struct LockRequest {
 }
 
 /// Create an admin or staff account (admin).
-#[utoipa::path(post, path = "/api/v1/admin/accounts", tag = "accounts", security(("bearer" = [])),
+#[utoipa::path(post, path = "/api/v1/admin/accounts", tag = "accounts", security(("bearer" = ["ADMIN"])),
     request_body = CreateAccountRequest,
     responses(
         (status = 201, body = CommandAnswer),
@@ -80,7 +80,7 @@ async fn create(
 /// Lock an account (admin): it can no longer sign in, and its refresh tokens and the
 /// access tokens it holds are revoked (refused at once by this node, within a second by
 /// the others).
-#[utoipa::path(post, path = "/api/v1/admin/accounts/{id}/lock", tag = "accounts", security(("bearer" = [])),
+#[utoipa::path(post, path = "/api/v1/admin/accounts/{id}/lock", tag = "accounts", security(("bearer" = ["ADMIN"])),
     params(("id" = uuid::Uuid, Path, description = "account id")), request_body = LockRequest,
     responses(
         (status = 200, body = CommandAnswer),
@@ -99,7 +99,7 @@ async fn lock(
 }
 
 /// Unlock a locked account (admin).
-#[utoipa::path(post, path = "/api/v1/admin/accounts/{id}/unlock", tag = "accounts", security(("bearer" = [])),
+#[utoipa::path(post, path = "/api/v1/admin/accounts/{id}/unlock", tag = "accounts", security(("bearer" = ["ADMIN"])),
     params(("id" = uuid::Uuid, Path, description = "account id")),
     responses(
         (status = 200, body = CommandAnswer),

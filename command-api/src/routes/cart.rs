@@ -55,7 +55,7 @@ pub struct Checkout {
 
 /// The caller's cart: every line with the product's current name, price and
 /// availability, and the total of the lines that can be bought.
-#[utoipa::path(get, path = "/api/v1/cart", tag = "cart", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/cart", tag = "cart", security(("bearer" = ["CUSTOMER"])),
     responses((status = 200, body = CartView), (status = 401, body = Problem), (status = 403, body = Problem)))]
 async fn get(
     State(state): State<AppState>,
@@ -67,7 +67,7 @@ async fn get(
 
 /// Put units of a SKU in the cart: a new line, or more of one it has. At most 50 lines
 /// and 1000 units a line (the limits of one order).
-#[utoipa::path(post, path = "/api/v1/cart/items", tag = "cart", security(("bearer" = [])),
+#[utoipa::path(post, path = "/api/v1/cart/items", tag = "cart", security(("bearer" = ["CUSTOMER"])),
     params(("Idempotency-Key" = Option<String>, Header, pattern = "^[!-~]{1,255}$", description = "retries with the same key take effect once")),
     request_body = AddItem,
     responses((status = 200, description = "the cart after the change", body = CartView),
@@ -85,7 +85,7 @@ async fn add(
 }
 
 /// Set the quantity of a line the cart has.
-#[utoipa::path(patch, path = "/api/v1/cart/items/{sku}", tag = "cart", security(("bearer" = [])),
+#[utoipa::path(patch, path = "/api/v1/cart/items/{sku}", tag = "cart", security(("bearer" = ["CUSTOMER"])),
     params(("sku" = String, Path, description = "the line's SKU")), request_body = ChangeQuantity,
     responses((status = 200, description = "the cart after the change", body = CartView),
         (status = 404, description = "the cart has no line for this SKU", body = Problem),
@@ -104,7 +104,7 @@ async fn change(
 }
 
 /// Remove a line. Idempotent: removing a line the cart does not have changes nothing.
-#[utoipa::path(delete, path = "/api/v1/cart/items/{sku}", tag = "cart", security(("bearer" = [])),
+#[utoipa::path(delete, path = "/api/v1/cart/items/{sku}", tag = "cart", security(("bearer" = ["CUSTOMER"])),
     params(("sku" = String, Path, description = "the line's SKU")),
     responses((status = 200, description = "the cart after the change", body = CartView),
         (status = 401, body = Problem), (status = 403, body = Problem)))]
@@ -121,7 +121,7 @@ async fn remove(
 /// lines: catalogue prices, stock reserved for every line or none. Only a placed order
 /// empties the cart, of what it ordered; a shortage answers 409 with `shortSkus` and
 /// leaves the cart as it was.
-#[utoipa::path(post, path = "/api/v1/cart/checkout", tag = "cart", security(("bearer" = [])),
+#[utoipa::path(post, path = "/api/v1/cart/checkout", tag = "cart", security(("bearer" = ["CUSTOMER"])),
     params(("Idempotency-Key" = Option<String>, Header, pattern = "^[!-~]{1,255}$", description = "retries with the same key place one order and answer the same")),
     request_body = Checkout,
     responses((status = 201, description = "the order placed", body = CommandAnswer),

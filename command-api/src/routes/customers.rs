@@ -33,7 +33,7 @@ pub struct UpdateProfileRequest {
 /// Send `If-Match` with the account's version (from an earlier answer's `ETag`) to be
 /// refused (412) if the profile changed since. A change to what the profile already says
 /// appends nothing and answers the current version.
-#[utoipa::path(patch, path = "/api/v1/customers/me", tag = "customers", security(("bearer" = [])),
+#[utoipa::path(patch, path = "/api/v1/customers/me", tag = "customers", security(("bearer" = ["CUSTOMER"])),
     params(("If-Match" = Option<String>, Header, description = "expected version")),
     request_body = UpdateProfileRequest,
     responses(

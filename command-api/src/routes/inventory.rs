@@ -41,7 +41,7 @@ pub(crate) fn stock_stream(sku: &Sku) -> StreamId {
 }
 
 /// Restock or write off units of a SKU (admin).
-#[utoipa::path(post, path = "/api/v1/inventory/{sku}/adjustments", tag = "inventory", security(("bearer" = [])),
+#[utoipa::path(post, path = "/api/v1/inventory/{sku}/adjustments", tag = "inventory", security(("bearer" = ["ADMIN"])),
     params(("sku" = String, Path, description = "the variant's SKU")), request_body = Adjustment,
     responses((status = 200, body = CommandAnswer), (status = 404, description = "no product has this SKU", body = Problem),
         (status = 409, description = "a write-off exceeds available stock", body = Problem), (status = 422, body = Problem)))]

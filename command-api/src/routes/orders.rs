@@ -126,7 +126,7 @@ fn actor(user: AuthUser) -> Actor {
 
 /// Place an order (customer). Stock is reserved for every line or for none: a shortage
 /// answers 409 with `shortSkus` and reserves nothing.
-#[utoipa::path(post, path = "/api/v1/orders", tag = "orders", security(("bearer" = [])),
+#[utoipa::path(post, path = "/api/v1/orders", tag = "orders", security(("bearer" = ["CUSTOMER"])),
     params(("Idempotency-Key" = Option<String>, Header, pattern = "^[!-~]{1,255}$", description = "retries with the same key take effect once")),
     request_body = PlaceOrder,
     responses((status = 201, body = CommandAnswer), (status = 409, description = "not enough stock (`shortSkus`)", body = Problem),
@@ -183,7 +183,7 @@ pub struct StatusRequest {
 
 /// Move an order along its state machine (admin, staff):
 /// PLACED → PAID → PACKED → SHIPPED → DELIVERED; PLACED | PAID | PACKED → CANCELLED.
-#[utoipa::path(post, path = "/api/v1/orders/{id}/status", tag = "orders", security(("bearer" = [])),
+#[utoipa::path(post, path = "/api/v1/orders/{id}/status", tag = "orders", security(("bearer" = ["ADMIN", "STAFF"])),
     params(("id" = Uuid, Path, description = "order id")), request_body = StatusRequest,
     responses((status = 200, body = CommandAnswer), (status = 404, body = Problem), (status = 409, description = "illegal transition", body = Problem), (status = 403, body = Problem)))]
 async fn change_status(
@@ -215,7 +215,7 @@ pub struct ShipmentRequest {
 
 /// Record a shipment (admin, staff). A PACKED order becomes SHIPPED and its stock is
 /// committed; a SHIPPED order may get further parcels.
-#[utoipa::path(post, path = "/api/v1/orders/{id}/shipments", tag = "orders", security(("bearer" = [])),
+#[utoipa::path(post, path = "/api/v1/orders/{id}/shipments", tag = "orders", security(("bearer" = ["ADMIN", "STAFF"])),
     params(("id" = Uuid, Path, description = "order id")), request_body = ShipmentRequest,
     responses((status = 201, body = CommandAnswer), (status = 404, body = Problem), (status = 409, description = "not packed yet", body = Problem), (status = 422, body = Problem)))]
 async fn create_shipment(

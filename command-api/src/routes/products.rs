@@ -121,7 +121,7 @@ fn sku_taken(key: &str) -> ApiError {
 }
 
 /// Create a product with its variants (admin).
-#[utoipa::path(post, path = "/api/v1/products", tag = "catalogue", security(("bearer" = [])),
+#[utoipa::path(post, path = "/api/v1/products", tag = "catalogue", security(("bearer" = ["ADMIN"])),
     request_body = CreateProduct,
     responses((status = 201, body = CommandAnswer), (status = 409, description = "a SKU is taken", body = Problem),
         (status = 422, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem)))]
@@ -212,7 +212,7 @@ fn decide_update(
 
 /// Update a product (admin). Send `If-Match` with the version you read to be refused
 /// (412) if someone changed it since.
-#[utoipa::path(patch, path = "/api/v1/products/{id}", tag = "catalogue", security(("bearer" = [])),
+#[utoipa::path(patch, path = "/api/v1/products/{id}", tag = "catalogue", security(("bearer" = ["ADMIN"])),
     params(("id" = Uuid, Path, description = "product id"), ("If-Match" = Option<String>, Header, description = "expected version")),
     request_body = UpdateProduct,
     responses((status = 200, body = CommandAnswer), (status = 404, body = Problem), (status = 409, body = Problem),
@@ -263,7 +263,7 @@ async fn update(
 }
 
 /// Archive a product (admin): it leaves the catalogue; its SKUs stay reserved to it.
-#[utoipa::path(delete, path = "/api/v1/products/{id}", tag = "catalogue", security(("bearer" = [])),
+#[utoipa::path(delete, path = "/api/v1/products/{id}", tag = "catalogue", security(("bearer" = ["ADMIN"])),
     params(("id" = Uuid, Path, description = "product id"), ("If-Match" = Option<String>, Header, description = "expected version")),
     responses((status = 200, body = CommandAnswer), (status = 404, body = Problem), (status = 409, body = Problem), (status = 412, body = Problem)))]
 async fn archive(

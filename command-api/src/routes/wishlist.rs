@@ -21,7 +21,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 /// The caller's wishlist, every item with its current name, price and availability.
-#[utoipa::path(get, path = "/api/v1/wishlist", tag = "wishlist", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/wishlist", tag = "wishlist", security(("bearer" = ["CUSTOMER"])),
     responses((status = 200, body = WishlistView), (status = 401, body = Problem), (status = 403, body = Problem)))]
 async fn get(
     State(state): State<AppState>,
@@ -33,7 +33,7 @@ async fn get(
 
 /// Put a SKU on the wishlist (at most 100). It must be on sale; putting it there again
 /// changes nothing.
-#[utoipa::path(put, path = "/api/v1/wishlist/{sku}", tag = "wishlist", security(("bearer" = [])),
+#[utoipa::path(put, path = "/api/v1/wishlist/{sku}", tag = "wishlist", security(("bearer" = ["CUSTOMER"])),
     params(("sku" = String, Path, description = "the variant's SKU")),
     responses((status = 204, description = "the SKU is on the wishlist"),
         (status = 422, description = "`unknown_sku`, `sku_not_for_sale`, `wishlist_limit`", body = Problem),
@@ -49,7 +49,7 @@ async fn put(
 }
 
 /// Take a SKU off the wishlist; one that is not on it changes nothing.
-#[utoipa::path(delete, path = "/api/v1/wishlist/{sku}", tag = "wishlist", security(("bearer" = [])),
+#[utoipa::path(delete, path = "/api/v1/wishlist/{sku}", tag = "wishlist", security(("bearer" = ["CUSTOMER"])),
     params(("sku" = String, Path, description = "the variant's SKU")),
     responses((status = 204, description = "the SKU is not on the wishlist"),
         (status = 401, body = Problem), (status = 403, body = Problem)))]

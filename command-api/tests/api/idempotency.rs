@@ -114,8 +114,9 @@ async fn a_key_reused_for_another_request_is_refused(app: TestApp) {
     assert_eq!(app.stock("IDEM").await, (100, 1, 0));
 }
 
-/// A malformed key changes nothing, and a route that takes a token judges the token
-/// first, as it does without a key: 401, not 400, for a caller without a valid one.
+/// A malformed key changes nothing, and a route that takes a token judges the caller
+/// first, as it does without a key: 401, not 400, for a caller without a valid token,
+/// and 403 for one whose role the route does not admit.
 async fn a_malformed_key_is_judged_after_the_caller(app: TestApp) {
     let customer = setup(&app).await;
     let malformed = "é";
@@ -139,6 +140,19 @@ async fn a_malformed_key_is_judged_after_the_caller(app: TestApp) {
         let response = post("/api/v1/auth/password", token, &change).await.unwrap();
         assert_problem(response, StatusCode::UNAUTHORIZED, "unauthorized").await;
     }
+    // A role the route does not admit is told so, as the handler would tell it.
+    let admin = app.admin_token().await;
+    let response = post("/api/v1/orders", Some(&admin), &order).await.unwrap();
+    assert_problem(response, StatusCode::FORBIDDEN, "forbidden").await;
+    let restock = json!({"delta": 5, "reason": "found"});
+    let response = post(
+        "/api/v1/inventory/IDEM/adjustments",
+        Some(&customer),
+        &restock,
+    )
+    .await
+    .unwrap();
+    assert_problem(response, StatusCode::FORBIDDEN, "forbidden").await;
     let response = post("/api/v1/orders", Some(&customer), &order)
         .await
         .unwrap();

@@ -1,6 +1,7 @@
 //! The OpenAPI document's frame (title, bearer security scheme), what every operation
 //! shares (problem answers), and its Swagger UI.
 use axum::{Router, http::StatusCode};
+use domain::account::Role;
 
 use crate::error::PROBLEM_JSON;
 use utoipa::{
@@ -39,6 +40,34 @@ impl Modify for BearerAuth {
             ),
         );
     }
+}
+
+/// Every role, in the order the document lists them.
+const EVERY_ROLE: [Role; 3] = [Role::Admin, Role::Staff, Role::Customer];
+
+/// The roles `operation` admits, as its `bearer` security requirement lists them (OpenAPI
+/// 3.1 lets a non-OAuth scheme name roles where OAuth names scopes): `None` where it takes
+/// no token, every role where the requirement names none (any signed-in account; the
+/// handler decides by ownership). A name that is not a role admits no one.
+pub fn admitted_roles(operation: &Operation) -> Option<Vec<Role>> {
+    let requirements = operation.security.as_ref()?;
+    let named: Vec<serde_json::Value> = requirements
+        .iter()
+        .filter_map(|requirement| serde_json::to_value(requirement).ok())
+        .find_map(|requirement| requirement.get("bearer")?.as_array().cloned())?;
+    if named.is_empty() {
+        return Some(EVERY_ROLE.to_vec());
+    }
+    Some(
+        EVERY_ROLE
+            .into_iter()
+            .filter(|role| {
+                named
+                    .iter()
+                    .any(|name| serde_json::from_value::<Role>(name.clone()).ok() == Some(*role))
+            })
+            .collect(),
+    )
 }
 
 /// Swagger UI at `/docs`, the document at `/api-docs/openapi.json` (served offline: vendored),
@@ -85,10 +114,9 @@ fn complete_operation(operation: &mut Operation) {
     let reads_min_position = parameters
         .iter()
         .any(|name| name == "minposition" || name == "x-emporium-min-position");
-    let secured = operation
-        .security
-        .as_ref()
-        .is_some_and(|requirements| !requirements.is_empty());
+    let admitted = admitted_roles(operation);
+    let secured = admitted.is_some();
+    let some_roles_only = admitted.is_some_and(|roles| roles.len() < EVERY_ROLE.len());
     let mut common = Vec::new();
     if reads_body || !parameters.is_empty() {
         common.push((
@@ -102,6 +130,12 @@ fn complete_operation(operation: &mut Operation) {
     }
     if secured {
         common.push(("401", "no access token, or an invalid or expired one"));
+    }
+    if some_roles_only {
+        common.push((
+            "403",
+            "the caller's role is not one the security requirement names",
+        ));
     }
     if reads_min_position {
         common.push((
@@ -216,8 +250,52 @@ mod tests {
             "success kept"
         );
         assert!(post["504"].is_null());
+        assert!(post["403"].is_null(), "every role may place it");
         let get = &orders["get"]["responses"];
         assert!(get["504"]["content"][PROBLEM_JSON].is_object(), "{get}");
         assert!(get["401"].is_null() && get["415"].is_null(), "{get}");
+    }
+
+    fn requiring(names: &[&str]) -> Operation {
+        OperationBuilder::new()
+            .security(SecurityRequirement::new("bearer", names.iter().copied()))
+            .build()
+    }
+
+    #[test]
+    fn the_security_requirement_names_the_roles_admitted() {
+        assert_eq!(admitted_roles(&OperationBuilder::new().build()), None);
+        assert_eq!(
+            admitted_roles(&requiring(&[])),
+            Some(EVERY_ROLE.to_vec()),
+            "no names: any signed-in account"
+        );
+        assert_eq!(
+            admitted_roles(&requiring(&["STAFF", "ADMIN"])),
+            Some(vec![Role::Admin, Role::Staff])
+        );
+        assert_eq!(
+            admitted_roles(&requiring(&["ADMN"])),
+            Some(vec![]),
+            "a misspelt role admits no one rather than everyone"
+        );
+    }
+
+    #[test]
+    fn an_operation_for_some_roles_lists_its_403() {
+        let mut api = OpenApiBuilder::new()
+            .paths(PathsBuilder::new().path(
+                "/api/v1/cart",
+                PathItem::new(HttpMethod::Get, requiring(&["CUSTOMER"])),
+            ))
+            .build();
+        complete(&mut api);
+        let document = serde_json::to_value(&api).unwrap();
+        let responses = &document["paths"]["/api/v1/cart"]["get"]["responses"];
+        assert!(
+            responses["403"]["content"][PROBLEM_JSON].is_object(),
+            "{responses}"
+        );
+        assert!(responses["401"].is_object(), "{responses}");
     }
 }

@@ -107,7 +107,30 @@ pub struct EndpointList {
 pub struct Paging {
     page: Option<u32>,
     page_size: Option<u32>,
-    status: Option<String>,
+    status: Option<DeliveryStatus>,
+}
+
+/// Where an event's delivery to an endpoint stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum DeliveryStatus {
+    /// Not delivered yet; another attempt is due.
+    Pending,
+    /// The endpoint answered 2xx.
+    Delivered,
+    /// Every attempt failed; no more are made.
+    Dead,
+}
+
+impl DeliveryStatus {
+    /// The stored text, e.g. `pending`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Delivered => "delivered",
+            Self::Dead => "dead",
+        }
+    }
 }
 
 /// The last page a list may be asked for, as on the query side.
@@ -144,7 +167,7 @@ fn refused(err: UrlRefused) -> ApiError {
 /// The URL's host is resolved; private, loopback and link-local addresses are refused
 /// (`webhook_url_refused`) unless the server allows them.
 #[utoipa::path(post, path = "/api/v1/admin/webhooks", tag = "webhooks", request_body = CreateEndpoint,
-    security(("bearer" = [])),
+    security(("bearer" = ["ADMIN"])),
     responses(
         (status = 201, body = CreatedEndpoint),
         (status = 401, body = Problem), (status = 403, body = Problem),
@@ -215,7 +238,7 @@ fn from_ms(ms: i64) -> chrono::DateTime<chrono::Utc> {
 /// List the webhook endpoints (without their secrets).
 #[utoipa::path(get, path = "/api/v1/admin/webhooks", tag = "webhooks",
     params(("page" = Option<u32>, Query, minimum = 1, maximum = 1000000), ("pageSize" = Option<u32>, Query, minimum = 1, maximum = 100)),
-    security(("bearer" = [])),
+    security(("bearer" = ["ADMIN"])),
     responses((status = 200, body = EndpointList), (status = 401, body = Problem), (status = 403, body = Problem)))]
 async fn list_endpoints(
     State(state): State<WebhookApi>,
@@ -274,7 +297,7 @@ async fn live_endpoint(sql: &AnyPool, raw: &str) -> Result<String, ApiError> {
 /// Delete a webhook endpoint: nothing more is sent to it. Its delivery log is kept.
 #[utoipa::path(delete, path = "/api/v1/admin/webhooks/{id}", tag = "webhooks",
     params(("id" = Uuid, Path)),
-    security(("bearer" = [])),
+    security(("bearer" = ["ADMIN"])),
     responses((status = 204), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)))]
 async fn delete_endpoint(
     State(state): State<WebhookApi>,
@@ -319,6 +342,7 @@ pub struct DeliveryView {
     /// E.g. `order.placed`.
     pub event_type: String,
     /// `pending`, `delivered` or `dead` (no attempts left).
+    #[schema(value_type = DeliveryStatus)]
     pub status: String,
     /// Every attempt so far, oldest first.
     pub attempts: Vec<AttemptView>,
@@ -345,8 +369,8 @@ pub struct DeliveryList {
 /// The delivery log of an endpoint: each event, its status and every attempt.
 #[utoipa::path(get, path = "/api/v1/admin/webhooks/{id}/deliveries", tag = "webhooks",
     params(("id" = Uuid, Path), ("page" = Option<u32>, Query, minimum = 1, maximum = 1000000), ("pageSize" = Option<u32>, Query, minimum = 1, maximum = 100),
-        ("status" = Option<String>, Query, description = "pending, delivered or dead")),
-    security(("bearer" = [])),
+        ("status" = Option<DeliveryStatus>, Query, description = "only deliveries in this state")),
+    security(("bearer" = ["ADMIN"])),
     responses((status = 200, body = DeliveryList), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)))]
 async fn list_deliveries(
     State(state): State<WebhookApi>,
@@ -355,22 +379,14 @@ async fn list_deliveries(
     query: Result<Query<Paging>, QueryRejection>,
 ) -> Result<AppJson<DeliveryList>, ApiError> {
     let (page, size, paging) = Paging::checked(query)?;
-    let status = match paging.status.as_deref() {
-        None => None,
-        Some(s @ ("pending" | "delivered" | "dead")) => Some(s.to_owned()),
-        Some(_) => {
-            return Err(ApiError::invalid_query(
-                "status must be one of pending, delivered, dead",
-            ));
-        }
-    };
+    let status = paging.status.map_or("", DeliveryStatus::as_str);
     let id = live_endpoint(&state.sql, &id).await?;
     let total: i64 = sqlx::query_scalar(
         "SELECT COUNT(*) FROM webhook_deliveries WHERE endpoint_id = $1 \
          AND ($2 = '' OR status = $2)",
     )
     .bind(&id)
-    .bind(status.clone().unwrap_or_default())
+    .bind(status)
     .fetch_one(&state.sql)
     .await
     .map_err(|err| unavailable(&err))?;
@@ -380,7 +396,7 @@ async fn list_deliveries(
          ORDER BY created_at DESC, id DESC LIMIT $3 OFFSET $4",
     )
     .bind(&id)
-    .bind(status.unwrap_or_default())
+    .bind(status)
     .bind(i64::from(size))
     .bind(i64::from(page - 1) * i64::from(size))
     .fetch_all(&state.sql)

@@ -215,13 +215,19 @@ async fn endpoints_are_registered_listed_and_deleted(db: TestDb) {
         .await;
     assert_eq!(status, StatusCode::OK, "{deliveries}");
     assert_eq!(deliveries["total"], 0);
-    let (status, _) = api
+    let (status, problem) = api
         .get(
             &api.admin,
             &format!("/api/v1/admin/webhooks/{id}/deliveries?status=lost"),
         )
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        problem["detail"]
+            .as_str()
+            .is_some_and(|detail| detail.contains("`pending`, `delivered`, `dead`")),
+        "the problem names the states a delivery can be in: {problem}"
+    );
 
     let delete = |id: String| {
         let request = api

@@ -10,7 +10,7 @@ use super::{PageParams, QueryPairs, customers::CustomersRead};
 use crate::{
     account_read::AccountQuery,
     consistency::{AskedPosition, MinPosition},
-    order_views::{AccountPage, AccountView},
+    order_views::{AccountPage, AccountView, RoleView},
     state::QueryState,
 };
 
@@ -26,8 +26,8 @@ pub fn router() -> OpenApiRouter<QueryState> {
 #[into_params(parameter_in = Query)]
 #[allow(dead_code)] // documents the parameters; they are parsed by `AccountQuery::parse`
 struct ListParams {
-    /// Only accounts with this role: `ADMIN`, `STAFF` or `CUSTOMER`.
-    role: Option<String>,
+    /// Only accounts with this role.
+    role: Option<RoleView>,
     /// Only locked (`true`) or unlocked (`false`) accounts.
     locked: Option<bool>,
     /// Part of the name, username, e-mail address or mobile number, any case (1–100
@@ -37,7 +37,7 @@ struct ListParams {
 }
 
 /// Accounts of every role, newest first (admin).
-#[utoipa::path(get, path = "/api/v1/admin/accounts", tag = "accounts", security(("bearer" = [])), params(ListParams, PageParams),
+#[utoipa::path(get, path = "/api/v1/admin/accounts", tag = "accounts", security(("bearer" = ["ADMIN"])), params(ListParams, PageParams),
     responses((status = 200, body = AccountPage), (status = 400, description = "a bad parameter", body = Problem),
         (status = 401, body = Problem), (status = 403, body = Problem),
         (status = 504, description = "the read model did not reach minPosition in time", body = Problem)))]
@@ -53,7 +53,7 @@ async fn list(
 }
 
 /// One account (admin).
-#[utoipa::path(get, path = "/api/v1/admin/accounts/{id}", tag = "accounts", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/admin/accounts/{id}", tag = "accounts", security(("bearer" = ["ADMIN"])),
     params(("id" = uuid::Uuid, Path, description = "account id"),
         ("X-Emporium-Min-Position" = Option<u64>, Header, description = "answer only once this log position is reflected"),
         ("minPosition" = Option<u64>, Query, description = "same as the header")),

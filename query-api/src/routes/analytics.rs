@@ -45,7 +45,7 @@ struct SalesParams {
 
 /// Sales by UTC day of placement and by product, in each currency sold in; cancelled
 /// orders are not counted (admin only).
-#[utoipa::path(get, path = "/api/v1/analytics/sales", tag = "analytics", security(("bearer" = [])), params(SalesParams),
+#[utoipa::path(get, path = "/api/v1/analytics/sales", tag = "analytics", security(("bearer" = ["ADMIN"])), params(SalesParams),
     responses((status = 200, body = SalesReport), (status = 400, description = "a bad parameter", body = Problem),
         (status = 401, body = Problem), (status = 403, body = Problem),
         (status = 504, description = "the read model did not reach minPosition in time", body = Problem)))]

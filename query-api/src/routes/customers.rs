@@ -25,7 +25,7 @@ pub fn router() -> OpenApiRouter<QueryState> {
 
 /// The caller's own profile (customers only). Right after signing up, send the position
 /// the sign-up answered with, or the profile may not be there yet (404).
-#[utoipa::path(get, path = "/api/v1/customers/me", tag = "customers", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/customers/me", tag = "customers", security(("bearer" = ["CUSTOMER"])),
     params(("X-Emporium-Min-Position" = Option<u64>, Header, description = "answer only once this log position is reflected"),
         ("minPosition" = Option<u64>, Query, description = "same as the header")),
     responses((status = 200, body = CustomerProfileView), (status = 401, body = Problem),

@@ -35,7 +35,7 @@ struct ListParams {
 
 /// Stock of every SKU, least available first, then by SKU (admin or staff). SKUs never
 /// stocked are listed with zeros.
-#[utoipa::path(get, path = "/api/v1/inventory", tag = "inventory", security(("bearer" = [])), params(ListParams, PageParams),
+#[utoipa::path(get, path = "/api/v1/inventory", tag = "inventory", security(("bearer" = ["ADMIN", "STAFF"])), params(ListParams, PageParams),
     responses((status = 200, body = InventoryPage), (status = 400, description = "a bad parameter", body = Problem),
         (status = 401, body = Problem), (status = 403, body = Problem),
         (status = 504, description = "the read model did not reach minPosition in time", body = Problem)))]
@@ -51,7 +51,7 @@ async fn list(
 }
 
 /// Stock of one SKU: on hand, reserved, committed and available (admin or staff).
-#[utoipa::path(get, path = "/api/v1/inventory/{sku}", tag = "inventory", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/inventory/{sku}", tag = "inventory", security(("bearer" = ["ADMIN", "STAFF"])),
     params(("sku" = String, Path, description = "the variant's SKU"),
         ("X-Emporium-Min-Position" = Option<u64>, Header, description = "answer only once this log position is reflected"),
         ("minPosition" = Option<u64>, Query, description = "same as the header")),

@@ -64,7 +64,7 @@ async fn for_product(
 /// what they bought, then similar to it, never anything they have bought already (orders
 /// not cancelled). Empty until they have ordered.
 #[utoipa::path(get, path = "/api/v1/customers/me/recommendations", tag = "recommendations",
-    security(("bearer" = [])),
+    security(("bearer" = ["CUSTOMER"])),
     params(("limit" = Option<u32>, Query, minimum = 1, maximum = 50, description = "most items, 1 to 50 (default 10)"),
         ("X-Emporium-Min-Position" = Option<u64>, Header, description = "answer only once this log position is reflected"),
         ("minPosition" = Option<i64>, Query, minimum = 0, description = "same as the header")),
