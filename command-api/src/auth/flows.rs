@@ -221,16 +221,19 @@ pub async fn login(
         return Err(account_locked());
     }
     if !password::is_current(&account.password_hash) {
-        rehash(state, id, password).await;
+        rehash(state, id, password, &account.password_hash).await;
     }
     state.auth.issue_tokens(id, role).await
 }
 
-/// Hashes `password` anew and makes it account `id`'s, on behalf of the account.
+/// Hashes `password` anew and makes it account `id`'s, on behalf of the account; with
+/// `replacing`, only while the account's hash is still the one whose password the caller
+/// proved (409 `password_changed` once another change has come first).
 async fn set_password(
     state: &AppState,
     id: AccountId,
     password: &str,
+    replacing: Option<&str>,
 ) -> Result<Executed<Account>, ApiError> {
     let password_hash = state.auth.passwords().hash(password).await?;
     let meta = CommandMeta::by(format!("account-{id}"));
@@ -242,6 +245,7 @@ async fn set_password(
                 account,
                 AccountCommand::ChangePassword {
                     password_hash: password_hash.clone(),
+                    replacing: replacing.map(str::to_owned),
                     now,
                 },
             )
@@ -252,9 +256,10 @@ async fn set_password(
 
 /// Replaces a hash made with older parameters (Argon2's 19 MiB default, before the
 /// current 7 MiB and 5 passes) now that the password is known to be right. Best effort:
-/// the login succeeds anyway, and the next one tries again.
-async fn rehash(state: &AppState, id: AccountId, password: &str) {
-    match set_password(state, id, password).await {
+/// the login succeeds anyway, and the next one tries again. A password changed since
+/// `proven` was read stays: the rehash is then refused.
+async fn rehash(state: &AppState, id: AccountId, password: &str, proven: &str) {
+    match set_password(state, id, password, Some(proven)).await {
         Ok(_) => tracing::info!(account = %id, "password hash upgraded to the current parameters"),
         Err(err) => {
             tracing::warn!(account = %id, error = %err, "could not upgrade a password hash")
@@ -378,7 +383,7 @@ pub async fn confirm_password_reset(
     let Some(id) = resets.redeem(token).await? else {
         return Err(invalid_token());
     };
-    let changed = set_password(state, id, new_password).await;
+    let changed = set_password(state, id, new_password, None).await;
     let done = match changed {
         Ok(done) => done,
         Err(err) => {
@@ -438,7 +443,7 @@ pub async fn change_password(
         v.finish()?;
     }
     let role = account.role.unwrap_or(by.role);
-    set_password(state, by.id, new_password).await?;
+    set_password(state, by.id, new_password, Some(&account.password_hash)).await?;
     let revoked = state.auth.refresh_tokens().revoke_account(by.id).await?;
     state.auth.revoke_access(by.id).await?;
     tracing::info!(account = %by.id, revoked, "password changed");

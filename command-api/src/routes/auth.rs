@@ -205,13 +205,15 @@ async fn refresh(
 /// Every session of the account ends: its refresh tokens and the access tokens issued
 /// before are revoked (at once here, within a second on the other nodes), and the answer
 /// is a new pair for the caller. A wrong current password counts as a failed login of the
-/// account (429 past the limit).
+/// account (429 past the limit). Of two changes proven by the same current password, only
+/// the first is made: the other is a 409 `password_changed`.
 #[utoipa::path(post, path = "/api/v1/auth/password", tag = "auth", security(("bearer" = [])),
     request_body = ChangePasswordRequest,
     responses(
         (status = 200, description = "changed; the caller's new session", body = TokenResponse),
         (status = 401, body = Problem),
         (status = 403, description = "`account_locked`", body = Problem),
+        (status = 409, description = "`password_changed`: another change came first", body = Problem),
         (status = 422, description = "`currentPassword` is wrong, or `newPassword` invalid", body = Problem),
         (status = 429, description = "too many failed attempts", body = Problem)))]
 async fn change_password(

@@ -10,6 +10,7 @@ crate::backend_tests!(
     bad_profile_changes_are_refused_and_change_nothing,
     a_password_change_ends_every_other_session,
     a_wrong_current_password_changes_nothing_and_counts_as_a_failed_login,
+    racing_changes_proven_by_one_password_have_one_winner,
 );
 
 const ME: &str = "/api/v1/customers/me";
@@ -228,4 +229,58 @@ async fn a_wrong_current_password_changes_nothing_and_counts_as_a_failed_login(a
         StatusCode::TOO_MANY_REQUESTS
     );
     assert_eq!(history(&app, &id).await, ["AccountRegistered"]);
+}
+
+/// Changes proven by the same current password, at once: the first is made, and the
+/// others never undo it (409 `password_changed` when they were proven before it, 422 for
+/// the then wrong password, or 401 for the session it ended). Only its password signs in.
+async fn racing_changes_proven_by_one_password_have_one_winner(app: TestApp) {
+    let (id, email, _) = app.register_customer().await;
+    let session = app.login(&email, CUSTOMER_PASSWORD).await;
+    let access = session["accessToken"].as_str().unwrap();
+    let passwords: Vec<String> = (0..5)
+        .map(|n| format!("racing password number {n}"))
+        .collect();
+    let changes = passwords
+        .iter()
+        .map(|new| change_password(&app, access, CUSTOMER_PASSWORD, new));
+    let statuses: Vec<StatusCode> = futures::future::join_all(changes)
+        .await
+        .iter()
+        .map(reqwest::Response::status)
+        .collect();
+    let winners: Vec<&String> = passwords
+        .iter()
+        .zip(&statuses)
+        .filter_map(|(password, status)| (*status == StatusCode::OK).then_some(password))
+        .collect();
+    assert_eq!(winners.len(), 1, "{statuses:?}");
+    for status in &statuses {
+        assert!(
+            [
+                StatusCode::OK,
+                StatusCode::CONFLICT,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                StatusCode::UNAUTHORIZED
+            ]
+            .contains(status),
+            "{statuses:?}"
+        );
+    }
+    for password in &passwords {
+        let expected = if password == winners[0] {
+            StatusCode::OK
+        } else {
+            StatusCode::UNAUTHORIZED
+        };
+        assert_eq!(
+            app.login_status(&email, password).await,
+            expected,
+            "{password}"
+        );
+    }
+    assert_eq!(
+        history(&app, &id).await,
+        ["AccountRegistered", "PasswordChanged"]
+    );
 }

@@ -71,6 +71,7 @@ impl From<AccountError> for ApiError {
                 Self::conflict("lock_state", detail)
             }
             AccountError::NotACustomer => Self::rule("not_a_customer", detail),
+            AccountError::PasswordChangedMeanwhile => Self::conflict("password_changed", detail),
         }
     }
 }

@@ -42,6 +42,11 @@ pub enum AccountCommand {
     ChangePassword {
         /// The new hash.
         password_hash: String,
+        /// The hash whose password the caller proved, if the change rests on that proof (a
+        /// change by the current password, a login's rehash): refused when the account's
+        /// hash is no longer it, so a change made meanwhile is never undone. `None` (a
+        /// reset by e-mailed token) replaces whatever hash there is.
+        replacing: Option<String>,
         /// When the command was issued.
         now: DateTime<Utc>,
     },

@@ -66,8 +66,15 @@ pub(super) fn decide(
         AccountCommand::UpdateProfile { name, gender, now } => {
             update_profile(state, name, gender, now)
         }
-        AccountCommand::ChangePassword { password_hash, now } => {
+        AccountCommand::ChangePassword {
+            password_hash,
+            replacing,
+            now,
+        } => {
             ensure_exists(state)?;
+            if replacing.is_some_and(|proven| proven != state.password_hash) {
+                return Err(AccountError::PasswordChangedMeanwhile);
+            }
             let mut v = Validator::new();
             check_password_hash(&mut v, &password_hash);
             v.finish()?;
@@ -301,29 +308,52 @@ mod tests {
 
     #[test]
     fn change_password() {
+        let change = |hash: &str, replacing: Option<&str>| AccountCommand::ChangePassword {
+            password_hash: hash.into(),
+            replacing: replacing.map(str::to_owned),
+            now: now(),
+        };
         let state = given::<Account>(vec![registered(Role::Customer)])
-            .when(AccountCommand::ChangePassword {
-                password_hash: "new".into(),
-                now: now(),
-            })
+            .when(change("new", None))
             .then_events(vec![AccountEvent::PasswordChanged {
                 password_hash: "new".into(),
                 at: now(),
             }]);
         assert_eq!(state.password_hash, "new");
         given_no_events::<Account>()
-            .when(AccountCommand::ChangePassword {
-                password_hash: "new".into(),
-                now: now(),
-            })
+            .when(change("new", None))
             .then_error(AccountError::NotFound);
         let fields = given::<Account>(vec![registered(Role::Customer)])
-            .when(AccountCommand::ChangePassword {
-                password_hash: String::new(),
-                now: now(),
-            })
+            .when(change("", None))
             .then(invalid_fields);
         assert_eq!(fields, ["passwordHash"]);
+    }
+
+    #[test]
+    fn a_change_resting_on_a_proven_password_needs_that_password_still() {
+        let proven = "$argon2id$hash".to_owned(); // the hash `registered` gives
+        given::<Account>(vec![registered(Role::Customer)])
+            .when(AccountCommand::ChangePassword {
+                password_hash: "new".into(),
+                replacing: Some(proven.clone()),
+                now: now(),
+            })
+            .then_events(vec![AccountEvent::PasswordChanged {
+                password_hash: "new".into(),
+                at: now(),
+            }]);
+        // Another change came first: the second, proven against the old hash, is refused.
+        let changed = AccountEvent::PasswordChanged {
+            password_hash: "theirs".into(),
+            at: now(),
+        };
+        given::<Account>(vec![registered(Role::Customer), changed])
+            .when(AccountCommand::ChangePassword {
+                password_hash: "mine".into(),
+                replacing: Some(proven),
+                now: now(),
+            })
+            .then_error(AccountError::PasswordChangedMeanwhile);
     }
 
     #[test]

@@ -22,6 +22,9 @@ pub enum AccountError {
     /// `Unlock` on an account that is not locked.
     #[error("the account is not locked")]
     NotLocked,
+    /// `ChangePassword` resting on a password the account no longer has.
+    #[error("the password was changed meanwhile")]
+    PasswordChangedMeanwhile,
     /// Only customers have a profile to update.
     #[error("only a customer account has a profile to update")]
     NotACustomer,
