@@ -81,7 +81,7 @@ pub async fn build_state(
 /// The API routes with their OpenAPI paths, state applied: for composing with other
 /// services' routes in one process.
 pub fn routes(state: AppState) -> OpenApiRouter {
-    let routes = OpenApiRouter::new()
+    let mut routes = OpenApiRouter::new()
         .merge(resources::auth::router())
         .merge(resources::accounts::router())
         .merge(resources::products::router())
@@ -90,6 +90,7 @@ pub fn routes(state: AppState) -> OpenApiRouter {
         .merge(resources::cart::router())
         .merge(resources::customers::router())
         .merge(resources::wishlist::router());
+    idempotency::document(routes.get_openapi_mut());
     let tokens = idempotency::TokenRoutes::of(routes.get_openapi());
     routes
         .route_layer(middleware::from_fn(metrics::track))

@@ -1,5 +1,6 @@
-//! `Idempotency-Key` on every POST: the first response to a key is stored and replayed to
-//! every retry, so a command takes effect once. Races are settled by the database: the
+//! `Idempotency-Key` on every write (POST, PUT, PATCH, DELETE): the first response to a key
+//! is stored and replayed to every retry (its status, body, and the headers a client reads
+//! off a command's answer: see [`REPLAYED_HEADERS`]), so a command takes effect once. Races are settled by the database: the
 //! first request inserts the key (`ON CONFLICT DO NOTHING`), a concurrent duplicate waits
 //! for the first to finish and then gets its response. A key reused by the same account
 //! with a different request is a 422 (anonymous callers: see [`scope_of`]). Server errors
@@ -8,13 +9,14 @@
 //! (tokens), which must never sit in a table.
 //!
 //! A malformed key is refused (400) without running anything; on a route that takes a
-//! bearer token, a missing or failed token is answered first (401), as the handler would.
+//! bearer token, the caller is judged first, as the handler would: 401 for a missing or
+//! failed token, 403 for a role the route does not admit.
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use axum::{
     body::{Body, to_bytes},
     extract::{FromRequestParts, MatchedPath, Request, State},
-    http::{HeaderValue, Method, StatusCode, header},
+    http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header},
     middleware::Next,
     response::{IntoResponse, Response},
 };
@@ -25,10 +27,87 @@ use web::{ApiError, AuthUser, layers::BODY_LIMIT};
 
 use crate::state::AppState;
 
+/// The headers of a first answer that its replays repeat, besides its content type.
+const REPLAYED_HEADERS: [HeaderName; 3] = [
+    header::ETAG,
+    header::LOCATION,
+    HeaderName::from_static("emporium-position"),
+];
+
+/// The methods whose requests a key makes idempotent: every write.
+fn writes(method: &Method) -> bool {
+    matches!(
+        *method,
+        Method::POST | Method::PUT | Method::PATCH | Method::DELETE
+    )
+}
+
 /// How long a duplicate waits for the first request with its key to finish.
 const WAIT_FOR_FIRST: Duration = Duration::from_secs(10);
 /// A key left pending this long belongs to a request that died; it may be taken over.
 const ABANDONED_AFTER_MS: i64 = 60_000;
+
+/// A first answer, as stored.
+struct Stored {
+    status: u16,
+    content_type: Option<String>,
+    /// [`REPLAYED_HEADERS`] the answer had, as a JSON object of names to values.
+    headers: Option<String>,
+    body: String,
+}
+
+impl Stored {
+    /// What `parts` and `body` store.
+    fn of(parts: &axum::http::response::Parts, body: String) -> Self {
+        let text = |value: &HeaderValue| value.to_str().ok().map(str::to_owned);
+        let kept: serde_json::Map<String, serde_json::Value> = REPLAYED_HEADERS
+            .iter()
+            .filter_map(|name| {
+                let value = text(parts.headers.get(name)?)?;
+                Some((name.as_str().to_owned(), value.into()))
+            })
+            .collect();
+        Self {
+            status: parts.status.as_u16(),
+            content_type: parts.headers.get(header::CONTENT_TYPE).and_then(text),
+            headers: (!kept.is_empty()).then(|| serde_json::Value::Object(kept).to_string()),
+            body,
+        }
+    }
+
+    /// The answer again, marked `Idempotent-Replayed`.
+    fn replay(self) -> Response {
+        let mut response = Response::new(Body::from(self.body));
+        *response.status_mut() = StatusCode::from_u16(self.status).unwrap_or(StatusCode::OK);
+        let headers = response.headers_mut();
+        if let Some(value) = self
+            .content_type
+            .and_then(|v| HeaderValue::from_str(&v).ok())
+        {
+            headers.insert(header::CONTENT_TYPE, value);
+        }
+        replay_headers(headers, self.headers.as_deref());
+        headers.insert("idempotent-replayed", HeaderValue::from_static("true"));
+        response
+    }
+}
+
+/// Puts back the [`REPLAYED_HEADERS`] stored as `stored`.
+fn replay_headers(headers: &mut HeaderMap, stored: Option<&str>) {
+    let Some(serde_json::Value::Object(kept)) = stored.and_then(|s| serde_json::from_str(s).ok())
+    else {
+        return;
+    };
+    for name in &REPLAYED_HEADERS {
+        if let Some(value) = kept
+            .get(name.as_str())
+            .and_then(serde_json::Value::as_str)
+            .and_then(|v| HeaderValue::from_str(v).ok())
+        {
+            headers.insert(name.clone(), value);
+        }
+    }
+}
 
 /// The stored first responses.
 #[derive(Clone, Debug)]
@@ -38,11 +117,7 @@ pub struct IdempotencyKeys {
 
 enum Begin {
     First,
-    Replay {
-        status: u16,
-        content_type: String,
-        body: String,
-    },
+    Replay(Stored),
     InProgress,
     Mismatch,
 }
@@ -69,7 +144,8 @@ impl IdempotencyKeys {
             return Ok(Begin::First);
         }
         let row = sqlx::query(
-            "SELECT request_hash, status, content_type, body, created_at FROM idempotency_keys WHERE scope = $1 AND key = $2",
+            "SELECT request_hash, status, content_type, body, created_at, headers \
+             FROM idempotency_keys WHERE scope = $1 AND key = $2",
         )
         .bind(scope)
         .bind(key)
@@ -82,13 +158,12 @@ impl IdempotencyKeys {
             return Ok(Begin::Mismatch);
         }
         if let Some(status) = row.try_get::<Option<i64>, _>(1)? {
-            return Ok(Begin::Replay {
+            return Ok(Begin::Replay(Stored {
                 status: u16::try_from(status).unwrap_or(500),
-                content_type: row
-                    .try_get::<Option<String>, _>(2)?
-                    .unwrap_or_else(|| "application/json".into()),
+                content_type: row.try_get(2)?,
+                headers: row.try_get(5)?,
                 body: row.try_get::<Option<String>, _>(3)?.unwrap_or_default(),
-            });
+            }));
         }
         let created_at: i64 = row.try_get(4)?;
         if now - created_at > ABANDONED_AFTER_MS {
@@ -108,21 +183,16 @@ impl IdempotencyKeys {
         Ok(Begin::InProgress)
     }
 
-    async fn complete(
-        &self,
-        scope: &str,
-        key: &str,
-        status: u16,
-        content_type: &str,
-        body: &str,
-    ) -> Result<(), sqlx::Error> {
+    async fn complete(&self, scope: &str, key: &str, answer: &Stored) -> Result<(), sqlx::Error> {
         sqlx::query(
-            "UPDATE idempotency_keys SET status = $1, content_type = $2, body = $3, completed_at = $4 WHERE scope = $5 AND key = $6",
+            "UPDATE idempotency_keys SET status = $1, content_type = $2, body = $3, completed_at = $4, \
+             headers = $5 WHERE scope = $6 AND key = $7",
         )
-        .bind(i64::from(status))
-        .bind(content_type)
-        .bind(body)
+        .bind(i64::from(answer.status))
+        .bind(answer.content_type.as_deref())
+        .bind(answer.body.as_str())
         .bind(chrono::Utc::now().timestamp_millis())
+        .bind(answer.headers.as_deref())
         .bind(scope)
         .bind(key)
         .execute(&self.sql)
@@ -140,17 +210,6 @@ impl IdempotencyKeys {
         .await?;
         Ok(())
     }
-}
-
-fn replay(status: u16, content_type: &str, body: String) -> Response {
-    let mut response =
-        (StatusCode::from_u16(status).unwrap_or(StatusCode::OK), body).into_response();
-    let headers = response.headers_mut();
-    if let Ok(value) = HeaderValue::from_str(content_type) {
-        headers.insert(header::CONTENT_TYPE, value);
-    }
-    headers.insert("idempotent-replayed", HeaderValue::from_static("true"));
-    response
 }
 
 fn unavailable(err: &sqlx::Error) -> Response {
@@ -187,28 +246,73 @@ fn refused_before_running(status: StatusCode) -> bool {
     )
 }
 
-/// The POST routes (path templates) that take a bearer token, with the roles each admits,
-/// as the OpenAPI document declares them.
+/// The write routes (method and path template) that take a bearer token, with the roles
+/// each admits, as the OpenAPI document declares them.
 #[derive(Clone, Debug, Default)]
-pub struct TokenRoutes(Arc<HashMap<String, Vec<Role>>>);
+pub struct TokenRoutes(Arc<HashMap<(Method, String), Vec<Role>>>);
 
 impl TokenRoutes {
-    /// The POST operations of `doc` with a security requirement.
+    /// The write operations of `doc` with a security requirement.
     pub fn of(doc: &utoipa::openapi::OpenApi) -> Self {
-        Self(Arc::new(
-            doc.paths
-                .paths
-                .iter()
-                .filter_map(|(path, item)| {
-                    let roles = web::openapi::admitted_roles(item.post.as_ref()?)?;
-                    Some((path.clone(), roles))
-                })
-                .collect(),
-        ))
+        let mut routes = HashMap::new();
+        for (path, item) in &doc.paths.paths {
+            let operations = [
+                (Method::POST, &item.post),
+                (Method::PUT, &item.put),
+                (Method::PATCH, &item.patch),
+                (Method::DELETE, &item.delete),
+            ];
+            for (method, operation) in operations {
+                if let Some(roles) = operation.as_ref().and_then(web::openapi::admitted_roles) {
+                    routes.insert((method, path.clone()), roles);
+                }
+            }
+        }
+        Self(Arc::new(routes))
     }
 
-    fn roles(&self, path: &str) -> Option<&[Role]> {
-        self.0.get(path).map(Vec::as_slice)
+    fn roles(&self, method: &Method, path: &str) -> Option<&[Role]> {
+        self.0
+            .get(&(method.clone(), path.to_owned()))
+            .map(Vec::as_slice)
+    }
+}
+
+/// Documents `Idempotency-Key` on every write operation of `doc`, as the middleware
+/// honours it on every write route.
+pub fn document(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::{
+        Required, Type,
+        path::{ParameterBuilder, ParameterIn},
+        schema::ObjectBuilder,
+    };
+    for item in doc.paths.paths.values_mut() {
+        let writes = [
+            &mut item.post,
+            &mut item.put,
+            &mut item.patch,
+            &mut item.delete,
+        ];
+        for operation in writes.into_iter().flatten() {
+            let key = ParameterBuilder::new()
+                .name("Idempotency-Key")
+                .parameter_in(ParameterIn::Header)
+                .required(Required::False)
+                .description(Some(
+                    "a retry with the same key (per caller) replays the first answer and \
+                     takes effect once",
+                ))
+                .schema(Some(
+                    ObjectBuilder::new()
+                        .schema_type(Type::String)
+                        .pattern(Some("^[!-~]{1,255}$")),
+                ))
+                .build();
+            operation
+                .parameters
+                .get_or_insert_with(Vec::new)
+                .push(key.into());
+        }
     }
 }
 
@@ -231,7 +335,7 @@ async fn refuse_malformed_key(
     let admitted = request
         .extensions()
         .get::<MatchedPath>()
-        .and_then(|path| tokens.roles(path.as_str()));
+        .and_then(|path| tokens.roles(request.method(), path.as_str()));
     if let Some(roles) = admitted {
         let (mut parts, _) = request.into_parts();
         let caller = AuthUser::from_request_parts(&mut parts, state).await;
@@ -255,7 +359,7 @@ pub async fn middleware(
     let Some(key) = request.headers().get("idempotency-key").cloned() else {
         return next.run(request).await;
     };
-    if request.method() != Method::POST {
+    if !writes(request.method()) {
         return next.run(request).await;
     }
     let Some(key) = well_formed(&key) else {
@@ -274,6 +378,11 @@ pub async fn middleware(
     let mut hasher = Sha256::new();
     hasher.update(parts.method.as_str());
     hasher.update(parts.uri.path());
+    // A retry of a conditional write names the same version; another version is another request.
+    if let Some(if_match) = parts.headers.get(header::IF_MATCH) {
+        hasher.update(b"\0if-match:");
+        hasher.update(if_match.as_bytes());
+    }
     hasher.update(&bytes);
     let hash = format!("{:x}", hasher.finalize());
     let scope = scope_of(account, &hash);
@@ -290,11 +399,7 @@ pub async fn middleware(
                 )
                 .into_response();
             }
-            Ok(Begin::Replay {
-                status,
-                content_type,
-                body,
-            }) => return replay(status, &content_type, body),
+            Ok(Begin::Replay(answer)) => return answer.replay(),
             Ok(Begin::InProgress) if started.elapsed() < WAIT_FOR_FIRST => {
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
@@ -328,13 +433,7 @@ pub async fn middleware(
     {
         keys.forget(&scope, &key).await
     } else {
-        let content_type = parts
-            .headers
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("application/json");
-        keys.complete(&scope, &key, parts.status.as_u16(), content_type, &text)
-            .await
+        keys.complete(&scope, &key, &Stored::of(&parts, text)).await
     };
     if let Err(err) = stored {
         tracing::warn!(%err, "could not record an idempotent response");

@@ -68,7 +68,6 @@ async fn get(
 /// Put units of a SKU in the cart: a new line, or more of one it has. At most 50 lines
 /// and 1000 units a line (the limits of one order).
 #[utoipa::path(post, path = "/api/v1/cart/items", tag = "cart", security(("bearer" = ["CUSTOMER"])),
-    params(("Idempotency-Key" = Option<String>, Header, pattern = "^[!-~]{1,255}$", description = "retries with the same key take effect once")),
     request_body = AddItem,
     responses((status = 200, description = "the cart after the change", body = CartView),
         (status = 422, description = "bad quantity, `unknown_sku`, `sku_not_for_sale`, `cart_line_limit`, `cart_quantity_limit`", body = Problem),
@@ -122,7 +121,6 @@ async fn remove(
 /// empties the cart, of what it ordered; a shortage answers 409 with `shortSkus` and
 /// leaves the cart as it was.
 #[utoipa::path(post, path = "/api/v1/cart/checkout", tag = "cart", security(("bearer" = ["CUSTOMER"])),
-    params(("Idempotency-Key" = Option<String>, Header, pattern = "^[!-~]{1,255}$", description = "retries with the same key place one order and answer the same")),
     request_body = Checkout,
     responses((status = 201, description = "the order placed", body = CommandAnswer),
         (status = 409, description = "not enough stock (`shortSkus`)", body = Problem),

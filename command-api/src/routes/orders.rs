@@ -127,7 +127,6 @@ fn actor(user: AuthUser) -> Actor {
 /// Place an order (customer). Stock is reserved for every line or for none: a shortage
 /// answers 409 with `shortSkus` and reserves nothing.
 #[utoipa::path(post, path = "/api/v1/orders", tag = "orders", security(("bearer" = ["CUSTOMER"])),
-    params(("Idempotency-Key" = Option<String>, Header, pattern = "^[!-~]{1,255}$", description = "retries with the same key take effect once")),
     request_body = PlaceOrder,
     responses((status = 201, body = CommandAnswer), (status = 409, description = "not enough stock (`shortSkus`)", body = Problem),
         (status = 422, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem)))]

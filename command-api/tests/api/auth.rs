@@ -561,12 +561,7 @@ async fn failed_logins_are_rate_limited_per_account_and_ip() {
 }
 
 async fn the_auth_routes_are_documented(app: TestApp) {
-    let doc: Value = app
-        .get("/api-docs/openapi.json")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let doc = app.openapi().await;
     for path in [
         REGISTER,
         LOGIN,

@@ -158,6 +158,15 @@ impl TestApp {
         format!("{}{path}", self.address)
     }
 
+    /// The service's OpenAPI document.
+    pub async fn openapi(&self) -> Value {
+        self.get("/api-docs/openapi.json")
+            .await
+            .json()
+            .await
+            .unwrap()
+    }
+
     pub async fn post(&self, path: &str, token: Option<&str>, body: &Value) -> Response {
         let mut request = self.client.post(self.url(path)).json(body);
         if let Some(token) = token {

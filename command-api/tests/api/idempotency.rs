@@ -15,6 +15,7 @@ crate::backend_tests!(
     a_rate_limited_request_runs_again_once_the_window_has_passed,
     a_locked_account_s_refused_sign_in_runs_again_once_unlocked,
     a_request_refused_for_its_form_runs_again_when_sent_right,
+    every_write_method_replays_its_first_answer,
 );
 
 async fn order_with_key(app: &TestApp, token: &str, key: &str, quantity: i64) -> reqwest::Response {
@@ -144,6 +145,15 @@ async fn a_malformed_key_is_judged_after_the_caller(app: TestApp) {
     let admin = app.admin_token().await;
     let response = post("/api/v1/orders", Some(&admin), &order).await.unwrap();
     assert_problem(response, StatusCode::FORBIDDEN, "forbidden").await;
+    let archive = app
+        .client
+        .delete(app.url(&format!("/api/v1/products/{}", uuid::Uuid::now_v7())))
+        .bearer_auth(&customer)
+        .header("idempotency-key", malformed)
+        .send()
+        .await
+        .unwrap();
+    assert_problem(archive, StatusCode::FORBIDDEN, "forbidden").await;
     let restock = json!({"delta": 5, "reason": "found"});
     let response = post(
         "/api/v1/inventory/IDEM/adjustments",
@@ -322,4 +332,120 @@ async fn a_request_refused_for_its_form_runs_again_when_sent_right(app: TestApp)
     assert_eq!(as_json.status(), StatusCode::CREATED);
     assert!(as_json.headers().get("idempotent-replayed").is_none());
     assert_eq!(app.stock("IDEM").await, (100, 1, 0));
+}
+
+/// PATCH, PUT and DELETE are writes too: a retry with the key replays the first answer,
+/// with the headers a client reads off it (`ETag`, `Emporium-Position`), and appends
+/// nothing; without a key the same request runs again.
+async fn every_write_method_replays_its_first_answer(app: TestApp) {
+    let doc = app.openapi().await;
+    for (path, method) in [
+        ("/api/v1/orders", "post"),
+        ("/api/v1/cart/checkout", "post"),
+        ("/api/v1/products/{id}", "patch"),
+        ("/api/v1/products/{id}", "delete"),
+        ("/api/v1/wishlist/{sku}", "put"),
+    ] {
+        let keys = doc["paths"][path][method]["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|p| p["name"] == "Idempotency-Key" && p["in"] == "header")
+            .count();
+        assert_eq!(keys, 1, "{method} {path} documents the key once");
+    }
+    let admin = app.admin_token().await;
+    let id = app
+        .create_product(&admin, "Keyed", &[("KEYED-1", 100)])
+        .await;
+    let path = format!("/api/v1/products/{id}");
+    let with_key = |method: reqwest::Method, key: &str, body: Option<Value>| {
+        let mut request = app
+            .client
+            .request(method, app.url(&path))
+            .bearer_auth(&admin)
+            .header("idempotency-key", key);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        request.send()
+    };
+    let headers_of = |response: &reqwest::Response| {
+        ["etag", "emporium-position", "content-type"]
+            .map(|name| response.headers().get(name).cloned())
+    };
+
+    let rename = json!({"name": "Keyed, renamed"});
+    let first = with_key(reqwest::Method::PATCH, "rename-1", Some(rename.clone()))
+        .await
+        .unwrap();
+    assert_eq!(first.status(), StatusCode::OK);
+    let first_headers = headers_of(&first);
+    assert!(
+        first_headers.iter().all(Option::is_some),
+        "{first_headers:?}"
+    );
+    let first: Value = first.json().await.unwrap();
+    let again = with_key(reqwest::Method::PATCH, "rename-1", Some(rename.clone()))
+        .await
+        .unwrap();
+    assert_eq!(again.status(), StatusCode::OK);
+    assert_eq!(again.headers()["idempotent-replayed"], "true");
+    assert_eq!(headers_of(&again), first_headers);
+    assert_eq!(again.json::<Value>().await.unwrap(), first);
+    // The retry appended nothing: the next change is the very next version.
+    let renamed_again: Value = app
+        .patch(
+            &path,
+            Some(&admin),
+            &json!({"name": "Keyed, renamed twice"}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        renamed_again["version"],
+        first["version"].as_u64().unwrap() + 1
+    );
+
+    // A body-less answer is replayed body-less.
+    let (customer, _) = app.customer().await;
+    let wish = |key: &'static str| {
+        app.client
+            .put(app.url("/api/v1/wishlist/KEYED-1"))
+            .bearer_auth(&customer)
+            .header("idempotency-key", key)
+            .send()
+    };
+    let first = wish("wish-1").await.unwrap();
+    let (status, headers) = (first.status(), headers_of(&first));
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let body = first.bytes().await.unwrap();
+    let again = wish("wish-1").await.unwrap();
+    assert_eq!(again.headers()["idempotent-replayed"], "true");
+    assert_eq!((again.status(), headers_of(&again)), (status, headers));
+    assert_eq!(again.bytes().await.unwrap(), body);
+
+    let archived = with_key(reqwest::Method::DELETE, "archive-1", None)
+        .await
+        .unwrap();
+    assert_eq!(archived.status(), StatusCode::OK);
+    let archived: Value = archived.json().await.unwrap();
+    let again = with_key(reqwest::Method::DELETE, "archive-1", None)
+        .await
+        .unwrap();
+    assert_eq!(
+        again.status(),
+        StatusCode::OK,
+        "the archive's answer, not a 409"
+    );
+    assert_eq!(again.headers()["idempotent-replayed"], "true");
+    assert_eq!(again.json::<Value>().await.unwrap(), archived);
+    let unkeyed = app.delete(&path, Some(&admin)).await;
+    assert_eq!(
+        unkeyed.status(),
+        StatusCode::CONFLICT,
+        "without a key it runs again"
+    );
 }
