@@ -23,6 +23,7 @@ use axum::{
 use domain::account::Role;
 use sha2::{Digest, Sha256};
 use sqlx::{AnyPool, Row};
+use uuid::Uuid;
 use web::{ApiError, AuthUser, layers::BODY_LIMIT};
 
 use crate::state::AppState;
@@ -115,8 +116,21 @@ pub struct IdempotencyKeys {
     sql: AnyPool,
 }
 
+/// What a handler learns of the key its request came with (a request extension): the
+/// id the middleware gave the request when the key was first seen, the same on every run
+/// of it, so a command that creates a resource can name it by this id and recognise it
+/// on a run after a crash (see [`KeyedRequest::retaken`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KeyedRequest {
+    /// The request's id: a UUID v7 taken when its key was first seen.
+    pub id: Uuid,
+    /// True when an earlier run of this request died before its answer was stored: it may
+    /// have taken effect, so a command checks before acting again.
+    pub retaken: bool,
+}
+
 enum Begin {
-    First,
+    First(KeyedRequest),
     Replay(Stored),
     InProgress,
     Mismatch,
@@ -130,21 +144,23 @@ impl IdempotencyKeys {
 
     async fn begin(&self, scope: &str, key: &str, hash: &str) -> Result<Begin, sqlx::Error> {
         let now = chrono::Utc::now().timestamp_millis();
+        let id = Uuid::now_v7();
         let inserted = sqlx::query(
-            "INSERT INTO idempotency_keys (scope, key, request_hash, created_at) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (scope, key) DO NOTHING",
+            "INSERT INTO idempotency_keys (scope, key, request_hash, created_at, request_id) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (scope, key) DO NOTHING",
         )
         .bind(scope)
         .bind(key)
         .bind(hash)
         .bind(now)
+        .bind(id.to_string())
         .execute(&self.sql)
         .await?;
         if inserted.rows_affected() == 1 {
-            return Ok(Begin::First);
+            return Ok(Begin::First(KeyedRequest { id, retaken: false }));
         }
         let row = sqlx::query(
-            "SELECT request_hash, status, content_type, body, created_at, headers \
+            "SELECT request_hash, status, content_type, body, created_at, headers, request_id \
              FROM idempotency_keys WHERE scope = $1 AND key = $2",
         )
         .bind(scope)
@@ -177,7 +193,13 @@ impl IdempotencyKeys {
             .execute(&self.sql)
             .await?;
             if taken.rows_affected() == 1 {
-                return Ok(Begin::First);
+                // Keys stored before request ids were have none; their first run named
+                // nothing by the key, so a fresh id recognises nothing, as before.
+                let id = row
+                    .try_get::<Option<String>, _>(6)?
+                    .and_then(|id| id.parse().ok())
+                    .unwrap_or(id);
+                return Ok(Begin::First(KeyedRequest { id, retaken: true }));
             }
         }
         Ok(Begin::InProgress)
@@ -389,7 +411,7 @@ pub async fn middleware(
     let keys = &state.idempotency;
 
     let started = tokio::time::Instant::now();
-    loop {
+    let keyed = loop {
         match keys.begin(&scope, &key, &hash).await {
             Err(err) => return unavailable(&err),
             Ok(Begin::Mismatch) => {
@@ -410,13 +432,13 @@ pub async fn middleware(
                 )
                 .into_response();
             }
-            Ok(Begin::First) => break,
+            Ok(Begin::First(keyed)) => break keyed,
         }
-    }
+    };
 
-    let response = next
-        .run(Request::from_parts(parts, Body::from(bytes)))
-        .await;
+    let mut request = Request::from_parts(parts, Body::from(bytes));
+    request.extensions_mut().insert(keyed);
+    let response = next.run(request).await;
     let (parts, body) = response.into_parts();
     let Ok(body) = to_bytes(body, usize::MAX).await else {
         let _ = keys.forget(&scope, &key).await;

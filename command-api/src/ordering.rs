@@ -31,6 +31,7 @@ use web::{ApiError, Authorized, Customers};
 
 use crate::{
     claims::{KeyKind, UniqueKey},
+    idempotency::KeyedRequest,
     placements::Placement,
     routes::{CommandAnswer, inventory::stock_stream},
     service::{CommandMeta, Executed},
@@ -169,15 +170,44 @@ async fn price_lines(
     }
 }
 
-/// Places an order with a fresh id for the calling customer (the type says the role was
-/// checked): the one path behind both `POST /api/v1/orders` and `POST /api/v1/cart/checkout`.
+/// The id a new order gets: its request's, when it came with an `Idempotency-Key` (so
+/// every run of the request names the same order), else a fresh one.
+pub fn new_order_id(keyed: Option<KeyedRequest>) -> OrderId {
+    OrderId::new(keyed.map_or_else(Uuid::now_v7, |keyed| keyed.id))
+}
+
+/// The answer of the order a keyed request placed on an earlier run that died before its
+/// answer was stored, if it placed one: the run after the crash answers with that order
+/// instead of placing another. Only such runs read the order stream.
+pub async fn placed_before(
+    state: &AppState,
+    user: &Authorized<Customers>,
+    keyed: Option<KeyedRequest>,
+) -> Result<Option<CommandAnswer>, ApiError> {
+    let Some(keyed) = keyed.filter(|keyed| keyed.retaken) else {
+        return Ok(None);
+    };
+    let id = new_order_id(Some(keyed));
+    let order = state.commands.load::<Order>(&order_stream(id)).await?;
+    // The id came from this caller's own key, so the order is theirs; checked anyway.
+    Ok((order.state.customer_id == Some(user.id))
+        .then(|| CommandAnswer::new(id, order.version, order.position)))
+}
+
+/// Places an order for the calling customer (the type says the role was checked), named
+/// by [`new_order_id`]: the one path behind both `POST /api/v1/orders` and
+/// `POST /api/v1/cart/checkout`.
 pub async fn place_customer_order(
     state: &AppState,
     user: &Authorized<Customers>,
+    keyed: Option<KeyedRequest>,
     lines: &[RequestedLine],
     shipping_address: ShippingAddress,
 ) -> Result<CommandAnswer, ApiError> {
-    let id = OrderId::new(Uuid::now_v7());
+    if let Some(answer) = placed_before(state, user, keyed).await? {
+        return Ok(answer);
+    }
+    let id = new_order_id(keyed);
     let meta = CommandMeta::by(format!("account-{}", user.id));
     let placed = place_order(state, id, user.id, lines, shipping_address, &meta).await?;
     Ok(CommandAnswer::new(id, placed.version, placed.position))

@@ -23,6 +23,7 @@ use web::{ApiError, Authorized, Customers};
 
 use crate::{
     carts::CartLine,
+    idempotency::KeyedRequest,
     ordering::{self, Listing, Offer, RequestedLine},
     routes::{CommandAnswer, MoneyDto, inventory::stock_stream},
     state::AppState,
@@ -294,9 +295,14 @@ pub async fn remove_item(
 pub async fn checkout(
     state: &AppState,
     user: &Authorized<Customers>,
+    keyed: Option<KeyedRequest>,
     shipping_address: ShippingAddress,
 ) -> Result<CommandAnswer, ApiError> {
     let _one_at_a_time = state.carts.checkout_lock(user.id).await;
+    // Before the cart is read: a run that died after the order may have emptied it.
+    if let Some(answer) = ordering::placed_before(state, user, keyed).await? {
+        return Ok(answer);
+    }
     let lines = state.carts.store().lines(user.id).await?;
     if lines.is_empty() {
         return Err(ApiError::rule("cart_empty", "the cart is empty"));
@@ -308,7 +314,8 @@ pub async fn checkout(
             quantity: *quantity,
         })
         .collect();
-    let answer = ordering::place_customer_order(state, user, &requested, shipping_address).await?;
+    let answer =
+        ordering::place_customer_order(state, user, keyed, &requested, shipping_address).await?;
     // The order stands whatever happens to the cart now. Failing the request here would
     // invite a retry that orders the same lines again, so a cart that could not be
     // emptied keeps its lines and the customer is answered with the order.

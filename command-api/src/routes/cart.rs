@@ -3,7 +3,7 @@
 //! caller's token alone, so nobody can name anyone else's.
 use axum::{
     Json,
-    extract::{Path, State},
+    extract::{Extension, Path, State},
     http::StatusCode,
     response::Response,
 };
@@ -14,6 +14,7 @@ use web::{ApiError, AppJson, Authorized, Customers, Problem};
 
 use super::{CommandAnswer, orders::AddressRequest};
 use crate::{
+    idempotency::KeyedRequest,
     shopping::{self, CartView},
     state::AppState,
 };
@@ -129,8 +130,10 @@ async fn remove(
 async fn checkout(
     State(state): State<AppState>,
     user: Authorized<Customers>,
+    keyed: Option<Extension<KeyedRequest>>,
     AppJson(body): AppJson<Checkout>,
 ) -> Result<Response, ApiError> {
-    let answer = shopping::checkout(&state, &user, body.shipping_address.into()).await?;
+    let keyed = keyed.map(|Extension(keyed)| keyed);
+    let answer = shopping::checkout(&state, &user, keyed, body.shipping_address.into()).await?;
     Ok(answer.respond(StatusCode::CREATED))
 }

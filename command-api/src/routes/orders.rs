@@ -1,7 +1,7 @@
 //! `POST /api/v1/orders` and the order's life after it: cancel, status, shipments.
 use axum::{
     body::Bytes,
-    extract::{Path, State},
+    extract::{Extension, Path, State},
     http::StatusCode,
     response::Response,
 };
@@ -19,6 +19,7 @@ use web::{ApiError, AppJson, AuthUser, Authorized, BackOffice, Customers, Proble
 
 use super::{CommandAnswer, optional_json, parse_id};
 use crate::{
+    idempotency::KeyedRequest,
     ordering::{RequestedLine, change_order, place_customer_order},
     service::CommandMeta,
     state::AppState,
@@ -133,10 +134,13 @@ fn actor(user: AuthUser) -> Actor {
 async fn place(
     State(state): State<AppState>,
     user: Authorized<Customers>,
+    keyed: Option<Extension<KeyedRequest>>,
     AppJson(body): AppJson<PlaceOrder>,
 ) -> Result<Response, ApiError> {
     let lines = parse_lines(&body.lines)?;
-    let answer = place_customer_order(&state, &user, &lines, body.shipping_address.into()).await?;
+    let keyed = keyed.map(|Extension(keyed)| keyed);
+    let answer =
+        place_customer_order(&state, &user, keyed, &lines, body.shipping_address.into()).await?;
     Ok(answer.respond(StatusCode::CREATED))
 }
 

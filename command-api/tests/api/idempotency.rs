@@ -16,6 +16,7 @@ crate::backend_tests!(
     a_locked_account_s_refused_sign_in_runs_again_once_unlocked,
     a_request_refused_for_its_form_runs_again_when_sent_right,
     every_write_method_replays_its_first_answer,
+    an_order_whose_answer_a_crash_lost_is_found_not_placed_again,
 );
 
 async fn order_with_key(app: &TestApp, token: &str, key: &str, quantity: i64) -> reqwest::Response {
@@ -447,5 +448,80 @@ async fn every_write_method_replays_its_first_answer(app: TestApp) {
         unkeyed.status(),
         StatusCode::CONFLICT,
         "without a key it runs again"
+    );
+}
+
+/// What a crash between an order's append and the storing of its answer leaves: the key
+/// pending, with no answer. Once it counts as abandoned (60 s), a retry runs the request
+/// again; that run must find the order the first one placed (named by the request's id)
+/// and answer with it, not place a second one, for `POST /orders` and for checkout alike.
+async fn an_order_whose_answer_a_crash_lost_is_found_not_placed_again(app: TestApp) {
+    let customer = setup(&app).await;
+    let crash = |key: &'static str| {
+        let sql = app.sql.clone();
+        async move {
+            let long_ago = chrono::Utc::now().timestamp_millis() - 120_000;
+            let lost = sqlx::query(
+                "UPDATE idempotency_keys SET status = NULL, content_type = NULL, body = NULL, \
+                 headers = NULL, completed_at = NULL, created_at = $1 WHERE key = $2",
+            )
+            .bind(long_ago)
+            .bind(key)
+            .execute(&sql)
+            .await
+            .unwrap();
+            assert_eq!(lost.rows_affected(), 1);
+        }
+    };
+
+    let first = order_with_key(&app, &customer, "crash-1", 2).await;
+    assert_eq!(first.status(), StatusCode::CREATED);
+    let first: Value = first.json().await.unwrap();
+    crash("crash-1").await;
+    let again = order_with_key(&app, &customer, "crash-1", 2).await;
+    assert_eq!(again.status(), StatusCode::CREATED);
+    assert!(
+        again.headers().get("idempotent-replayed").is_none(),
+        "run again"
+    );
+    let again: Value = again.json().await.unwrap();
+    assert_eq!(again["id"], first["id"], "{again}");
+    assert_eq!(
+        app.stock("IDEM").await,
+        (100, 2, 0),
+        "one order's reservation"
+    );
+    let replayed = order_with_key(&app, &customer, "crash-1", 2).await;
+    assert_eq!(replayed.headers()["idempotent-replayed"], "true");
+
+    // Checkout: the first run emptied the cart, so the run after the crash finds the
+    // order before it looks at the cart.
+    let added = app
+        .post(
+            "/api/v1/cart/items",
+            Some(&customer),
+            &json!({"sku": "IDEM", "quantity": 3}),
+        )
+        .await;
+    assert!(added.status().is_success(), "{}", added.status());
+    let checkout = || {
+        app.client
+            .post(app.url("/api/v1/cart/checkout"))
+            .bearer_auth(&customer)
+            .header("idempotency-key", "crash-2")
+            .json(&json!({"shippingAddress": address()}))
+            .send()
+    };
+    let first = checkout().await.unwrap();
+    assert_eq!(first.status(), StatusCode::CREATED);
+    let first: Value = first.json().await.unwrap();
+    crash("crash-2").await;
+    let again = checkout().await.unwrap();
+    assert_eq!(again.status(), StatusCode::CREATED, "not cart_empty");
+    assert_eq!(again.json::<Value>().await.unwrap()["id"], first["id"]);
+    assert_eq!(
+        app.stock("IDEM").await,
+        (100, 5, 0),
+        "two orders' reservations"
     );
 }
