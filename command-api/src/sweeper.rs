@@ -1,16 +1,24 @@
-//! The reservation sweeper (DESIGN.md, "Placing an order", step 4): releases stock held for
-//! orders that never appeared, or that were cancelled without their stock being released.
+//! The reservation sweeper (DESIGN.md, "Placing an order", step 4): settles stock held for
+//! orders that never appeared, or whose stock work a crash interrupted.
 //!
 //! An order reserves its SKUs before `OrderPlaced` is appended; a process that dies in
-//! between leaves reservations without an order. The sweeper reads the open reservations
-//! older than a timeout from the `inventory` read model (`rm_reservations`), and for each
-//! asks the event store, the source of truth, whether its order exists:
-//! - the order stream `order-{id}` does not exist: the reservation is an orphan;
-//! - the order, folded from its stream, is `CANCELLED`: its stock is due back;
+//! between leaves reservations without an order. Cancelling and shipping change the order
+//! first and the stock after, so a crash in between leaves a cancelled order's stock
+//! reserved, or a shipped order's stock reserved instead of committed. The sweeper reads
+//! the open reservations older than a timeout whose order the `orders` read model does
+//! not show live (`rm_reservations` without a row in `rm_orders`, or with a cancelled,
+//! shipped or delivered one), and for each asks the event store, the source of truth:
+//! - the order stream `order-{id}` does not exist: the reservation is an orphan, released;
+//! - the order, folded from its stream, is `CANCELLED`: its stock is released;
+//! - it is `SHIPPED` or `DELIVERED`: its stock is committed;
 //! - otherwise the order is live and its reservation is left alone, always.
 //!
-//! Releases go through the stock aggregate (`StockCommand::Release`), which is idempotent:
-//! a reservation the read model still shows but that is already gone appends nothing.
+//! Reservations of live orders are left out by the query itself, however many there are:
+//! a shop with orders awaiting payment or packing holds thousands of old reservations, and
+//! a sweep that read the oldest thousand and skipped them would never reach an orphan.
+//!
+//! Releases and commits go through the stock aggregate, which is idempotent: a reservation
+//! the read model still shows but that is already gone appends nothing.
 //!
 //! The timeout must be far longer than placing an order takes: an order whose placement
 //! is still running when its reservation times out would lose its stock.
@@ -21,7 +29,7 @@ use chrono::{SecondsFormat, Utc};
 use domain::{
     aggregate::Aggregate,
     ids::{OrderId, Sku},
-    inventory::{Stock, StockCommand},
+    inventory::{Stock, StockCommand, StockError},
     order::{Order, OrderStatus},
 };
 use sqlx::{AnyPool, Row};
@@ -30,34 +38,48 @@ use crate::{
     ordering::order_stream, routes::inventory::stock_stream, service::CommandMeta, state::AppState,
 };
 
-/// The actor recorded on the sweeper's releases.
+/// The actor recorded on the sweeper's releases and commits.
 pub const ACTOR: &str = "reservation-sweeper";
 
 /// Most reservations read in one sweep; the next sweep takes the rest.
 const MAX_PER_SWEEP: i64 = 1000;
 
-/// Whether the order's reservations may be released: it never appeared, or it is
-/// cancelled.
-async fn releasable(state: &AppState, order: OrderId) -> anyhow::Result<bool> {
+/// What becomes of an old reservation, as its order in the event store says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Settlement {
+    /// No such order, or a cancelled one: the stock goes back.
+    Release,
+    /// A shipped or delivered order: the stock has left.
+    Commit,
+    /// A live order: its reservation stays.
+    Keep,
+}
+
+async fn settlement(state: &AppState, order: OrderId) -> anyhow::Result<Settlement> {
     let stream = order_stream(order);
     if state.commands.store().stream_version(&stream).await? == 0 {
-        return Ok(true);
+        return Ok(Settlement::Release);
     }
     let loaded = state
         .commands
         .load::<Order>(&stream)
         .await
         .map_err(|e| anyhow::anyhow!("loading {stream}: {e}"))?;
-    Ok(loaded.state.status == Some(OrderStatus::Cancelled))
+    Ok(match loaded.state.status {
+        Some(OrderStatus::Cancelled) => Settlement::Release,
+        Some(OrderStatus::Shipped | OrderStatus::Delivered) => Settlement::Commit,
+        _ => Settlement::Keep,
+    })
 }
 
-/// One sweep: releases every reservation older than `older_than` whose order does not
-/// exist in the event store or is cancelled. Returns how many reservations were released
-/// (reservations already gone from the log are not counted).
+/// One sweep: settles every reservation older than `older_than` whose order does not exist
+/// in the event store (released), is cancelled (released), or is shipped or delivered
+/// (committed). Returns how many reservations were settled (reservations already gone
+/// from the log are not counted).
 ///
 /// # Errors
-/// When the read model or the event store cannot be read, or a release cannot be
-/// appended; releases done before the failure stay done.
+/// When the read models or the event store cannot be read, or a release or commit cannot
+/// be appended; what was settled before the failure stays settled.
 pub async fn sweep_once(
     state: &AppState,
     sql: &AnyPool,
@@ -65,14 +87,17 @@ pub async fn sweep_once(
 ) -> anyhow::Result<usize> {
     let cutoff = Utc::now() - chrono::Duration::from_std(older_than).context("timeout too long")?;
     let rows = sqlx::query(
-        "SELECT sku, order_id FROM rm_reservations WHERE reserved_at <= $1 \
-         ORDER BY reserved_at, order_id, sku LIMIT $2",
+        "SELECT r.sku, r.order_id FROM rm_reservations r \
+         LEFT JOIN rm_orders o ON o.id = r.order_id \
+         WHERE r.reserved_at <= $1 \
+           AND (o.id IS NULL OR o.status IN ('CANCELLED', 'SHIPPED', 'DELIVERED')) \
+         ORDER BY r.reserved_at, r.order_id, r.sku LIMIT $2",
     )
     .bind(cutoff.to_rfc3339_opts(SecondsFormat::Micros, true))
     .bind(MAX_PER_SWEEP)
     .fetch_all(sql)
     .await
-    .context("reading rm_reservations")?;
+    .context("reading rm_reservations and rm_orders")?;
     let mut by_order: BTreeMap<OrderId, Vec<Sku>> = BTreeMap::new();
     for row in rows {
         let order: String = row.try_get("order_id")?;
@@ -84,35 +109,45 @@ pub async fn sweep_once(
         by_order.entry(order).or_default().push(sku);
     }
     let meta = CommandMeta::by(ACTOR);
-    let mut released = 0;
+    let mut settled = 0;
     for (order, skus) in by_order {
-        if !releasable(state, order).await? {
+        let settlement = settlement(state, order).await?;
+        if settlement == Settlement::Keep {
             continue;
         }
         for sku in skus {
+            let now = Utc::now();
+            let command = match settlement {
+                Settlement::Commit => StockCommand::Commit {
+                    order_id: order,
+                    now,
+                },
+                _ => StockCommand::Release {
+                    order_id: order,
+                    now,
+                },
+            };
             let done = state
                 .commands
                 .execute::<Stock, _>(&stock_stream(&sku), &meta, |stock| {
-                    Ok(Stock::decide(
-                        stock,
-                        StockCommand::Release {
-                            order_id: order,
-                            now: Utc::now(),
-                        },
-                    )?)
+                    match Stock::decide(stock, command.clone()) {
+                        // Committed or released since the read model looked: nothing to do.
+                        Err(StockError::NoReservation(_)) => Ok(Vec::new()),
+                        other => Ok(other?),
+                    }
                 })
                 .await
-                .map_err(|e| anyhow::anyhow!("releasing {sku} of order {order}: {e}"))?;
+                .map_err(|e| anyhow::anyhow!("settling {sku} of order {order}: {e}"))?;
             if !done.events.is_empty() {
-                tracing::info!(%order, %sku, "reservation swept: released the stock");
-                released += 1;
+                tracing::info!(%order, %sku, ?settlement, "reservation swept");
+                settled += 1;
             }
         }
     }
-    Ok(released)
+    Ok(settled)
 }
 
-/// Sweeps every `every` until `shutdown` resolves, releasing reservations older than
+/// Sweeps every `every` until `shutdown` resolves, settling reservations older than
 /// `older_than` (see [`sweep_once`]). A failed sweep is logged and tried again next time.
 pub async fn run(
     state: AppState,
@@ -128,7 +163,7 @@ pub async fn run(
             ticks.tick().await;
             match sweep_once(&state, &sql, older_than).await {
                 Ok(0) => {}
-                Ok(released) => tracing::info!(released, "reservation sweep done"),
+                Ok(settled) => tracing::info!(settled, "reservation sweep done"),
                 Err(err) => {
                     tracing::warn!(error = ?err, "reservation sweep failed; retrying later")
                 }

@@ -18,7 +18,9 @@ use eventstore::{
     postgres::PostgresConfig,
     testsupport::{TestPostgres, TestSqlite},
 };
-use projector::{InventoryProjection, ProjectionRunner, RunnerConfig};
+use projector::{
+    InventoryProjection, OrdersProjection, Projection, ProjectionRunner, RunnerConfig,
+};
 use sqlx::{AnyPool, any::AnyPoolOptions};
 use uuid::Uuid;
 
@@ -107,12 +109,21 @@ impl Setup {
             .expect("append order");
     }
 
-    /// Runs the inventory projection until it has reached the head of the log (polling
-    /// its checkpoint, never sleeping blindly).
+    /// Runs the inventory and orders projections, the sweeper's read models, until both
+    /// have reached the head of the log.
     async fn project(&self) {
+        self.run_projection(Arc::new(InventoryProjection), InventoryProjection::NAME)
+            .await;
+        self.run_projection(Arc::new(OrdersProjection), OrdersProjection::NAME)
+            .await;
+    }
+
+    /// Runs `projection` until it has reached the head of the log (polling its checkpoint,
+    /// never sleeping blindly).
+    async fn run_projection(&self, projection: Arc<dyn Projection>, name: &str) {
         let head = self.store.head_position().await.expect("head");
         let runner = ProjectionRunner::new(
-            Arc::new(InventoryProjection),
+            projection,
             self.store.clone(),
             self.sql.clone(),
             RunnerConfig {
@@ -129,14 +140,10 @@ impl Setup {
                 .await;
         });
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-        while projector::checkpoint(&self.sql, InventoryProjection::NAME)
-            .await
-            .unwrap_or(0)
-            < head
-        {
+        while projector::checkpoint(&self.sql, name).await.unwrap_or(0) < head {
             assert!(
                 tokio::time::Instant::now() < deadline,
-                "the inventory projection did not catch up"
+                "the {name} projection did not catch up"
             );
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
@@ -194,6 +201,15 @@ fn placed(id: OrderId, code: &str, quantity: u32, at: DateTime<Utc>) -> OrderEve
     }
 }
 
+fn restocked(code: &str, delta: i64, at: DateTime<Utc>) -> StockEvent {
+    StockEvent::StockAdjusted {
+        sku: sku(code),
+        delta,
+        reason: "restock".into(),
+        at,
+    }
+}
+
 fn reserved(order_id: OrderId, qty: u32, at: DateTime<Utc>) -> StockEvent {
     StockEvent::StockReserved { order_id, qty, at }
 }
@@ -209,12 +225,7 @@ async fn sweeps_orphaned_and_cancelled_reservations_only(postgres: bool) {
     db.stock(
         "MUG",
         &[
-            StockEvent::StockAdjusted {
-                sku: sku("MUG"),
-                delta: 20,
-                reason: "restock".into(),
-                at: old,
-            },
+            restocked("MUG", 20, old),
             reserved(orphan, 3, old),
             reserved(live, 2, old),
             reserved(cancelled, 1, old),
@@ -224,15 +235,7 @@ async fn sweeps_orphaned_and_cancelled_reservations_only(postgres: bool) {
     .await;
     db.stock(
         "PLATE",
-        &[
-            StockEvent::StockAdjusted {
-                sku: sku("PLATE"),
-                delta: 5,
-                reason: "restock".into(),
-                at: old,
-            },
-            reserved(orphan, 1, old),
-        ],
+        &[restocked("PLATE", 5, old), reserved(orphan, 1, old)],
     )
     .await;
     db.order(live, &[placed(live, "MUG", 2, old)]).await;
@@ -308,6 +311,102 @@ async fn sweeps_orphaned_and_cancelled_reservations_only(postgres: bool) {
     assert_eq!((state.on_hand, state.available()), (20, 18));
 }
 
+fn admin() -> Actor {
+    Actor {
+        id: AccountId::new(Uuid::now_v7()),
+        role: Role::Admin,
+    }
+}
+
+fn moved(from: OrderStatus, to: OrderStatus, at: DateTime<Utc>) -> OrderEvent {
+    OrderEvent::OrderStatusChanged {
+        from,
+        to,
+        by: admin(),
+        at,
+    }
+}
+
+/// A shop holds many old reservations of live orders (awaiting payment, packing): more
+/// than one sweep reads. They must not hide an orphan reserved after them.
+async fn a_backlog_of_live_orders_hides_no_orphan(postgres: bool) {
+    let Some(db) = setup(postgres).await else {
+        return;
+    };
+    let old = Utc::now() - chrono::Duration::hours(3);
+    let live: Vec<OrderId> = (0..1_001).map(|_| OrderId::new(Uuid::now_v7())).collect();
+    let orphan = OrderId::new(Uuid::now_v7());
+    let mut stock = vec![restocked("MUG", 2_000, old)];
+    stock.extend(live.iter().map(|id| reserved(*id, 1, old)));
+    // Newer than every live reservation, still older than the timeout.
+    stock.push(reserved(orphan, 1, old + chrono::Duration::minutes(30)));
+    db.stock("MUG", &stock).await;
+    for id in &live {
+        db.order(*id, &[placed(*id, "MUG", 1, old)]).await;
+    }
+    db.project().await;
+
+    let settled = sweeper::sweep_once(&db.state, &db.sql, Duration::from_secs(3600))
+        .await
+        .expect("sweep");
+    assert_eq!(settled, 1, "the orphan behind the live orders");
+    let held = db.held("MUG").await;
+    assert_eq!(held.len(), live.len());
+    assert!(!held.iter().any(|(id, _)| *id == orphan));
+}
+
+/// Shipping moves the order first and commits its stock after: a crash in between leaves
+/// a shipped order's stock reserved. The sweeper commits it; a live order's stays.
+async fn a_shipped_order_s_reserved_stock_is_committed(postgres: bool) {
+    let Some(db) = setup(postgres).await else {
+        return;
+    };
+    let old = Utc::now() - chrono::Duration::hours(2);
+    let (shipped, packed) = (OrderId::new(Uuid::now_v7()), OrderId::new(Uuid::now_v7()));
+    db.stock(
+        "MUG",
+        &[
+            restocked("MUG", 10, old),
+            reserved(shipped, 3, old),
+            reserved(packed, 2, old),
+        ],
+    )
+    .await;
+    let to_packed = [
+        moved(OrderStatus::Placed, OrderStatus::Paid, old),
+        moved(OrderStatus::Paid, OrderStatus::Packed, old),
+    ];
+    for id in [shipped, packed] {
+        let quantity = if id == shipped { 3 } else { 2 };
+        let mut events = vec![placed(id, "MUG", quantity, old)];
+        events.extend(to_packed.iter().cloned());
+        db.order(id, &events).await;
+    }
+    db.order(
+        shipped,
+        &[moved(OrderStatus::Packed, OrderStatus::Shipped, old)],
+    )
+    .await;
+    db.project().await;
+
+    let settled = sweeper::sweep_once(&db.state, &db.sql, Duration::from_secs(3600))
+        .await
+        .expect("sweep");
+    assert_eq!(settled, 1);
+    assert_eq!(db.held("MUG").await, vec![(packed, 2)]);
+    let stock = db
+        .state
+        .commands
+        .load::<Stock>(&stock_stream("MUG"))
+        .await
+        .expect("load")
+        .state;
+    assert_eq!(
+        (stock.on_hand, stock.committed, stock.available()),
+        (7, 3, 5)
+    );
+}
+
 /// `run` sweeps on its own schedule and stops when told to.
 async fn the_sweeper_runs_until_stopped(postgres: bool) {
     let Some(db) = setup(postgres).await else {
@@ -317,12 +416,7 @@ async fn the_sweeper_runs_until_stopped(postgres: bool) {
     db.stock(
         "MUG",
         &[
-            StockEvent::StockAdjusted {
-                sku: sku("MUG"),
-                delta: 2,
-                reason: "restock".into(),
-                at: Utc::now(),
-            },
+            restocked("MUG", 2, Utc::now()),
             reserved(orphan, 2, Utc::now()),
         ],
     )
@@ -371,4 +465,24 @@ async fn sqlite_the_sweeper_runs_until_stopped() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_the_sweeper_runs_until_stopped() {
     the_sweeper_runs_until_stopped(true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_a_backlog_of_live_orders_hides_no_orphan() {
+    a_backlog_of_live_orders_hides_no_orphan(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_backlog_of_live_orders_hides_no_orphan() {
+    a_backlog_of_live_orders_hides_no_orphan(true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_a_shipped_order_s_reserved_stock_is_committed() {
+    a_shipped_order_s_reserved_stock_is_committed(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_shipped_order_s_reserved_stock_is_committed() {
+    a_shipped_order_s_reserved_stock_is_committed(true).await;
 }
