@@ -224,12 +224,15 @@ pub struct ShipmentRequest {
 async fn create_shipment(
     State(state): State<AppState>,
     user: Authorized<BackOffice>,
+    keyed: Option<Extension<KeyedRequest>>,
     Path(id): Path<String>,
     AppJson(body): AppJson<ShipmentRequest>,
 ) -> Result<Response, ApiError> {
     let id: OrderId = parse_id(&id, "order")?;
     let meta = CommandMeta::by(format!("account-{}", user.id));
-    let shipment_id = ShipmentId::new(Uuid::now_v7());
+    // Named by its request when keyed: a run after a crash finds the parcel recorded
+    // (the order takes a shipment id once) instead of recording a second one.
+    let shipment_id = ShipmentId::new(keyed.map_or_else(Uuid::now_v7, |Extension(k)| k.id));
     let command = OrderCommand::CreateShipment {
         shipment_id,
         carrier: body.carrier,

@@ -454,7 +454,8 @@ async fn every_write_method_replays_its_first_answer(app: TestApp) {
 /// What a crash between an order's append and the storing of its answer leaves: the key
 /// pending, with no answer. Once it counts as abandoned (60 s), a retry runs the request
 /// again; that run must find the order the first one placed (named by the request's id)
-/// and answer with it, not place a second one, for `POST /orders` and for checkout alike.
+/// and answer with it, not place a second one, for `POST /orders` and for checkout alike;
+/// and a parcel, recorded again, must not make a second shipment.
 async fn an_order_whose_answer_a_crash_lost_is_found_not_placed_again(app: TestApp) {
     let customer = setup(&app).await;
     let crash = |key: &'static str| {
@@ -494,6 +495,41 @@ async fn an_order_whose_answer_a_crash_lost_is_found_not_placed_again(app: TestA
     let replayed = order_with_key(&app, &customer, "crash-1", 2).await;
     assert_eq!(replayed.headers()["idempotent-replayed"], "true");
 
+    // A parcel is named by its request too: the run after a crash records none more.
+    let admin = app.admin_token().await;
+    let order = first["id"].as_str().unwrap().to_owned();
+    for status in ["PAID", "PACKED"] {
+        let moved = app
+            .post(
+                &format!("/api/v1/orders/{order}/status"),
+                Some(&admin),
+                &json!({"status": status}),
+            )
+            .await;
+        assert_eq!(moved.status(), StatusCode::OK);
+    }
+    let ship = || {
+        app.client
+            .post(app.url(&format!("/api/v1/orders/{order}/shipments")))
+            .bearer_auth(&admin)
+            .header("idempotency-key", "ship-1")
+            .json(&json!({"carrier": "DHL", "trackingNumber": "JJD0001"}))
+            .send()
+    };
+    assert_eq!(ship().await.unwrap().status(), StatusCode::CREATED);
+    crash("ship-1").await;
+    assert_eq!(ship().await.unwrap().status(), StatusCode::CREATED);
+    let stream = eventstore::StreamId::new(format!("order-{order}")).unwrap();
+    let parcels = app
+        .store
+        .read_stream(&stream, 1, 100)
+        .await
+        .unwrap()
+        .iter()
+        .filter(|event| event.event_type == "ShipmentCreated")
+        .count();
+    assert_eq!(parcels, 1);
+
     // Checkout: the first run emptied the cart, so the run after the crash finds the
     // order before it looks at the cart.
     let added = app
@@ -519,9 +555,6 @@ async fn an_order_whose_answer_a_crash_lost_is_found_not_placed_again(app: TestA
     let again = checkout().await.unwrap();
     assert_eq!(again.status(), StatusCode::CREATED, "not cart_empty");
     assert_eq!(again.json::<Value>().await.unwrap()["id"], first["id"]);
-    assert_eq!(
-        app.stock("IDEM").await,
-        (100, 5, 0),
-        "two orders' reservations"
-    );
+    // The shipped order's 2 units are committed; the checkout's 3 stay reserved.
+    assert_eq!(app.stock("IDEM").await, (98, 3, 2));
 }
