@@ -207,6 +207,7 @@ fn restocked(code: &str, delta: i64, at: DateTime<Utc>) -> StockEvent {
         delta,
         reason: "restock".into(),
         at,
+        adjustment_id: None,
     }
 }
 

@@ -152,6 +152,7 @@ fn generate(target: usize) -> Vec<Row> {
                     delta: 1_000_000,
                     reason: "first delivery".into(),
                     at: at(p),
+                    adjustment_id: None,
                 },
             );
             skus.push((id, variant.sku.as_str().to_owned(), variant.price.amount));

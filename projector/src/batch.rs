@@ -390,6 +390,7 @@ mod tests {
             delta: -3,
             reason: "broken".into(),
             at,
+            adjustment_id: None,
         });
         same_as_the_domain(&StockEvent::StockReserved {
             order_id: order,

@@ -1,6 +1,6 @@
 //! `POST /api/v1/inventory/{sku}/adjustments`: restock or write off.
 use axum::{
-    extract::{Path, State},
+    extract::{Extension, Path, State},
     http::StatusCode,
     response::Response,
 };
@@ -17,7 +17,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use web::{Admins, ApiError, AppJson, Authorized, Problem};
 
 use super::CommandAnswer;
-use crate::{claims::KeyKind, service::CommandMeta, state::AppState};
+use crate::{claims::KeyKind, idempotency::KeyedRequest, service::CommandMeta, state::AppState};
 
 /// The inventory routes.
 pub fn router() -> OpenApiRouter<AppState> {
@@ -48,6 +48,7 @@ pub(crate) fn stock_stream(sku: &Sku) -> StreamId {
 async fn adjust(
     State(state): State<AppState>,
     user: Authorized<Admins>,
+    keyed: Option<Extension<KeyedRequest>>,
     Path(sku): Path<String>,
     AppJson(body): AppJson<Adjustment>,
 ) -> Result<Response, ApiError> {
@@ -65,6 +66,8 @@ async fn adjust(
         sku: sku.clone(),
         delta: body.delta,
         reason: body.reason,
+        // Named by its request when keyed: a run after a crash finds it recorded.
+        adjustment_id: keyed.map(|Extension(keyed)| keyed.id),
         now: Utc::now(),
     };
     let done = state

@@ -455,7 +455,7 @@ async fn every_write_method_replays_its_first_answer(app: TestApp) {
 /// pending, with no answer. Once it counts as abandoned (60 s), a retry runs the request
 /// again; that run must find the order the first one placed (named by the request's id)
 /// and answer with it, not place a second one, for `POST /orders` and for checkout alike;
-/// and a parcel, recorded again, must not make a second shipment.
+/// and a parcel or a restock, run again, must not be recorded twice.
 async fn an_order_whose_answer_a_crash_lost_is_found_not_placed_again(app: TestApp) {
     let customer = setup(&app).await;
     let crash = |key: &'static str| {
@@ -557,4 +557,18 @@ async fn an_order_whose_answer_a_crash_lost_is_found_not_placed_again(app: TestA
     assert_eq!(again.json::<Value>().await.unwrap()["id"], first["id"]);
     // The shipped order's 2 units are committed; the checkout's 3 stay reserved.
     assert_eq!(app.stock("IDEM").await, (98, 3, 2));
+
+    // A restock is named by its request: run again after a crash, it counts once.
+    let restock = || {
+        app.client
+            .post(app.url("/api/v1/inventory/IDEM/adjustments"))
+            .bearer_auth(&admin)
+            .header("idempotency-key", "restock-1")
+            .json(&json!({"delta": 10, "reason": "delivery"}))
+            .send()
+    };
+    assert_eq!(restock().await.unwrap().status(), StatusCode::OK);
+    crash("restock-1").await;
+    assert_eq!(restock().await.unwrap().status(), StatusCode::OK);
+    assert_eq!(app.stock("IDEM").await, (108, 3, 2));
 }

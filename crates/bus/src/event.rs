@@ -444,6 +444,7 @@ fn map_stock(event: &RecordedEvent) -> Result<Option<IntegrationEvent>, MappingE
             delta,
             reason,
             at,
+            ..
         } => Some(IntegrationEvent::new(
             event,
             Subject::StockAdjusted,
@@ -989,6 +990,7 @@ mod tests {
             delta: -2,
             reason: "damaged".into(),
             at: at(),
+            adjustment_id: None,
         };
         let mapped = map(&recorded("stock-TEE-L", 1, &adjusted), &context());
         assert_eq!(mapped.subject, "emporium.stock.adjusted");

@@ -67,6 +67,7 @@ fn stock_stream(reservations: usize) -> Vec<StockEvent> {
         delta: 1_000_000_000,
         reason: "restock".into(),
         at: now(),
+        adjustment_id: None,
     }];
     for i in 0..reservations as u128 {
         events.push(StockEvent::StockReserved {

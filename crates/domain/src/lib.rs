@@ -18,7 +18,7 @@
 //!
 //! let now = Utc.with_ymd_and_hms(2025, 1, 1, 0, 0, 0).unwrap();
 //! let sku = Sku::parse("TSHIRT-L").unwrap();
-//! let history = vec![StockEvent::StockAdjusted { sku, delta: 1, reason: "restock".into(), at: now }];
+//! let history = vec![StockEvent::StockAdjusted { sku, delta: 1, reason: "restock".into(), at: now, adjustment_id: None }];
 //! let state = Stock::fold(&history);
 //!
 //! let first = OrderId::new(uuid::Uuid::from_u128(1));

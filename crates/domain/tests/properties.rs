@@ -52,6 +52,7 @@ fn stock_command(op: &StockOp) -> StockCommand {
             delta,
             reason: "count".into(),
             now: t0(),
+            adjustment_id: None,
         },
         StockOp::Reserve(o, qty) => StockCommand::Reserve {
             order_id: order_id(o),
@@ -102,7 +103,7 @@ proptest! {
             sku: Sku::parse("S").unwrap(),
             delta: stock,
             reason: "r".into(),
-            at: t0(),
+            at: t0(), adjustment_id: None,
         }]);
         let reserve = stock_command(&StockOp::Reserve(0, qty));
         match Stock::decide(&state, reserve.clone()) {
@@ -273,7 +274,8 @@ fn any_stock_event() -> impl Strategy<Value = StockEvent> {
                 sku,
                 delta,
                 reason,
-                at
+                at,
+                adjustment_id: None
             }
         ),
         (any_uuid(), any::<u32>(), any_time()).prop_map(|(u, qty, at)| StockEvent::StockReserved {

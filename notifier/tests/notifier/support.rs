@@ -136,6 +136,7 @@ pub async fn restock(store: &Arc<dyn EventStore>, sku: &str, delta: i64) -> u64 
             delta,
             reason: "restock".into(),
             at: chrono::Utc::now(),
+            adjustment_id: None,
         }],
     )
     .await

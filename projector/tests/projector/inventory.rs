@@ -20,6 +20,7 @@ async fn inventory_rows_after_a_known_history(db: Db) {
                 delta: 10,
                 reason: "restock".into(),
                 at: at(0),
+                adjustment_id: None,
             },
             StockEvent::StockReserved {
                 order_id: order(1),
@@ -46,6 +47,7 @@ async fn inventory_rows_after_a_known_history(db: Db) {
                 delta: -1,
                 reason: "damaged".into(),
                 at: at(5),
+                adjustment_id: None,
             },
         ],
     )
@@ -68,6 +70,7 @@ async fn inventory_rows_after_a_known_history(db: Db) {
                 delta: 5,
                 reason: "restock".into(),
                 at: at(7),
+                adjustment_id: None,
             },
             StockEvent::StockReserved {
                 order_id: order(4),

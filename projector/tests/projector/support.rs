@@ -524,6 +524,7 @@ pub fn random_history(seed: u64, steps: usize) -> Vec<Step> {
                             delta,
                             reason: "restock".into(),
                             at: at(clock),
+                            adjustment_id: None,
                         }
                     }
                     1 | 2 if available > 0 => {
@@ -560,6 +561,7 @@ pub fn random_history(seed: u64, steps: usize) -> Vec<Step> {
                             delta: 3,
                             reason: "delivery".into(),
                             at: at(clock),
+                            adjustment_id: None,
                         }
                     }
                 };

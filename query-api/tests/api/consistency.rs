@@ -151,6 +151,7 @@ async fn reads_wait_for_the_writes(backend: Backend, positions: Positions) {
                 delta: 12,
                 reason: "baked".into(),
                 at: at(1),
+                adjustment_id: None,
             }],
         )
         .await;

@@ -308,6 +308,7 @@ impl TestApp {
                     delta: 10,
                     reason: "restock".into(),
                     at: at(11),
+                    adjustment_id: None,
                 },
                 StockEvent::StockReserved {
                     order_id: OrderId::new(Uuid::now_v7()),
@@ -324,6 +325,7 @@ impl TestApp {
                 delta: 5,
                 reason: "restock".into(),
                 at: at(13),
+                adjustment_id: None,
             }],
         )
         .await;

@@ -381,6 +381,7 @@ async fn the_product_view_has_its_shape_and_etag(app: TestApp) {
                 delta: 2,
                 reason: "restock".into(),
                 at: at(19),
+                adjustment_id: None,
             }],
         )
         .await;
@@ -621,6 +622,7 @@ async fn restock_tee(app: &TestApp) -> u64 {
             delta: 4,
             reason: "restock".into(),
             at: at(31),
+            adjustment_id: None,
         }],
     )
     .await

@@ -113,6 +113,7 @@ async fn seed(app: &TestApp) -> Shop {
             delta: 5,
             reason: "restock".into(),
             at: at(20),
+            adjustment_id: None,
         }];
         if *name == "Hiking Pole" {
             stock.push(StockEvent::StockReserved {

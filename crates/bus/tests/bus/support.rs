@@ -184,6 +184,7 @@ pub async fn scripted_history(db: &Db, orders: u128) {
             delta: 100,
             reason: "restock".into(),
             at: at(1),
+            adjustment_id: None,
         }],
     )
     .await;

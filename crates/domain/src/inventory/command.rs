@@ -2,6 +2,8 @@
 
 use chrono::{DateTime, Utc};
 
+use uuid::Uuid;
+
 use crate::ids::{OrderId, Sku};
 
 /// What a caller may ask of a SKU's stock.
@@ -15,6 +17,9 @@ pub enum StockCommand {
         delta: i64,
         /// Why, 1..=200 characters (trimmed).
         reason: String,
+        /// The id of the keyed request asking for it: an adjustment already recorded
+        /// under this id is not made again (a run of the request after a crash).
+        adjustment_id: Option<Uuid>,
         /// When the command was issued.
         now: DateTime<Utc>,
     },

@@ -1,6 +1,7 @@
 //! Stock rules: `decide` for every [`StockCommand`].
 
 use chrono::{DateTime, Utc};
+use uuid::Uuid;
 
 use super::command::StockCommand;
 use super::error::StockError;
@@ -24,8 +25,9 @@ pub(super) fn decide(
             sku,
             delta,
             reason,
+            adjustment_id,
             now,
-        } => adjust(state, sku, delta, &reason, now),
+        } => adjust(state, sku, delta, &reason, adjustment_id, now),
         StockCommand::Reserve { order_id, qty, now } => reserve(state, order_id, qty, now),
         StockCommand::Release { order_id, now } => Ok(state
             .reservation(order_id)
@@ -53,8 +55,13 @@ fn adjust(
     sku: Sku,
     delta: i64,
     reason: &str,
+    adjustment_id: Option<Uuid>,
     now: DateTime<Utc>,
 ) -> Result<Vec<StockEvent>, StockError> {
+    if adjustment_id.is_some_and(|id| state.keyed_adjustments.contains(&id)) {
+        // Recorded by an earlier run of the same request.
+        return Ok(vec![]);
+    }
     let mut v = Validator::new();
     v.check(delta != 0, "delta", "must not be zero");
     v.check(
@@ -87,6 +94,7 @@ fn adjust(
         delta,
         reason: reason.trim().to_owned(),
         at: now,
+        adjustment_id,
     }])
 }
 
@@ -155,6 +163,7 @@ mod tests {
             delta,
             reason: "restock".into(),
             at: now(),
+            adjustment_id: None,
         }
     }
     fn reserved(n: u128, qty: u32) -> StockEvent {
@@ -170,6 +179,7 @@ mod tests {
             delta,
             reason: reason.into(),
             now: now(),
+            adjustment_id: None,
         }
     }
     fn reserve(n: u128, qty: u32) -> StockCommand {
@@ -186,6 +196,36 @@ mod tests {
             }
             other => panic!("expected Invalid, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn a_keyed_adjustment_is_made_once() {
+        let id = Uuid::from_u128(7);
+        let keyed = StockCommand::Adjust {
+            sku: sku(),
+            delta: 5,
+            reason: "restock".into(),
+            adjustment_id: Some(id),
+            now: now(),
+        };
+        let recorded = StockEvent::StockAdjusted {
+            sku: sku(),
+            delta: 5,
+            reason: "restock".into(),
+            at: now(),
+            adjustment_id: Some(id),
+        };
+        let state = given::<Stock>(vec![adjusted(10)])
+            .when(keyed.clone())
+            .then_events(vec![recorded.clone()]);
+        assert_eq!(state.on_hand, 15);
+        // A run of the same request after a crash finds it recorded; another key does not.
+        given::<Stock>(vec![adjusted(10), recorded.clone()])
+            .when(keyed)
+            .then_events(vec![]);
+        given::<Stock>(vec![adjusted(10), recorded])
+            .when(adjust(5, "restock"))
+            .then_events(vec![adjusted(5)]);
     }
 
     #[test]
@@ -225,6 +265,7 @@ mod tests {
                 delta: 1,
                 reason: "r".into(),
                 now: now(),
+                adjustment_id: None,
             })
             .then_error(StockError::SkuMismatch {
                 expected: sku(),
@@ -247,6 +288,7 @@ mod tests {
                 delta: -6,
                 reason: "damaged".into(),
                 at: now(),
+                adjustment_id: None,
             }]);
         assert_eq!(state.available(), 0);
         assert_eq!(state.on_hand, 4);
@@ -259,6 +301,7 @@ mod tests {
             delta: i64::MAX - 5,
             reason: "r".into(),
             at: now(),
+            adjustment_id: None,
         }];
         given::<Stock>(history)
             .when(adjust(10, "r"))

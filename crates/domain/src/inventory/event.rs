@@ -4,6 +4,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use uuid::Uuid;
 
 use crate::aggregate::DomainEvent;
 use crate::ids::{OrderId, Sku};
@@ -23,6 +24,11 @@ pub enum StockEvent {
         reason: String,
         /// When.
         at: DateTime<Utc>,
+        /// The id of the keyed request that made it (absent without a key, and in events
+        /// recorded before), so that a run of that request after a crash is not counted
+        /// again.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        adjustment_id: Option<Uuid>,
     },
     /// Units were held for an order.
     #[serde(rename = "StockReserved")]

@@ -2,7 +2,8 @@
 
 use std::fmt;
 
-use rpds::RedBlackTreeMapSync;
+use rpds::{RedBlackTreeMapSync, RedBlackTreeSetSync};
+use uuid::Uuid;
 
 use super::event::StockEvent;
 use crate::ids::{OrderId, Sku};
@@ -18,6 +19,8 @@ pub struct StockState {
     pub reserved: Reservations,
     /// Units shipped so far; only grows.
     pub committed: i64,
+    /// The ids of the keyed requests whose adjustments were recorded.
+    pub keyed_adjustments: RedBlackTreeSetSync<Uuid>,
 }
 
 impl StockState {
@@ -106,11 +109,19 @@ impl fmt::Debug for Reservations {
 
 pub(super) fn evolve(mut state: StockState, event: &StockEvent) -> StockState {
     match event {
-        StockEvent::StockAdjusted { sku, delta, .. } => {
+        StockEvent::StockAdjusted {
+            sku,
+            delta,
+            adjustment_id,
+            ..
+        } => {
             if state.sku.is_none() {
                 state.sku = Some(sku.clone());
             }
             state.on_hand += delta;
+            if let Some(id) = adjustment_id {
+                state.keyed_adjustments.insert_mut(*id);
+            }
         }
         StockEvent::StockReserved { order_id, qty, .. } => {
             state.reserved.insert(*order_id, *qty);
