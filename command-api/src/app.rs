@@ -91,11 +91,13 @@ pub fn routes(state: AppState) -> OpenApiRouter {
         .merge(resources::customers::router())
         .merge(resources::wishlist::router());
     idempotency::document(routes.get_openapi_mut());
-    let tokens = idempotency::TokenRoutes::of(routes.get_openapi());
+    let writes = idempotency::WriteRoutes::of(routes.get_openapi());
     routes
         .route_layer(middleware::from_fn(metrics::track))
-        .layer(middleware::from_fn_with_state(
-            (state.clone(), tokens),
+        // Only requests a route takes: a method the path does not take is a 405, and an
+        // unknown path a 404, whatever key they carry, and neither is stored.
+        .route_layer(middleware::from_fn_with_state(
+            (state.clone(), writes),
             idempotency::middleware,
         ))
         .with_state(state)

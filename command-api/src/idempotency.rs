@@ -35,14 +35,6 @@ const REPLAYED_HEADERS: [HeaderName; 3] = [
     HeaderName::from_static("emporium-position"),
 ];
 
-/// The methods whose requests a key makes idempotent: every write.
-fn writes(method: &Method) -> bool {
-    matches!(
-        *method,
-        Method::POST | Method::PUT | Method::PATCH | Method::DELETE
-    )
-}
-
 /// How long a duplicate waits for the first request with its key to finish.
 const WAIT_FOR_FIRST: Duration = Duration::from_secs(10);
 /// A key left pending this long belongs to a request that died; it may be taken over.
@@ -268,13 +260,18 @@ fn refused_before_running(status: StatusCode) -> bool {
     )
 }
 
-/// The write routes (method and path template) that take a bearer token, with the roles
-/// each admits, as the OpenAPI document declares them.
+/// The write operations (method and path template) the key applies to, as the OpenAPI
+/// document declares them, each with the roles it admits when it takes a bearer token.
+/// A request no write operation takes (a method its path does not take: 405) passes
+/// through untouched: `route_layer` still runs for those.
 #[derive(Clone, Debug, Default)]
-pub struct TokenRoutes(Arc<HashMap<(Method, String), Vec<Role>>>);
+pub struct WriteRoutes(Arc<HashMap<(Method, String), Admitted>>);
 
-impl TokenRoutes {
-    /// The write operations of `doc` with a security requirement.
+/// The roles a write operation admits: `None` when it takes no token.
+type Admitted = Option<Vec<Role>>;
+
+impl WriteRoutes {
+    /// The POST, PUT, PATCH and DELETE operations of `doc`.
     pub fn of(doc: &utoipa::openapi::OpenApi) -> Self {
         let mut routes = HashMap::new();
         for (path, item) in &doc.paths.paths {
@@ -285,7 +282,8 @@ impl TokenRoutes {
                 (Method::DELETE, &item.delete),
             ];
             for (method, operation) in operations {
-                if let Some(roles) = operation.as_ref().and_then(web::openapi::admitted_roles) {
+                if let Some(operation) = operation {
+                    let roles = web::openapi::admitted_roles(operation);
                     routes.insert((method, path.clone()), roles);
                 }
             }
@@ -293,10 +291,13 @@ impl TokenRoutes {
         Self(Arc::new(routes))
     }
 
-    fn roles(&self, method: &Method, path: &str) -> Option<&[Role]> {
+    /// The operation that takes `request`, if a write operation does: `Some(roles)` when
+    /// it takes a token.
+    fn taking(&self, request: &Request) -> Option<Option<&[Role]>> {
+        let path = request.extensions().get::<MatchedPath>()?;
         self.0
-            .get(&(method.clone(), path.to_owned()))
-            .map(Vec::as_slice)
+            .get(&(request.method().clone(), path.as_str().to_owned()))
+            .map(Option::as_deref)
     }
 }
 
@@ -351,13 +352,9 @@ fn well_formed(key: &HeaderValue) -> Option<String> {
 /// does not admit), then the key (400).
 async fn refuse_malformed_key(
     state: &AppState,
-    tokens: &TokenRoutes,
+    admitted: Option<&[Role]>,
     request: Request,
 ) -> Response {
-    let admitted = request
-        .extensions()
-        .get::<MatchedPath>()
-        .and_then(|path| tokens.roles(request.method(), path.as_str()));
     if let Some(roles) = admitted {
         let (mut parts, _) = request.into_parts();
         let caller = AuthUser::from_request_parts(&mut parts, state).await;
@@ -372,20 +369,20 @@ async fn refuse_malformed_key(
     .into_response()
 }
 
-/// Middleware over the command routes; `tokens` are those of them that take a token.
+/// Middleware over the command routes, the write ones of which are `routes`.
 pub async fn middleware(
-    State((state, tokens)): State<(AppState, TokenRoutes)>,
+    State((state, routes)): State<(AppState, WriteRoutes)>,
     request: Request,
     next: Next,
 ) -> Response {
     let Some(key) = request.headers().get("idempotency-key").cloned() else {
         return next.run(request).await;
     };
-    if !writes(request.method()) {
+    let Some(admitted) = routes.taking(&request) else {
         return next.run(request).await;
-    }
+    };
     let Some(key) = well_formed(&key) else {
-        return refuse_malformed_key(&state, &tokens, request).await;
+        return refuse_malformed_key(&state, admitted, request).await;
     };
     let account = request
         .headers()

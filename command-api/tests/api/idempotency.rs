@@ -17,6 +17,7 @@ crate::backend_tests!(
     a_request_refused_for_its_form_runs_again_when_sent_right,
     every_write_method_replays_its_first_answer,
     an_order_whose_answer_a_crash_lost_is_found_not_placed_again,
+    a_key_on_a_method_or_path_no_route_takes_is_not_kept,
 );
 
 async fn order_with_key(app: &TestApp, token: &str, key: &str, quantity: i64) -> reqwest::Response {
@@ -571,4 +572,36 @@ async fn an_order_whose_answer_a_crash_lost_is_found_not_placed_again(app: TestA
     crash("restock-1").await;
     assert_eq!(restock().await.unwrap().status(), StatusCode::OK);
     assert_eq!(app.stock("IDEM").await, (108, 3, 2));
+}
+
+/// The key belongs to requests a route takes: a method the path does not take stays a
+/// 405, and an unknown path a 404, and neither uses the key up.
+async fn a_key_on_a_method_or_path_no_route_takes_is_not_kept(app: TestApp) {
+    let customer = setup(&app).await;
+    let send = |method: reqwest::Method, path: &str| {
+        app.client
+            .request(method, app.url(path))
+            .bearer_auth(&customer)
+            .header("idempotency-key", "stray-key")
+            .json(&json!({}))
+            .send()
+    };
+    for _ in 0..2 {
+        let wrong_method = send(reqwest::Method::PATCH, "/api/v1/auth/login")
+            .await
+            .unwrap();
+        assert_eq!(wrong_method.status(), StatusCode::METHOD_NOT_ALLOWED);
+        let unknown = send(reqwest::Method::POST, "/api/v1/no-such-thing")
+            .await
+            .unwrap();
+        assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
+    }
+    // The key is still free for a real request.
+    let placed = order_with_key(&app, &customer, "stray-key", 1).await;
+    assert_eq!(
+        placed.status(),
+        StatusCode::CREATED,
+        "{:?}",
+        placed.text().await
+    );
 }

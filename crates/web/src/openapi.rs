@@ -82,7 +82,8 @@ pub fn docs<S: Clone + Send + Sync + 'static>(mut api: utoipa::openapi::OpenApi)
 /// error answers are problem documents as served (`application/problem+json`), every
 /// response has the description OpenAPI requires, and the answers any such operation can
 /// give are listed: 400 where a body, a parameter or a header is read, 413 and 415 where a
-/// body is, 401 where a token is needed, 504 where `X-Emporium-Min-Position` is honoured.
+/// body is, 401 where a token is needed, 403 where only some roles are admitted, 409 and
+/// 422 where `Idempotency-Key` is honoured, 504 where `X-Emporium-Min-Position` is.
 pub fn complete(api: &mut utoipa::openapi::OpenApi) {
     for item in api.paths.paths.values_mut() {
         let operations = [
@@ -114,6 +115,7 @@ fn complete_operation(operation: &mut Operation) {
     let reads_min_position = parameters
         .iter()
         .any(|name| name == "minposition" || name == "x-emporium-min-position");
+    let reads_idempotency_key = parameters.iter().any(|name| name == "idempotency-key");
     let admitted = admitted_roles(operation);
     let secured = admitted.is_some();
     let some_roles_only = admitted.is_some_and(|roles| roles.len() < EVERY_ROLE.len());
@@ -135,6 +137,16 @@ fn complete_operation(operation: &mut Operation) {
         common.push((
             "403",
             "the caller's role is not one the security requirement names",
+        ));
+    }
+    if reads_idempotency_key {
+        common.push((
+            "409",
+            "`request_in_progress`: a request with this Idempotency-Key is still running",
+        ));
+        common.push((
+            "422",
+            "`idempotency_key_reused`: this Idempotency-Key was used for a different request",
         ));
     }
     if reads_min_position {
@@ -199,6 +211,11 @@ mod tests {
                 .build()
         };
         let post = OperationBuilder::new()
+            .parameter(
+                ParameterBuilder::new()
+                    .name("Idempotency-Key")
+                    .parameter_in(ParameterIn::Header),
+            )
             .request_body(Some(
                 RequestBodyBuilder::new()
                     .content("application/json", json("Order"))
@@ -233,7 +250,7 @@ mod tests {
         let document = serde_json::to_value(&api).unwrap();
         let orders = &document["paths"]["/api/v1/orders"];
         let post = &orders["post"]["responses"];
-        for status in ["400", "401", "409", "413", "415"] {
+        for status in ["400", "401", "409", "413", "415", "422"] {
             assert!(
                 post[status]["content"][PROBLEM_JSON].is_object(),
                 "{status}: {post}"
@@ -244,6 +261,12 @@ mod tests {
             );
         }
         assert_eq!(post["409"]["description"], "not enough stock", "kept");
+        assert!(
+            post["422"]["description"]
+                .as_str()
+                .unwrap()
+                .contains("idempotency_key_reused")
+        );
         assert_eq!(post["201"]["description"], "Created", "filled in");
         assert!(
             post["201"]["content"]["application/json"].is_object(),
