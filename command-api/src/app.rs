@@ -90,8 +90,7 @@ pub fn routes(state: AppState) -> OpenApiRouter {
         .merge(resources::cart::router())
         .merge(resources::customers::router())
         .merge(resources::wishlist::router());
-    idempotency::document(routes.get_openapi_mut());
-    let writes = idempotency::WriteRoutes::of(routes.get_openapi());
+    let writes = idempotency::WriteRoutes::documented(routes.get_openapi_mut());
     routes
         .route_layer(middleware::from_fn(metrics::track))
         // Only requests a route takes: a method the path does not take is a 405, and an

@@ -11,12 +11,12 @@
 //! A malformed key is refused (400) without running anything; on a route that takes a
 //! bearer token, the caller is judged first, as the handler would: 401 for a missing or
 //! failed token, 403 for a role the route does not admit.
-use std::{collections::HashMap, sync::Arc, time::Duration};
+use std::{collections::HashMap, convert::Infallible, sync::Arc, time::Duration};
 
 use axum::{
     body::{Body, to_bytes},
-    extract::{FromRequestParts, MatchedPath, Request, State},
-    http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header},
+    extract::{FromRequestParts, MatchedPath, OptionalFromRequestParts, Request, State},
+    http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header, request::Parts},
     middleware::Next,
     response::{IntoResponse, Response},
 };
@@ -119,6 +119,15 @@ pub struct KeyedRequest {
     /// True when an earlier run of this request died before its answer was stored: it may
     /// have taken effect, so a command checks before acting again.
     pub retaken: bool,
+}
+
+/// As an extractor, `Option<KeyedRequest>`: the key's request, or `None` without a key.
+impl<S: Sync> OptionalFromRequestParts<S> for KeyedRequest {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Option<Self>, Infallible> {
+        Ok(parts.extensions.get::<Self>().copied())
+    }
 }
 
 enum Begin {
@@ -271,18 +280,23 @@ pub struct WriteRoutes(Arc<HashMap<(Method, String), Admitted>>);
 type Admitted = Option<Vec<Role>>;
 
 impl WriteRoutes {
-    /// The POST, PUT, PATCH and DELETE operations of `doc`.
-    pub fn of(doc: &utoipa::openapi::OpenApi) -> Self {
+    /// The POST, PUT, PATCH and DELETE operations of `doc`, each of which is documented
+    /// to take `Idempotency-Key` on the way, as the middleware honours it on each.
+    pub fn documented(doc: &mut utoipa::openapi::OpenApi) -> Self {
         let mut routes = HashMap::new();
-        for (path, item) in &doc.paths.paths {
+        for (path, item) in &mut doc.paths.paths {
             let operations = [
-                (Method::POST, &item.post),
-                (Method::PUT, &item.put),
-                (Method::PATCH, &item.patch),
-                (Method::DELETE, &item.delete),
+                (Method::POST, &mut item.post),
+                (Method::PUT, &mut item.put),
+                (Method::PATCH, &mut item.patch),
+                (Method::DELETE, &mut item.delete),
             ];
             for (method, operation) in operations {
                 if let Some(operation) = operation {
+                    operation
+                        .parameters
+                        .get_or_insert_with(Vec::new)
+                        .push(key_parameter().into());
                     let roles = web::openapi::admitted_roles(operation);
                     routes.insert((method, path.clone()), roles);
                 }
@@ -301,42 +315,27 @@ impl WriteRoutes {
     }
 }
 
-/// Documents `Idempotency-Key` on every write operation of `doc`, as the middleware
-/// honours it on every write route.
-pub fn document(doc: &mut utoipa::openapi::OpenApi) {
+/// `Idempotency-Key`, as the OpenAPI document describes it.
+fn key_parameter() -> utoipa::openapi::path::Parameter {
     use utoipa::openapi::{
         Required, Type,
         path::{ParameterBuilder, ParameterIn},
         schema::ObjectBuilder,
     };
-    for item in doc.paths.paths.values_mut() {
-        let writes = [
-            &mut item.post,
-            &mut item.put,
-            &mut item.patch,
-            &mut item.delete,
-        ];
-        for operation in writes.into_iter().flatten() {
-            let key = ParameterBuilder::new()
-                .name("Idempotency-Key")
-                .parameter_in(ParameterIn::Header)
-                .required(Required::False)
-                .description(Some(
-                    "a retry with the same key (per caller) replays the first answer and \
-                     takes effect once",
-                ))
-                .schema(Some(
-                    ObjectBuilder::new()
-                        .schema_type(Type::String)
-                        .pattern(Some("^[!-~]{1,255}$")),
-                ))
-                .build();
-            operation
-                .parameters
-                .get_or_insert_with(Vec::new)
-                .push(key.into());
-        }
-    }
+    ParameterBuilder::new()
+        .name("Idempotency-Key")
+        .parameter_in(ParameterIn::Header)
+        .required(Required::False)
+        .description(Some(
+            "a retry with the same key (per caller) replays the first answer and takes \
+             effect once",
+        ))
+        .schema(Some(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .pattern(Some("^[!-~]{1,255}$")),
+        ))
+        .build()
 }
 
 /// `key` if it is 1 to 255 visible ASCII characters.

@@ -3,7 +3,7 @@
 //! caller's token alone, so nobody can name anyone else's.
 use axum::{
     Json,
-    extract::{Extension, Path, State},
+    extract::{Path, State},
     http::StatusCode,
     response::Response,
 };
@@ -130,10 +130,9 @@ async fn remove(
 async fn checkout(
     State(state): State<AppState>,
     user: Authorized<Customers>,
-    keyed: Option<Extension<KeyedRequest>>,
+    keyed: Option<KeyedRequest>,
     AppJson(body): AppJson<Checkout>,
 ) -> Result<Response, ApiError> {
-    let keyed = keyed.map(|Extension(keyed)| keyed);
     let answer = shopping::checkout(&state, &user, keyed, body.shipping_address.into()).await?;
     Ok(answer.respond(StatusCode::CREATED))
 }

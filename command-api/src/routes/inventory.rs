@@ -1,6 +1,6 @@
 //! `POST /api/v1/inventory/{sku}/adjustments`: restock or write off.
 use axum::{
-    extract::{Extension, Path, State},
+    extract::{Path, State},
     http::StatusCode,
     response::Response,
 };
@@ -48,7 +48,7 @@ pub(crate) fn stock_stream(sku: &Sku) -> StreamId {
 async fn adjust(
     State(state): State<AppState>,
     user: Authorized<Admins>,
-    keyed: Option<Extension<KeyedRequest>>,
+    keyed: Option<KeyedRequest>,
     Path(sku): Path<String>,
     AppJson(body): AppJson<Adjustment>,
 ) -> Result<Response, ApiError> {
@@ -67,7 +67,7 @@ async fn adjust(
         delta: body.delta,
         reason: body.reason,
         // Named by its request when keyed: a run after a crash finds it recorded.
-        adjustment_id: keyed.map(|Extension(keyed)| keyed.id),
+        adjustment_id: keyed.map(|keyed| keyed.id),
         now: Utc::now(),
     };
     let done = state

@@ -1,7 +1,7 @@
 //! `POST /api/v1/orders` and the order's life after it: cancel, status, shipments.
 use axum::{
     body::Bytes,
-    extract::{Extension, Path, State},
+    extract::{Path, State},
     http::StatusCode,
     response::Response,
 };
@@ -134,11 +134,10 @@ fn actor(user: AuthUser) -> Actor {
 async fn place(
     State(state): State<AppState>,
     user: Authorized<Customers>,
-    keyed: Option<Extension<KeyedRequest>>,
+    keyed: Option<KeyedRequest>,
     AppJson(body): AppJson<PlaceOrder>,
 ) -> Result<Response, ApiError> {
     let lines = parse_lines(&body.lines)?;
-    let keyed = keyed.map(|Extension(keyed)| keyed);
     let answer =
         place_customer_order(&state, &user, keyed, &lines, body.shipping_address.into()).await?;
     Ok(answer.respond(StatusCode::CREATED))
@@ -224,7 +223,7 @@ pub struct ShipmentRequest {
 async fn create_shipment(
     State(state): State<AppState>,
     user: Authorized<BackOffice>,
-    keyed: Option<Extension<KeyedRequest>>,
+    keyed: Option<KeyedRequest>,
     Path(id): Path<String>,
     AppJson(body): AppJson<ShipmentRequest>,
 ) -> Result<Response, ApiError> {
@@ -232,7 +231,7 @@ async fn create_shipment(
     let meta = CommandMeta::by(format!("account-{}", user.id));
     // Named by its request when keyed: a run after a crash finds the parcel recorded
     // (the order takes a shipment id once) instead of recording a second one.
-    let shipment_id = ShipmentId::new(keyed.map_or_else(Uuid::now_v7, |Extension(k)| k.id));
+    let shipment_id = ShipmentId::new(keyed.map_or_else(Uuid::now_v7, |keyed| keyed.id));
     let command = OrderCommand::CreateShipment {
         shipment_id,
         carrier: body.carrier,
