@@ -370,6 +370,36 @@ async fn release(
     Ok(())
 }
 
+/// Releases or commits (`effect`) what order `id` holds of `sku`. Nothing held is
+/// nothing to do: already committed (a retried shipment), or released meanwhile.
+pub async fn settle_stock(
+    state: &AppState,
+    sku: &Sku,
+    id: OrderId,
+    effect: StockEffect,
+    meta: &CommandMeta,
+) -> Result<Executed<Stock>, ApiError> {
+    state
+        .commands
+        .execute::<Stock, _>(&stock_stream(sku), meta, |s| {
+            let command = match effect {
+                StockEffect::Release => StockCommand::Release {
+                    order_id: id,
+                    now: Utc::now(),
+                },
+                _ => StockCommand::Commit {
+                    order_id: id,
+                    now: Utc::now(),
+                },
+            };
+            match Stock::decide(s, command) {
+                Err(StockError::NoReservation(_)) => Ok(Vec::new()),
+                other => Ok(other?),
+            }
+        })
+        .await
+}
+
 /// Runs an order command, then the stock work its events imply: a cancellation releases
 /// every line's reservation, a shipment commits it. Returns the order's outcome and the
 /// global position of the last event appended (stock events included).
@@ -392,26 +422,7 @@ pub async fn change_order(
             continue;
         }
         for line in &done.state.lines {
-            let stock = state
-                .commands
-                .execute::<Stock, _>(&stock_stream(&line.sku), meta, |s| {
-                    let command = match effect {
-                        StockEffect::Release => StockCommand::Release {
-                            order_id: id,
-                            now: Utc::now(),
-                        },
-                        _ => StockCommand::Commit {
-                            order_id: id,
-                            now: Utc::now(),
-                        },
-                    };
-                    match Stock::decide(s, command) {
-                        // Already committed (a retried shipment): nothing left to do.
-                        Err(StockError::NoReservation(_)) => Ok(Vec::new()),
-                        other => Ok(other?),
-                    }
-                })
-                .await?;
+            let stock = settle_stock(state, &line.sku, id, effect, meta).await?;
             position = position.max(stock.position);
         }
     }

@@ -27,15 +27,15 @@ use std::{collections::BTreeMap, future::Future, time::Duration};
 use anyhow::Context;
 use chrono::{SecondsFormat, Utc};
 use domain::{
-    aggregate::Aggregate,
     ids::{OrderId, Sku},
-    inventory::{Stock, StockCommand, StockError},
-    order::{Order, OrderStatus},
+    order::{Order, OrderStatus, StockEffect},
 };
 use sqlx::{AnyPool, Row};
 
 use crate::{
-    ordering::order_stream, routes::inventory::stock_stream, service::CommandMeta, state::AppState,
+    ordering::{order_stream, settle_stock},
+    service::CommandMeta,
+    state::AppState,
 };
 
 /// The actor recorded on the sweeper's releases and commits.
@@ -44,21 +44,13 @@ pub const ACTOR: &str = "reservation-sweeper";
 /// Most reservations read in one sweep; the next sweep takes the rest.
 const MAX_PER_SWEEP: i64 = 1000;
 
-/// What becomes of an old reservation, as its order in the event store says.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Settlement {
-    /// No such order, or a cancelled one: the stock goes back.
-    Release,
-    /// A shipped or delivered order: the stock has left.
-    Commit,
-    /// A live order: its reservation stays.
-    Keep,
-}
-
-async fn settlement(state: &AppState, order: OrderId) -> anyhow::Result<Settlement> {
+/// What becomes of an old reservation, as its order in the event store says: released
+/// when there is no such order or it is cancelled, committed when it is shipped or
+/// delivered, kept (`StockEffect::None`) while it is live.
+async fn settlement(state: &AppState, order: OrderId) -> anyhow::Result<StockEffect> {
     let stream = order_stream(order);
     if state.commands.store().stream_version(&stream).await? == 0 {
-        return Ok(Settlement::Release);
+        return Ok(StockEffect::Release);
     }
     let loaded = state
         .commands
@@ -66,9 +58,9 @@ async fn settlement(state: &AppState, order: OrderId) -> anyhow::Result<Settleme
         .await
         .map_err(|e| anyhow::anyhow!("loading {stream}: {e}"))?;
     Ok(match loaded.state.status {
-        Some(OrderStatus::Cancelled) => Settlement::Release,
-        Some(OrderStatus::Shipped | OrderStatus::Delivered) => Settlement::Commit,
-        _ => Settlement::Keep,
+        Some(OrderStatus::Cancelled) => StockEffect::Release,
+        Some(OrderStatus::Shipped | OrderStatus::Delivered) => StockEffect::Commit,
+        _ => StockEffect::None,
     })
 }
 
@@ -112,30 +104,11 @@ pub async fn sweep_once(
     let mut settled = 0;
     for (order, skus) in by_order {
         let settlement = settlement(state, order).await?;
-        if settlement == Settlement::Keep {
+        if settlement == StockEffect::None {
             continue;
         }
         for sku in skus {
-            let now = Utc::now();
-            let command = match settlement {
-                Settlement::Commit => StockCommand::Commit {
-                    order_id: order,
-                    now,
-                },
-                _ => StockCommand::Release {
-                    order_id: order,
-                    now,
-                },
-            };
-            let done = state
-                .commands
-                .execute::<Stock, _>(&stock_stream(&sku), &meta, |stock| {
-                    match Stock::decide(stock, command.clone()) {
-                        // Committed or released since the read model looked: nothing to do.
-                        Err(StockError::NoReservation(_)) => Ok(Vec::new()),
-                        other => Ok(other?),
-                    }
-                })
+            let done = settle_stock(state, &sku, order, settlement, &meta)
                 .await
                 .map_err(|e| anyhow::anyhow!("settling {sku} of order {order}: {e}"))?;
             if !done.events.is_empty() {
