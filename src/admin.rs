@@ -5,7 +5,7 @@ use std::io::{BufRead, IsTerminal};
 
 use anyhow::{Context, bail};
 use command_api::service::CommandMeta;
-use domain::account::Role;
+use domain::{account::Role, ids::AccountId};
 
 use crate::{backends::Backends, serve::command_config, settings::Settings};
 
@@ -53,7 +53,13 @@ pub async fn create(
     let state = command_api::build_state(backends.store, backends.sql, &config).await?;
     let meta = CommandMeta::by("cli");
     let (id, _) = command_api::bootstrap::create_back_office_account(
-        &state, role, username, name, &password, &meta,
+        &state,
+        AccountId::new(uuid::Uuid::now_v7()),
+        role,
+        username,
+        name,
+        &password,
+        &meta,
     )
     .await
     .map_err(|err| anyhow::anyhow!("{}", err.problem().detail))?;

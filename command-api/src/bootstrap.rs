@@ -115,10 +115,11 @@ fn check_back_office(
 /// Creates an admin or staff account: validates, claims the username, hashes the
 /// password and registers the account (releasing the claim if that fails). An admin is
 /// first recorded in `index-admins`, so the store counts as having an admin from then on
-/// and a bootstrap can never add a second one. Answers the account's id, its stream
-/// version and the global position of its registration.
+/// and a bootstrap can never add a second one. Answers the account's id (`id`), its
+/// stream version and the global position of its registration.
 pub async fn create_back_office_account(
     state: &AppState,
+    id: AccountId,
     role: Role,
     username: &str,
     name: &str,
@@ -126,6 +127,19 @@ pub async fn create_back_office_account(
     meta: &CommandMeta,
 ) -> Result<(AccountId, AppendResult), ApiError> {
     let username = check_back_office(role, username, name, password)?;
+    // A keyed request run again after a crash answers with the account its earlier run
+    // opened, before the name (its own now) counts as taken.
+    if let Some(done) = state
+        .commands
+        .appended_before::<Account>(&StreamId::of("account", id), meta)
+        .await?
+    {
+        let appended = AppendResult {
+            version: done.version,
+            position: done.position,
+        };
+        return Ok((id, appended));
+    }
     // Fail fast (and leave no index entry) when the name is obviously taken; the claim
     // in `register` is what settles races.
     if state
@@ -136,7 +150,6 @@ pub async fn create_back_office_account(
     {
         return Err(username_taken(&username));
     }
-    let id = AccountId::new(uuid::Uuid::now_v7());
     if role == Role::Admin {
         let entry = [AdminIndexEvent::AdminAccountRegistered { account_id: id }];
         state

@@ -121,6 +121,15 @@ pub struct KeyedRequest {
     pub retaken: bool,
 }
 
+impl KeyedRequest {
+    /// The id a resource a request creates gets, or the request's correlation id: the
+    /// request's own when it came with a key (so every run of it names the same one),
+    /// else a fresh UUID v7.
+    pub fn id_or_new(keyed: Option<Self>) -> Uuid {
+        keyed.map_or_else(Uuid::now_v7, |keyed| keyed.id)
+    }
+}
+
 /// As an extractor, `Option<KeyedRequest>`: the key's request, or `None` without a key.
 impl<S: Sync> OptionalFromRequestParts<S> for KeyedRequest {
     type Rejection = Infallible;

@@ -26,7 +26,6 @@ use domain::{
 use eventstore::StreamId;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use uuid::Uuid;
 use web::{ApiError, Authorized, Customers};
 
 use crate::{
@@ -173,7 +172,7 @@ async fn price_lines(
 /// The id a new order gets: its request's, when it came with an `Idempotency-Key` (so
 /// every run of the request names the same order), else a fresh one.
 pub fn new_order_id(keyed: Option<KeyedRequest>) -> OrderId {
-    OrderId::new(keyed.map_or_else(Uuid::now_v7, |keyed| keyed.id))
+    OrderId::new(KeyedRequest::id_or_new(keyed))
 }
 
 /// The answer of the order a keyed request placed on an earlier run that died before its
@@ -208,7 +207,7 @@ pub async fn place_customer_order(
         return Ok(answer);
     }
     let id = new_order_id(keyed);
-    let meta = CommandMeta::by(format!("account-{}", user.id));
+    let meta = CommandMeta::for_request(format!("account-{}", user.id), keyed);
     let placed = place_order(state, id, user.id, lines, shipping_address, &meta).await?;
     Ok(CommandAnswer::new(id, placed.version, placed.position))
 }
@@ -403,6 +402,9 @@ pub async fn settle_stock(
 /// Runs an order command, then the stock work its events imply: a cancellation releases
 /// every line's reservation, a shipment commits it. Returns the order's outcome and the
 /// global position of the last event appended (stock events included).
+///
+/// A keyed request run again after a crash answers with what its earlier run appended to
+/// the order, and settles the stock again (which does nothing where it was settled).
 pub async fn change_order(
     state: &AppState,
     id: OrderId,
@@ -411,7 +413,7 @@ pub async fn change_order(
 ) -> Result<(Executed<Order>, u64), ApiError> {
     let done = state
         .commands
-        .execute::<Order, _>(&order_stream(id), meta, |s| {
+        .execute_request::<Order, _>(&order_stream(id), None, meta, |s| {
             Ok(Order::decide(s, command.clone())?)
         })
         .await?;

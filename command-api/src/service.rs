@@ -20,7 +20,7 @@ use tokio::sync::{Mutex, MutexGuard};
 use uuid::Uuid;
 use web::ApiError;
 
-use crate::tails::TailReader;
+use crate::{idempotency::KeyedRequest, tails::TailReader};
 
 /// Attempts before a command that keeps losing version races gives up with 409.
 const MAX_ATTEMPTS: usize = 10;
@@ -35,6 +35,9 @@ pub struct CommandMeta {
     pub actor: Option<String>,
     /// Correlates every event of one request.
     pub correlation_id: Uuid,
+    /// The request is a keyed one run again after its earlier run died before its answer
+    /// was stored: [`CommandService::execute_request`] looks for what that run appended.
+    pub retaken: bool,
 }
 
 impl CommandMeta {
@@ -43,6 +46,18 @@ impl CommandMeta {
         Self {
             actor: Some(actor.into()),
             correlation_id: Uuid::now_v7(),
+            retaken: false,
+        }
+    }
+
+    /// Metadata for `actor`'s request: correlated by the request's id when it came with an
+    /// `Idempotency-Key`, so every run of it is one correlation and a run after a crash
+    /// can find what an earlier one appended ([`CommandService::execute_request`]).
+    pub fn for_request(actor: impl Into<String>, keyed: Option<KeyedRequest>) -> Self {
+        Self {
+            actor: Some(actor.into()),
+            correlation_id: KeyedRequest::id_or_new(keyed),
+            retaken: keyed.is_some_and(|keyed| keyed.retaken),
         }
     }
 
@@ -207,14 +222,12 @@ impl CommandService {
             let batch = self.tails.read(stream, loaded.version + 1).await?;
             let done = batch.len() < TAIL_PAGE;
             for recorded in batch {
-                let event: A::Event = decode(
+                let event = decode_recorded::<A>(
+                    stream,
                     &recorded.event_type,
                     recorded.schema_version,
-                    std::sync::Arc::unwrap_or_clone(recorded.payload),
-                )
-                .map_err(|err| {
-                    ApiError::Internal(anyhow::anyhow!("undecodable event in {stream}: {err}"))
-                })?;
+                    recorded.payload,
+                )?;
                 loaded.state = A::evolve(loaded.state, &event);
                 loaded.version = recorded.version;
                 loaded.position = recorded.position;
@@ -227,6 +240,81 @@ impl CommandService {
             self.cache.insert(stream.clone(), Arc::new(loaded.clone()));
         }
         Ok(loaded)
+    }
+
+    /// What the request of `meta` appended to `stream` on an earlier run that died before
+    /// its answer was stored: the events correlated with the request, the stream's current
+    /// state, and the version and position of the last of those events; the answer that
+    /// run would have given. `None` unless `meta` is such a retake and `stream` holds such
+    /// events. Only a retake reads the stream for them, all of it: retakes follow crashes.
+    pub async fn appended_before<A>(
+        &self,
+        stream: &StreamId,
+        meta: &CommandMeta,
+    ) -> Result<Option<Executed<A>>, ApiError>
+    where
+        A: Aggregate,
+        A::State: Send + Sync + 'static,
+    {
+        if !meta.retaken {
+            return Ok(None);
+        }
+        let (mut events, mut last) = (Vec::new(), None);
+        let mut from = 1;
+        loop {
+            let batch = self.store.read_stream(stream, from, TAIL_PAGE).await?;
+            let done = batch.len() < TAIL_PAGE;
+            for recorded in batch {
+                from = recorded.version + 1;
+                if recorded.metadata.correlation_id != Some(meta.correlation_id) {
+                    continue;
+                }
+                last = Some((recorded.version, recorded.position));
+                events.push(decode_recorded::<A>(
+                    stream,
+                    &recorded.event_type,
+                    recorded.schema_version,
+                    recorded.payload,
+                )?);
+            }
+            if done {
+                break;
+            }
+        }
+        let Some((version, position)) = last else {
+            return Ok(None);
+        };
+        let state = self.load::<A>(stream).await?.state;
+        Ok(Some(Executed {
+            events,
+            state,
+            version,
+            position,
+        }))
+    }
+
+    /// [`CommandService::execute_if_version`] for a request's command on the stream that
+    /// names its answer: a keyed request run again after a crash gets what its earlier run
+    /// appended there ([`CommandService::appended_before`]) instead of deciding again, so
+    /// it answers as that run would have, and `if_version` (the version that run changed)
+    /// is not held against it.
+    pub async fn execute_request<A, F>(
+        &self,
+        stream: &StreamId,
+        if_version: Option<u64>,
+        meta: &CommandMeta,
+        decide: F,
+    ) -> Result<Executed<A>, ApiError>
+    where
+        A: Aggregate,
+        A::State: Send + Sync + 'static,
+        F: Fn(&A::State) -> Result<Vec<A::Event>, ApiError>,
+    {
+        if let Some(done) = self.appended_before::<A>(stream, meta).await? {
+            return Ok(done);
+        }
+        self.execute_if_version::<A, F>(stream, if_version, meta, decide)
+            .await
     }
 
     /// Loads the aggregate, lets `decide` produce events from its state, and appends them
@@ -339,4 +427,15 @@ impl CommandService {
         }
         result
     }
+}
+
+/// A stored event of `stream` as aggregate `A`'s event (upcast to its current schema).
+fn decode_recorded<A: Aggregate>(
+    stream: &StreamId,
+    event_type: &str,
+    schema_version: u32,
+    payload: Arc<serde_json::Value>,
+) -> Result<A::Event, ApiError> {
+    decode(event_type, schema_version, Arc::unwrap_or_clone(payload))
+        .map_err(|err| ApiError::Internal(anyhow::anyhow!("undecodable event in {stream}: {err}")))
 }

@@ -19,6 +19,7 @@ use super::{
 };
 use crate::{
     claims::KeyKind,
+    idempotency::KeyedRequest,
     service::{CommandMeta, Executed},
     state::AppState,
 };
@@ -65,9 +66,13 @@ fn account_stream(id: AccountId) -> StreamId {
 /// Opens a customer account: validates every field, claims the e-mail address and the
 /// mobile number (409 `email_taken` / `mobile_taken`), hashes the password and registers
 /// the account, its username being the normalised e-mail address. Rate limited per `ip`.
+///
+/// Keyed, the account is named by its request, and a run after a crash answers with the
+/// account its earlier run opened.
 pub async fn register_customer(
     state: &AppState,
     ip: Option<IpAddr>,
+    keyed: Option<KeyedRequest>,
     sign_up: SignUp,
 ) -> Result<(AccountId, AppendResult), ApiError> {
     state.auth.limit_signup(ip).await?;
@@ -83,10 +88,21 @@ pub async fn register_customer(
         )));
     };
 
-    let password_hash = state.auth.passwords().hash(&sign_up.password).await?;
-    let id = AccountId::new(uuid::Uuid::now_v7());
+    let id = AccountId::new(KeyedRequest::id_or_new(keyed));
     let owner = format!("account-{id}");
-    let meta = CommandMeta::by(owner.clone());
+    let meta = CommandMeta::for_request(owner.clone(), keyed);
+    if let Some(done) = state
+        .commands
+        .appended_before::<Account>(&account_stream(id), &meta)
+        .await?
+    {
+        let appended = AppendResult {
+            version: done.version,
+            position: done.position,
+        };
+        return Ok((id, appended));
+    }
+    let password_hash = state.auth.passwords().hash(&sign_up.password).await?;
     let keys = [
         (KeyKind::Email, email.to_string()),
         (KeyKind::Mobile, mobile.to_string()),
@@ -455,15 +471,16 @@ pub async fn change_password(
 pub async fn update_profile(
     state: &AppState,
     by: AuthUser,
+    keyed: Option<KeyedRequest>,
     expected: Option<u64>,
     name: Option<String>,
     gender: Option<Gender>,
 ) -> Result<AppendResult, ApiError> {
-    let meta = CommandMeta::by(format!("account-{}", by.id));
+    let meta = CommandMeta::for_request(format!("account-{}", by.id), keyed);
     let now = chrono::Utc::now();
     let done = state
         .commands
-        .execute_if_version::<Account, _>(&account_stream(by.id), expected, &meta, |account| {
+        .execute_request::<Account, _>(&account_stream(by.id), expected, &meta, |account| {
             Account::decide(
                 account,
                 AccountCommand::UpdateProfile {
@@ -487,6 +504,7 @@ pub async fn update_profile(
 pub async fn lock_account(
     state: &AppState,
     by: AuthUser,
+    keyed: Option<KeyedRequest>,
     id: AccountId,
     reason: String,
 ) -> Result<AppendResult, ApiError> {
@@ -496,11 +514,11 @@ pub async fn lock_account(
             "an admin cannot lock their own account",
         ));
     }
-    let meta = CommandMeta::by(format!("account-{}", by.id));
+    let meta = CommandMeta::for_request(format!("account-{}", by.id), keyed);
     let now = chrono::Utc::now();
     let done = state
         .commands
-        .execute::<Account, _>(&account_stream(id), &meta, |account| {
+        .execute_request::<Account, _>(&account_stream(id), None, &meta, |account| {
             Account::decide(
                 account,
                 AccountCommand::Lock {
@@ -524,13 +542,14 @@ pub async fn lock_account(
 pub async fn unlock_account(
     state: &AppState,
     by: AuthUser,
+    keyed: Option<KeyedRequest>,
     id: AccountId,
 ) -> Result<AppendResult, ApiError> {
-    let meta = CommandMeta::by(format!("account-{}", by.id));
+    let meta = CommandMeta::for_request(format!("account-{}", by.id), keyed);
     let now = chrono::Utc::now();
     let done = state
         .commands
-        .execute::<Account, _>(&account_stream(id), &meta, |account| {
+        .execute_request::<Account, _>(&account_stream(id), None, &meta, |account| {
             Account::decide(account, AccountCommand::Unlock { now }).map_err(ApiError::from)
         })
         .await?;

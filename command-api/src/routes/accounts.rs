@@ -13,7 +13,8 @@ use web::{Admins, ApiError, AppJson, Authorized, Problem};
 
 use super::{CommandAnswer, parse_id};
 use crate::{
-    auth::flows, bootstrap::create_back_office_account, service::CommandMeta, state::AppState,
+    auth::flows, bootstrap::create_back_office_account, idempotency::KeyedRequest,
+    service::CommandMeta, state::AppState,
 };
 
 /// The account management routes.
@@ -62,11 +63,14 @@ pub struct LockRequest {
 async fn create(
     State(state): State<AppState>,
     user: Authorized<Admins>,
+    keyed: Option<KeyedRequest>,
     AppJson(body): AppJson<CreateAccountRequest>,
 ) -> Result<Response, ApiError> {
-    let meta = CommandMeta::by(format!("account-{}", user.id));
+    let meta = CommandMeta::for_request(format!("account-{}", user.id), keyed);
     let (id, done) = create_back_office_account(
         &state,
+        // Named by its request when keyed: a run after a crash finds the account.
+        AccountId::new(KeyedRequest::id_or_new(keyed)),
         body.role,
         &body.username,
         &body.name,
@@ -90,11 +94,12 @@ async fn create(
 async fn lock(
     State(state): State<AppState>,
     user: Authorized<Admins>,
+    keyed: Option<KeyedRequest>,
     Path(id): Path<String>,
     AppJson(body): AppJson<LockRequest>,
 ) -> Result<Response, ApiError> {
     let id: AccountId = parse_id(&id, "account")?;
-    let done = flows::lock_account(&state, *user, id, body.reason).await?;
+    let done = flows::lock_account(&state, *user, keyed, id, body.reason).await?;
     Ok(CommandAnswer::new(id, done.version, done.position).respond(StatusCode::OK))
 }
 
@@ -108,9 +113,10 @@ async fn lock(
 async fn unlock(
     State(state): State<AppState>,
     user: Authorized<Admins>,
+    keyed: Option<KeyedRequest>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let id: AccountId = parse_id(&id, "account")?;
-    let done = flows::unlock_account(&state, *user, id).await?;
+    let done = flows::unlock_account(&state, *user, keyed, id).await?;
     Ok(CommandAnswer::new(id, done.version, done.position).respond(StatusCode::OK))
 }

@@ -16,6 +16,7 @@ use web::{ApiError, AppJson, AuthUser, Problem, client_ip::TrustedProxies};
 use super::CommandAnswer;
 use crate::{
     auth::{IssuedTokens, flows},
+    idempotency::KeyedRequest,
     state::AppState,
 };
 
@@ -162,9 +163,10 @@ impl TokenResponse {
 async fn register(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
+    keyed: Option<KeyedRequest>,
     AppJson(body): AppJson<RegisterRequest>,
 ) -> Result<Response, ApiError> {
-    let (id, done) = flows::register_customer(&state, ip, body.into()).await?;
+    let (id, done) = flows::register_customer(&state, ip, keyed, body.into()).await?;
     Ok(CommandAnswer::new(id, done.version, done.position).respond(StatusCode::CREATED))
 }
 

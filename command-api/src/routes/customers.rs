@@ -9,7 +9,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use web::{ApiError, AppJson, Authorized, Customers, Problem};
 
 use super::{CommandAnswer, if_match};
-use crate::{auth::flows, state::AppState};
+use crate::{auth::flows, idempotency::KeyedRequest, state::AppState};
 
 /// The customer routes of the command side.
 pub fn router() -> OpenApiRouter<AppState> {
@@ -44,10 +44,12 @@ pub struct UpdateProfileRequest {
 async fn update_profile(
     State(state): State<AppState>,
     user: Authorized<Customers>,
+    keyed: Option<KeyedRequest>,
     headers: HeaderMap,
     AppJson(body): AppJson<UpdateProfileRequest>,
 ) -> Result<Response, ApiError> {
     let expected = if_match(&headers)?;
-    let done = flows::update_profile(&state, *user, expected, body.name, body.gender).await?;
+    let done =
+        flows::update_profile(&state, *user, keyed, expected, body.name, body.gender).await?;
     Ok(CommandAnswer::new(user.id, done.version, done.position).respond(StatusCode::OK))
 }

@@ -61,18 +61,19 @@ async fn adjust(
     {
         return Err(ApiError::not_found("no product has this SKU"));
     }
-    let meta = CommandMeta::by(format!("account-{}", user.id));
+    let meta = CommandMeta::for_request(format!("account-{}", user.id), keyed);
     let command = StockCommand::Adjust {
         sku: sku.clone(),
         delta: body.delta,
         reason: body.reason,
-        // Named by its request when keyed: a run after a crash finds it recorded.
+        // Named by its request when keyed: the stock makes an adjustment once, a second
+        // guard beside the run after a crash finding it recorded.
         adjustment_id: keyed.map(|keyed| keyed.id),
         now: Utc::now(),
     };
     let done = state
         .commands
-        .execute::<Stock, _>(&stock_stream(&sku), &meta, |s| {
+        .execute_request::<Stock, _>(&stock_stream(&sku), None, &meta, |s| {
             Ok(Stock::decide(s, command.clone())?)
         })
         .await?;

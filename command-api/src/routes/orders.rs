@@ -14,7 +14,6 @@ use domain::{
 use serde::Deserialize;
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
-use uuid::Uuid;
 use web::{ApiError, AppJson, AuthUser, Authorized, BackOffice, Customers, Problem};
 
 use super::{CommandAnswer, optional_json, parse_id};
@@ -159,12 +158,13 @@ pub struct CancelRequest {
 async fn cancel(
     State(state): State<AppState>,
     user: AuthUser,
+    keyed: Option<KeyedRequest>,
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let id: OrderId = parse_id(&id, "order")?;
     let body: CancelRequest = optional_json(&body)?;
-    let meta = CommandMeta::by(format!("account-{}", user.id));
+    let meta = CommandMeta::for_request(format!("account-{}", user.id), keyed);
     let command = OrderCommand::Cancel {
         by: actor(user),
         reason: body.reason,
@@ -191,11 +191,12 @@ pub struct StatusRequest {
 async fn change_status(
     State(state): State<AppState>,
     user: Authorized<BackOffice>,
+    keyed: Option<KeyedRequest>,
     Path(id): Path<String>,
     AppJson(body): AppJson<StatusRequest>,
 ) -> Result<Response, ApiError> {
     let id: OrderId = parse_id(&id, "order")?;
-    let meta = CommandMeta::by(format!("account-{}", user.id));
+    let meta = CommandMeta::for_request(format!("account-{}", user.id), keyed);
     let command = OrderCommand::ChangeStatus {
         to: body.status,
         by: actor(*user),
@@ -228,10 +229,10 @@ async fn create_shipment(
     AppJson(body): AppJson<ShipmentRequest>,
 ) -> Result<Response, ApiError> {
     let id: OrderId = parse_id(&id, "order")?;
-    let meta = CommandMeta::by(format!("account-{}", user.id));
-    // Named by its request when keyed: a run after a crash finds the parcel recorded
-    // (the order takes a shipment id once) instead of recording a second one.
-    let shipment_id = ShipmentId::new(keyed.map_or_else(Uuid::now_v7, |keyed| keyed.id));
+    let meta = CommandMeta::for_request(format!("account-{}", user.id), keyed);
+    // Named by its request when keyed: the order takes a shipment id once, a second guard
+    // beside the run after a crash finding its parcel recorded.
+    let shipment_id = ShipmentId::new(KeyedRequest::id_or_new(keyed));
     let command = OrderCommand::CreateShipment {
         shipment_id,
         carrier: body.carrier,

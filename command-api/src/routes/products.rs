@@ -18,11 +18,10 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
-use uuid::Uuid;
 use web::{Admins, ApiError, AppJson, Authorized, Problem};
 
 use super::{CommandAnswer, MoneyDto, if_match, parse_id};
-use crate::{claims::KeyKind, service::CommandMeta, state::AppState};
+use crate::{claims::KeyKind, idempotency::KeyedRequest, service::CommandMeta, state::AppState};
 
 /// The catalogue routes.
 pub fn router() -> OpenApiRouter<AppState> {
@@ -128,9 +127,12 @@ fn sku_taken(key: &str) -> ApiError {
 async fn create(
     State(state): State<AppState>,
     user: Authorized<Admins>,
+    keyed: Option<KeyedRequest>,
     AppJson(body): AppJson<CreateProduct>,
 ) -> Result<Response, ApiError> {
-    let id = ProductId::new(Uuid::now_v7());
+    // Named by its request when keyed, so a run after a crash finds the product (and
+    // its SKUs' claims, owned by the same stream) instead of making a second one.
+    let id = ProductId::new(KeyedRequest::id_or_new(keyed));
     let variants = parse_variants(&body.variants, "variants")?;
     let command = ProductCommand::Create {
         id,
@@ -144,7 +146,7 @@ async fn create(
     // Decide once before claiming SKUs, so invalid input claims nothing.
     Product::decide(&ProductState::default(), command.clone())?;
     let stream = StreamId::of(Product::NAME, id);
-    let meta = CommandMeta::by(format!("account-{}", user.id));
+    let meta = CommandMeta::for_request(format!("account-{}", user.id), keyed);
     let keys = sku_keys(&variants);
     if let Err((_, key)) = state
         .claims
@@ -155,7 +157,9 @@ async fn create(
     }
     let created = state
         .commands
-        .execute::<Product, _>(&stream, &meta, |s| Ok(Product::decide(s, command.clone())?))
+        .execute_request::<Product, _>(&stream, None, &meta, |s| {
+            Ok(Product::decide(s, command.clone())?)
+        })
         .await;
     match created {
         Ok(done) => {
@@ -220,6 +224,7 @@ fn decide_update(
 async fn update(
     State(state): State<AppState>,
     user: Authorized<Admins>,
+    keyed: Option<KeyedRequest>,
     Path(id): Path<String>,
     headers: HeaderMap,
     AppJson(body): AppJson<UpdateProduct>,
@@ -228,7 +233,15 @@ async fn update(
     let expected = if_match(&headers)?;
     let variants = parse_variants(body.variants.as_deref().unwrap_or_default(), "variants")?;
     let stream = StreamId::of(Product::NAME, id);
-    let meta = CommandMeta::by(format!("account-{}", user.id));
+    let meta = CommandMeta::for_request(format!("account-{}", user.id), keyed);
+    // A run after a crash answers before validating: the lost run's change is in `current`.
+    if let Some(done) = state
+        .commands
+        .appended_before::<Product>(&stream, &meta)
+        .await?
+    {
+        return Ok(CommandAnswer::new(id, done.version, done.position).respond(StatusCode::OK));
+    }
     let current = state.commands.load::<Product>(&stream).await?;
     let new_skus: Vec<VariantSpec> = variants
         .iter()
@@ -269,15 +282,16 @@ async fn update(
 async fn archive(
     State(state): State<AppState>,
     user: Authorized<Admins>,
+    keyed: Option<KeyedRequest>,
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let id: ProductId = parse_id(&id, "product")?;
     let stream = StreamId::of(Product::NAME, id);
-    let meta = CommandMeta::by(format!("account-{}", user.id));
+    let meta = CommandMeta::for_request(format!("account-{}", user.id), keyed);
     let done = state
         .commands
-        .execute_if_version::<Product, _>(&stream, if_match(&headers)?, &meta, |s| {
+        .execute_request::<Product, _>(&stream, if_match(&headers)?, &meta, |s| {
             Ok(Product::decide(
                 s,
                 ProductCommand::Archive { now: Utc::now() },

@@ -17,6 +17,7 @@ crate::backend_tests!(
     a_request_refused_for_its_form_runs_again_when_sent_right,
     every_write_method_replays_its_first_answer,
     an_order_whose_answer_a_crash_lost_is_found_not_placed_again,
+    every_command_whose_answer_a_crash_lost_answers_as_its_first_run,
     a_key_on_a_method_or_path_no_route_takes_is_not_kept,
 );
 
@@ -452,6 +453,178 @@ async fn every_write_method_replays_its_first_answer(app: TestApp) {
     );
 }
 
+/// Leaves key `key` as a crash between a command's append and the storing of its answer
+/// leaves it: pending, with no answer, and old enough (60 s) to count as abandoned, so the
+/// next request with it runs again as a retake.
+async fn lose_answer(app: &TestApp, key: &str) {
+    let long_ago = chrono::Utc::now().timestamp_millis() - 120_000;
+    let lost = sqlx::query(
+        "UPDATE idempotency_keys SET status = NULL, content_type = NULL, body = NULL, \
+         headers = NULL, completed_at = NULL, created_at = $1 WHERE key = $2",
+    )
+    .bind(long_ago)
+    .bind(key)
+    .execute(&app.sql)
+    .await
+    .unwrap();
+    assert_eq!(lost.rows_affected(), 1, "{key}");
+}
+
+/// Sends `request` (built anew for each run) with key `key`, loses its answer as a crash
+/// would, sends it again, and checks that the run after the crash answered as the first
+/// did (status, body, `ETag`, `Emporium-Position`) and appended nothing to the stream
+/// `{category}-{id}` the answer names. Returns the answer's body.
+async fn answered_alike_across_a_crash(
+    app: &TestApp,
+    key: &str,
+    category: &str,
+    request: impl Fn() -> reqwest::RequestBuilder,
+) -> Value {
+    let answer_headers = |response: &reqwest::Response| {
+        ["etag", "emporium-position"].map(|name| response.headers().get(name).cloned())
+    };
+    let first = request()
+        .header("idempotency-key", key)
+        .send()
+        .await
+        .unwrap();
+    assert!(first.status().is_success(), "{key}: {}", first.status());
+    let (status, headers) = (first.status(), answer_headers(&first));
+    let body: Value = first.json().await.unwrap();
+    lose_answer(app, key).await;
+    let again = request()
+        .header("idempotency-key", key)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        again.headers().get("idempotent-replayed").is_none(),
+        "{key}: run again"
+    );
+    assert_eq!(
+        (again.status(), answer_headers(&again)),
+        (status, headers),
+        "{key}"
+    );
+    assert_eq!(again.json::<Value>().await.unwrap(), body, "{key}");
+    let stream = eventstore::StreamId::of(category, body["id"].as_str().unwrap());
+    assert_eq!(
+        app.store.stream_version(&stream).await.unwrap(),
+        body["version"].as_u64().unwrap(),
+        "{key}: nothing appended to {stream} after the first run"
+    );
+    body
+}
+
+/// Every command that answers `{id, version, position}`, run again after a crash lost its
+/// answer, answers as its first run did instead of acting again: without this, a second
+/// product creation or sign-up is a 409 (the first one's SKU or e-mail), an update or
+/// archive with `If-Match` a 412, a status change or a cancellation a 409, a lock a 409,
+/// and a restock counts twice.
+async fn every_command_whose_answer_a_crash_lost_answers_as_its_first_run(app: TestApp) {
+    let admin = app.admin_token().await;
+    let as_admin = |method: reqwest::Method, path: &str| {
+        app.client
+            .request(method, app.url(path))
+            .bearer_auth(&admin)
+    };
+    let created = answered_alike_across_a_crash(&app, "create-1", "product", || {
+        as_admin(reqwest::Method::POST, "/api/v1/products").json(&json!({
+            "name": "Crash", "categories": ["test"],
+            "variants": [{"sku": "CRASH-1", "price": {"amount": 500, "currency": "EUR"}}]
+        }))
+    })
+    .await;
+    let product = format!("/api/v1/products/{}", created["id"].as_str().unwrap());
+    let renamed = answered_alike_across_a_crash(&app, "rename-2", "product", || {
+        as_admin(reqwest::Method::PATCH, &product)
+            .header("if-match", format!("\"{}\"", created["version"]))
+            .json(&json!({"name": "Crash, renamed"}))
+    })
+    .await;
+    assert_eq!(renamed["version"], created["version"].as_u64().unwrap() + 1);
+
+    answered_alike_across_a_crash(&app, "restock-2", "stock", || {
+        as_admin(
+            reqwest::Method::POST,
+            "/api/v1/inventory/CRASH-1/adjustments",
+        )
+        .json(&json!({"delta": 10, "reason": "delivery"}))
+    })
+    .await;
+    assert_eq!(app.stock("CRASH-1").await, (10, 0, 0));
+
+    let (customer, _) = app.customer().await;
+    let placed: Value = app
+        .place_order(&customer, &[("CRASH-1", 2)])
+        .await
+        .json()
+        .await
+        .unwrap();
+    let order = format!("/api/v1/orders/{}", placed["id"].as_str().unwrap());
+    let paid = answered_alike_across_a_crash(&app, "pay-1", "order", || {
+        as_admin(reqwest::Method::POST, &format!("{order}/status")).json(&json!({"status": "PAID"}))
+    })
+    .await;
+    assert_eq!(paid["version"], 2);
+    answered_alike_across_a_crash(&app, "cancel-1", "order", || {
+        app.client
+            .post(app.url(&format!("{order}/cancel")))
+            .bearer_auth(&customer)
+    })
+    .await;
+    assert_eq!(app.stock("CRASH-1").await, (10, 0, 0), "released once");
+    answered_alike_across_a_crash(&app, "archive-2", "product", || {
+        as_admin(reqwest::Method::DELETE, &product)
+            .header("if-match", format!("\"{}\"", renamed["version"]))
+    })
+    .await;
+
+    let staff = answered_alike_across_a_crash(&app, "staff-1", "account", || {
+        as_admin(reqwest::Method::POST, "/api/v1/admin/accounts").json(&json!({
+            "role": "STAFF", "username": "crash.staff", "name": "Grace Hopper",
+            "password": "staff password"
+        }))
+    })
+    .await;
+    let staff = format!("/api/v1/admin/accounts/{}", staff["id"].as_str().unwrap());
+    answered_alike_across_a_crash(&app, "lock-1", "account", || {
+        as_admin(reqwest::Method::POST, &format!("{staff}/lock"))
+            .json(&json!({"reason": "left the company"}))
+    })
+    .await;
+    answered_alike_across_a_crash(&app, "unlock-1", "account", || {
+        as_admin(reqwest::Method::POST, &format!("{staff}/unlock"))
+    })
+    .await;
+    assert_eq!(
+        app.login_status("crash.staff", "staff password").await,
+        StatusCode::OK
+    );
+
+    let signed_up = answered_alike_across_a_crash(&app, "sign-up-1", "account", || {
+        app.client
+            .post(app.url("/api/v1/auth/register"))
+            .json(&json!({
+                "name": "Ada Lovelace", "email": "crash@example.com",
+                "mobileNumber": "+491510000001", "password": CUSTOMER_PASSWORD
+            }))
+    })
+    .await;
+    let token = app.login("crash@example.com", CUSTOMER_PASSWORD).await["accessToken"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    answered_alike_across_a_crash(&app, "profile-1", "account", || {
+        app.client
+            .patch(app.url("/api/v1/customers/me"))
+            .bearer_auth(&token)
+            .header("if-match", format!("\"{}\"", signed_up["version"]))
+            .json(&json!({"name": "Ada King"}))
+    })
+    .await;
+}
+
 /// What a crash between an order's append and the storing of its answer leaves: the key
 /// pending, with no answer. Once it counts as abandoned (60 s), a retry runs the request
 /// again; that run must find the order the first one placed (named by the request's id)
@@ -459,22 +632,7 @@ async fn every_write_method_replays_its_first_answer(app: TestApp) {
 /// and a parcel or a restock, run again, must not be recorded twice.
 async fn an_order_whose_answer_a_crash_lost_is_found_not_placed_again(app: TestApp) {
     let customer = setup(&app).await;
-    let crash = |key: &'static str| {
-        let sql = app.sql.clone();
-        async move {
-            let long_ago = chrono::Utc::now().timestamp_millis() - 120_000;
-            let lost = sqlx::query(
-                "UPDATE idempotency_keys SET status = NULL, content_type = NULL, body = NULL, \
-                 headers = NULL, completed_at = NULL, created_at = $1 WHERE key = $2",
-            )
-            .bind(long_ago)
-            .bind(key)
-            .execute(&sql)
-            .await
-            .unwrap();
-            assert_eq!(lost.rows_affected(), 1);
-        }
-    };
+    let crash = |key: &'static str| lose_answer(&app, key);
 
     let first = order_with_key(&app, &customer, "crash-1", 2).await;
     assert_eq!(first.status(), StatusCode::CREATED);
