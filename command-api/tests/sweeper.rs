@@ -1,10 +1,16 @@
 //! The reservation sweeper against real databases (SQLite always, PostgreSQL when
 //! reachable): reservations whose order never appeared, or was cancelled without its stock
 //! released, are released once they are older than the timeout; a live order's never are.
+//! A windowed sweep reads only the reservations reserved after its start.
 use std::{sync::Arc, time::Duration};
 
 use chrono::{DateTime, Utc};
-use command_api::{AppState, CommandApiConfig, auth::AuthConfig, service::CommandMeta, sweeper};
+use command_api::{
+    AppState, CommandApiConfig,
+    auth::AuthConfig,
+    service::CommandMeta,
+    sweeper::{self, Reach, Swept},
+};
 use domain::{
     account::Role,
     aggregate::Aggregate,
@@ -163,6 +169,13 @@ impl Setup {
         stock.reserved.iter().collect()
     }
 
+    /// One sweep of `reach` settling reservations older than `older_than`.
+    async fn sweep(&self, older_than: Duration, reach: Reach) -> Swept {
+        sweeper::sweep_once(&self.state, &self.sql, older_than, reach)
+            .await
+            .expect("sweep")
+    }
+
     /// The open reservations the read model shows: (sku, order).
     async fn open(&self) -> Vec<(String, String)> {
         let mut rows: Vec<(String, String)> =
@@ -260,9 +273,10 @@ async fn sweeps_orphaned_and_cancelled_reservations_only(postgres: bool) {
     assert_eq!(db.open().await.len(), 5);
 
     // With a one-hour timeout: the orphan (both SKUs) and the cancelled order's stock.
-    let released = sweeper::sweep_once(&db.state, &db.sql, Duration::from_secs(3600))
+    let released = db
+        .sweep(Duration::from_secs(3600), Reach::All)
         .await
-        .expect("sweep");
+        .settled;
     assert_eq!(released, 3);
     let mut expected = vec![(live, 2), (fresh, 4)];
     expected.sort();
@@ -278,17 +292,15 @@ async fn sweeps_orphaned_and_cancelled_reservations_only(postgres: bool) {
     assert_eq!(releases[0].metadata.actor.as_deref(), Some(sweeper::ACTOR));
     // Before the projector has seen the releases, a second sweep finds nothing left to do.
     assert_eq!(
-        sweeper::sweep_once(&db.state, &db.sql, Duration::from_secs(3600))
+        db.sweep(Duration::from_secs(3600), Reach::All)
             .await
-            .expect("sweep"),
+            .settled,
         0
     );
 
     // Timeout 0: the fresh orphan goes too; the live order's reservation never does.
     db.project().await;
-    let released = sweeper::sweep_once(&db.state, &db.sql, Duration::ZERO)
-        .await
-        .expect("sweep");
+    let released = db.sweep(Duration::ZERO, Reach::All).await.settled;
     assert_eq!(released, 1);
     assert_eq!(db.held("MUG").await, vec![(live, 2)]);
     db.project().await;
@@ -347,13 +359,54 @@ async fn a_backlog_of_live_orders_hides_no_orphan(postgres: bool) {
     }
     db.project().await;
 
-    let settled = sweeper::sweep_once(&db.state, &db.sql, Duration::from_secs(3600))
+    let settled = db
+        .sweep(Duration::from_secs(3600), Reach::All)
         .await
-        .expect("sweep");
+        .settled;
     assert_eq!(settled, 1, "the orphan behind the live orders");
     let held = db.held("MUG").await;
     assert_eq!(held.len(), live.len());
     assert!(!held.iter().any(|(id, _)| *id == orphan));
+}
+
+/// A windowed sweep reads only the reservations reserved after its start: an index range,
+/// however many older ones there are; a full sweep reads them all.
+async fn a_windowed_sweep_reads_only_the_newest_reservations(postgres: bool) {
+    let Some(db) = setup(postgres).await else {
+        return;
+    };
+    let now = Utc::now();
+    let (older, newer) = (OrderId::new(Uuid::now_v7()), OrderId::new(Uuid::now_v7()));
+    let (three_hours_ago, ninety_minutes_ago) = (
+        now - chrono::Duration::hours(3),
+        now - chrono::Duration::minutes(90),
+    );
+    db.stock(
+        "MUG",
+        &[
+            restocked("MUG", 10, three_hours_ago),
+            reserved(older, 1, three_hours_ago),
+            reserved(newer, 2, ninety_minutes_ago),
+        ],
+    )
+    .await;
+    db.project().await;
+    let window = Reach::ReservedAfter(now - chrono::Duration::hours(2));
+    let swept = db.sweep(Duration::from_secs(3600), window).await;
+    assert_eq!(swept.settled, 1, "only the orphan inside the window");
+    assert!(swept.complete);
+    assert!(swept.cutoff <= Utc::now() - chrono::Duration::hours(1));
+    assert_eq!(db.held("MUG").await, vec![(older, 1)]);
+    db.project().await;
+    assert_eq!(db.sweep(Duration::from_secs(3600), window).await.settled, 0);
+    assert_eq!(
+        db.sweep(Duration::from_secs(3600), Reach::All)
+            .await
+            .settled,
+        1,
+        "the full sweep finds the older one"
+    );
+    assert_eq!(db.held("MUG").await, vec![]);
 }
 
 /// Shipping moves the order first and commits its stock after: a crash in between leaves
@@ -390,9 +443,10 @@ async fn a_shipped_order_s_reserved_stock_is_committed(postgres: bool) {
     .await;
     db.project().await;
 
-    let settled = sweeper::sweep_once(&db.state, &db.sql, Duration::from_secs(3600))
+    let settled = db
+        .sweep(Duration::from_secs(3600), Reach::All)
         .await
-        .expect("sweep");
+        .settled;
     assert_eq!(settled, 1);
     assert_eq!(db.held("MUG").await, vec![(packed, 2)]);
     let stock = db
@@ -486,4 +540,14 @@ async fn sqlite_a_shipped_order_s_reserved_stock_is_committed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_a_shipped_order_s_reserved_stock_is_committed() {
     a_shipped_order_s_reserved_stock_is_committed(true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_a_windowed_sweep_reads_only_the_newest_reservations() {
+    a_windowed_sweep_reads_only_the_newest_reservations(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_windowed_sweep_reads_only_the_newest_reservations() {
+    a_windowed_sweep_reads_only_the_newest_reservations(true).await;
 }
