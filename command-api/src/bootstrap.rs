@@ -134,11 +134,7 @@ pub async fn create_back_office_account(
         .appended_before::<Account>(&StreamId::of("account", id), meta)
         .await?
     {
-        let appended = AppendResult {
-            version: done.version,
-            position: done.position,
-        };
-        return Ok((id, appended));
+        return Ok((id, done.appended()));
     }
     // Fail fast (and leave no index entry) when the name is obviously taken; the claim
     // in `register` is what settles races.
@@ -203,13 +199,7 @@ async fn register(
         })
         .await;
     match registered {
-        Ok(done) => Ok((
-            id,
-            AppendResult {
-                version: done.version,
-                position: done.position,
-            },
-        )),
+        Ok(done) => Ok((id, done.appended())),
         Err(err) => {
             if let Err(release) = state.claims.release_all(&keys, &owner, meta).await {
                 tracing::warn!(error = %release, "could not release a username claim");

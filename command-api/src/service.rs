@@ -94,6 +94,16 @@ pub struct Executed<A: Aggregate> {
     pub position: Position,
 }
 
+impl<A: Aggregate> Executed<A> {
+    /// The stream's version and position after the command, as an append reports them.
+    pub fn appended(&self) -> AppendResult {
+        AppendResult {
+            version: self.version,
+            position: self.position,
+        }
+    }
+}
+
 /// Runs commands against the event store.
 #[derive(Clone)]
 pub struct CommandService {

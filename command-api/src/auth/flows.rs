@@ -96,11 +96,7 @@ pub async fn register_customer(
         .appended_before::<Account>(&account_stream(id), &meta)
         .await?
     {
-        let appended = AppendResult {
-            version: done.version,
-            position: done.position,
-        };
-        return Ok((id, appended));
+        return Ok((id, done.appended()));
     }
     let password_hash = state.auth.passwords().hash(&sign_up.password).await?;
     let keys = [
@@ -128,13 +124,7 @@ pub async fn register_customer(
         })
         .await;
     match registered {
-        Ok(done) => Ok((
-            id,
-            AppendResult {
-                version: done.version,
-                position: done.position,
-            },
-        )),
+        Ok(done) => Ok((id, done.appended())),
         Err(err) => {
             if let Err(release) = state.claims.release_all(&keys, &owner, &meta).await {
                 tracing::warn!(error = %release, "could not release the claims of a failed sign-up");
@@ -412,13 +402,7 @@ pub async fn confirm_password_reset(
     let revoked = state.auth.refresh_tokens().revoke_account(id).await?;
     state.auth.revoke_access(id).await?;
     tracing::info!(account = %id, revoked, "password reset");
-    Ok((
-        id,
-        AppendResult {
-            version: done.version,
-            position: done.position,
-        },
-    ))
+    Ok((id, done.appended()))
 }
 
 /// Changes the caller's own password, proven by the current one, and ends every other
@@ -492,10 +476,7 @@ pub async fn update_profile(
             .map_err(ApiError::from)
         })
         .await?;
-    Ok(AppendResult {
-        version: done.version,
-        position: done.position,
-    })
+    Ok(done.appended())
 }
 
 /// Locks account `id` (by an admin, who may not lock themselves) and revokes its refresh
@@ -532,10 +513,7 @@ pub async fn lock_account(
     let revoked = state.auth.refresh_tokens().revoke_account(id).await?;
     state.auth.revoke_access(id).await?;
     tracing::info!(account = %id, by = %by.id, revoked, "account locked");
-    Ok(AppendResult {
-        version: done.version,
-        position: done.position,
-    })
+    Ok(done.appended())
 }
 
 /// Unlocks account `id`.
@@ -553,10 +531,7 @@ pub async fn unlock_account(
             Account::decide(account, AccountCommand::Unlock { now }).map_err(ApiError::from)
         })
         .await?;
-    Ok(AppendResult {
-        version: done.version,
-        position: done.position,
-    })
+    Ok(done.appended())
 }
 
 #[cfg(test)]
